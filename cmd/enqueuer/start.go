@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/dial"
+)
+
+const startHelp = `enqueuer start -job FILE [-queue Q] [--json]
+
+Runs the preflight checks, stores the job in Redis, slices its key range into
+ranges of task_span keys and enqueues one task per range. Running it again is
+safe: ranges that are done or already queued are skipped, failed ranges are
+enqueued again, and after Redis lost its data it rebuilds the queue.
+
+Flags:
+`
+
+func runStart(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("start", startHelp, e)
+	jobFile := fs.String("job", "", "job file (YAML)")
+	queue := fs.String("queue", control.DefaultQueue, "asynq queue the workers serve")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	spec, err := loadJob(*jobFile)
+	if err != nil {
+		return err
+	}
+	pool, err := dial.PostgresDSN(ctx, spec.DatabaseEnv, e.getenv(spec.DatabaseEnv))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	c, closeFn, err := connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	res, err := c.Start(ctx, pool, spec, *queue)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(res)
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "job %s: %d ranges over [%d, %d] on queue %s\n", res.Job, res.Ranges, res.From, res.To, res.Queue)
+	if res.KeptSlicing {
+		fmt.Fprintln(w, "  note: the job was started before with another task_span; its stored slicing is kept so finished ranges stay finished")
+	}
+	fmt.Fprintf(w, "  enqueued %d, already queued %d, already done %d, re-enqueued after failure %d\n",
+		res.Enqueued, res.AlreadyQueued, res.AlreadyDone, res.Requeued)
+	if res.Enqueued == 0 && res.Requeued == 0 {
+		fmt.Fprintln(w, "  nothing new was enqueued")
+	}
+	fmt.Fprintf(w, "watch it with: enqueuer status %s\n", res.Job)
+	return nil
+}

@@ -1,0 +1,176 @@
+// Command worker is ebb's fleet binary: it serves range tasks from one asynq
+// queue, walking each range in short committed batches, and exposes
+// /metrics, /healthz and /readyz. Run any number of them against one Redis.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ebbhq/ebb/internal/dial"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/runner"
+)
+
+const usage = `worker serves ebb range tasks from Redis.
+
+Usage:
+  worker [flags]
+
+Environment:
+  REDIS_URL      Redis to serve from (default redis://127.0.0.1:6379/0)
+  DATABASE_URL   DSN of the database, or whichever variable a job's
+                 database_env names; checked at start when set
+  EBB_PREFIX     key prefix of ebb's Redis keys (default "ebb:")
+
+Stop it with SIGTERM or Ctrl-C: it finishes the batch in flight, commits,
+checkpoints, hands its ranges back to the queue and exits 0.
+
+Flags:
+`
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	queue := fs.String("queue", "ebb", "asynq queue to serve (no { or } in the name)")
+	concurrency := fs.Int("concurrency", 1, "ranges this process works on at once")
+	metricsAddr := fs.String("metrics-addr", ":9090", "address for /metrics, /healthz and /readyz (empty to disable)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for batches in flight; keep it above the jobs' timeouts.statement plus margin")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	log, err := newLogger(*logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		return 2
+	}
+	if err := validQueue(*queue); err != nil {
+		log.Error("bad flag", slog.Any("err", err))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, log, *queue, *concurrency, *metricsAddr, *shutdownTimeout); err != nil {
+		log.Error("worker stopped", slog.Any("err", err))
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int, metricsAddr string, shutdownTimeout time.Duration) error {
+	rdb, err := dial.Redis(ctx, os.Getenv("REDIS_URL"))
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	pools := &dial.Pools{}
+	defer pools.Close()
+	// Fail at start, not at the first task, when the default DSN is wrong.
+	if os.Getenv("DATABASE_URL") != "" {
+		if _, err := pools.Get(ctx, "DATABASE_URL"); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+
+	var draining atomic.Bool
+	r, err := runner.New(runner.Config{
+		Ledger:   ledger.New(rdb, os.Getenv("EBB_PREFIX")),
+		Pools:    func(ctx context.Context, env string) (*pgxpool.Pool, error) { return pools.Get(ctx, env) },
+		Logger:   log,
+		Metrics:  m,
+		Draining: draining.Load,
+	})
+	if err != nil {
+		return err
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, runner.ServerConfig(runner.ServerOptions{
+		Queue: queue, Concurrency: concurrency, ShutdownTimeout: shutdownTimeout, Logger: log,
+	}))
+
+	var httpSrv *http.Server
+	if metricsAddr != "" {
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on -metrics-addr %s: %w", metricsAddr, err)
+		}
+		httpSrv = &http.Server{Handler: mux(reg, rdb.Ping, pools), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", slog.Any("err", err))
+			}
+		}()
+		log.Info("metrics listening", slog.String("addr", ln.Addr().String()))
+	}
+
+	if err := srv.Start(r); err != nil {
+		return fmt.Errorf("start asynq server on queue %s: %w", queue, err)
+	}
+	log.Info("worker started", slog.String("queue", queue), slog.Int("concurrency", concurrency))
+	<-ctx.Done()
+	// Handlers learn of the stop between batches through draining; asynq's
+	// Shutdown then waits for them (up to ShutdownTimeout) and re-queues
+	// anything still running after that.
+	log.Info("worker draining", slog.Duration("shutdown_timeout", shutdownTimeout))
+	draining.Store(true)
+	srv.Shutdown()
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+	}
+	log.Info("worker stopped cleanly")
+	return nil
+}
+
+func validQueue(q string) error {
+	if q == "" {
+		return errors.New("-queue must not be empty")
+	}
+	for _, c := range q {
+		if c == '{' || c == '}' {
+			return fmt.Errorf("-queue %q contains { or }, which break asynq's Redis hash tags", q)
+		}
+	}
+	return nil
+}
+
+func newLogger(format string) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: use text or json", format)
+}

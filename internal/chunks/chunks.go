@@ -1,0 +1,103 @@
+// Package chunks owns key-space math: slicing a job's [from,to] into range
+// tasks and a read of keys into write batches. It imports nothing of ebb and
+// does no I/O, so its invariants (every key covered exactly once, no overflow
+// at the int64 bounds) are fuzzed directly.
+package chunks
+
+import (
+	"fmt"
+	"math"
+)
+
+// Range is an inclusive span of keys [Lo, Hi]; ID is its index in the job.
+type Range struct {
+	ID int64
+	Lo int64
+	Hi int64
+}
+
+func (r Range) String() string { return fmt.Sprintf("#%d [%d,%d]", r.ID, r.Lo, r.Hi) }
+
+// Count is how many ranges of span keys cover [from,to].
+func Count(from, to, span int64) (int64, error) {
+	if err := check(from, to, span); err != nil {
+		return 0, err
+	}
+	// The width of [from,to] can exceed MaxInt64, so count in uint64.
+	width := uint64(to) - uint64(from) // keys minus one
+	q := width / uint64(span)
+	if q >= math.MaxInt64 {
+		return 0, fmt.Errorf("range [%d,%d] with task_span %d has too many ranges; raise task_span", from, to, span)
+	}
+	return int64(q) + 1, nil
+}
+
+// Slice returns the ranges of span keys covering [from,to] exactly once, in
+// key order. The last range is cut at to.
+func Slice(from, to, span int64) ([]Range, error) {
+	n, err := Count(from, to, span)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Range, 0, n)
+	for i := int64(0); i < n; i++ {
+		r, err := At(from, to, span, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// At returns range i of the slicing of [from,to] by span, without building
+// the whole list.
+func At(from, to, span, i int64) (Range, error) {
+	n, err := Count(from, to, span)
+	if err != nil {
+		return Range{}, err
+	}
+	if i < 0 || i >= n {
+		return Range{}, fmt.Errorf("range %d out of bounds: the job has %d ranges", i, n)
+	}
+	lo := int64(uint64(from) + uint64(i)*uint64(span))
+	hi := to
+	// Is there room for a whole span before to? Compare widths in uint64.
+	if uint64(to)-uint64(lo) >= uint64(span) {
+		hi = int64(uint64(lo) + uint64(span) - 1)
+	}
+	return Range{ID: i, Lo: lo, Hi: hi}, nil
+}
+
+// Batches cuts keys (ascending, as read) into write batches of at most size
+// keys, each given by its first and last key.
+func Batches(keys []int64, size int) [][2]int64 {
+	if size < 1 {
+		size = 1
+	}
+	out := make([][2]int64, 0, (len(keys)+size-1)/size)
+	for i := 0; i < len(keys); i += size {
+		j := min(i+size, len(keys))
+		out = append(out, [2]int64{keys[i], keys[j-1]})
+	}
+	return out
+}
+
+// Next is the first key after a committed key, and false when the committed
+// key was the last one possible.
+func Next(committed int64) (int64, bool) {
+	if committed == math.MaxInt64 {
+		return 0, false
+	}
+	return committed + 1, true
+}
+
+func check(from, to, span int64) error {
+	if span < 1 {
+		return fmt.Errorf("task_span %d: must be at least 1", span)
+	}
+	if from > to {
+		return fmt.Errorf("range [%d,%d] is empty: from is above to", from, to)
+	}
+	return nil
+}

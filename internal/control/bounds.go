@@ -1,0 +1,74 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ebbhq/ebb/internal/jobspec"
+)
+
+type bounds struct {
+	min, max *int64
+}
+
+// readBounds reads min and max of the key; both use the key index.
+func readBounds(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (bounds, error) {
+	var b bounds
+	table, key := tableIdent(spec), pgx.Identifier{spec.Key}.Sanitize()
+	q := fmt.Sprintf("SELECT (SELECT min(%s) FROM %s)::bigint, (SELECT max(%s) FROM %s)::bigint", key, table, key, table)
+	if err := pool.QueryRow(ctx, q).Scan(&b.min, &b.max); err != nil {
+		return b, fmt.Errorf("read min/max of %s.%s: %w", spec.Table, spec.Key, err)
+	}
+	return b, nil
+}
+
+// resolve turns auto bounds into numbers.
+func (b bounds) resolve(spec *jobspec.Spec) (from, to int64, err error) {
+	if spec.Range.From.IsAuto() || spec.Range.To.IsAuto() {
+		if b.min == nil {
+			return 0, 0, ErrEmpty
+		}
+	}
+	from, to = spec.Range.From.Value(), spec.Range.To.Value()
+	if spec.Range.From.IsAuto() {
+		from = *b.min
+	}
+	if spec.Range.To.IsAuto() {
+		to = *b.max
+	}
+	if from > to {
+		return 0, 0, fmt.Errorf("range resolves to [%d,%d], which is empty: %w", from, to, ErrEmpty)
+	}
+	return from, to, nil
+}
+
+func tableIdent(spec *jobspec.Spec) string {
+	schema, name := spec.TableName()
+	if schema == "" {
+		return pgx.Identifier{name}.Sanitize()
+	}
+	return pgx.Identifier{schema, name}.Sanitize()
+}
+
+// estimatePending asks the planner how many rows the pending predicate
+// matches, without counting them.
+func estimatePending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (int64, error) {
+	var raw []byte
+	q := fmt.Sprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE (%s)", tableIdent(spec), spec.Pending)
+	if err := pool.QueryRow(ctx, q).Scan(&raw); err != nil {
+		return 0, fmt.Errorf("estimate pending rows of %s: %w", spec.Table, err)
+	}
+	var doc []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		} `json:"Plan"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil || len(doc) == 0 {
+		return 0, fmt.Errorf("estimate pending rows of %s: unreadable plan", spec.Table)
+	}
+	return int64(doc[0].Plan.Rows), nil
+}

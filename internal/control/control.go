@@ -1,0 +1,354 @@
+// Package control is the operator's side of ebb, as asynq's Client and
+// Inspector are the producer's side of asynq: plan a job, start it (store the
+// spec, slice the key space, enqueue one task per range, idempotently), read
+// its status, pause and resume it. cmd/enqueuer only parses flags and prints.
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ebbhq/ebb/internal/chunks"
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/preflight"
+	"github.com/ebbhq/ebb/internal/runner"
+)
+
+// DefaultQueue is the asynq queue ranges go to unless told otherwise.
+const DefaultQueue = "ebb"
+
+// Task options. Retention keeps a completed task's ID for a day so a second
+// start within it sees a conflict rather than a fresh task; the ledger's done
+// marks cover the time after that. The timeout only bounds one run of a
+// range, which resumes from its checkpoint.
+const (
+	taskRetention = 24 * time.Hour
+	taskTimeout   = 6 * time.Hour
+	taskMaxRetry  = 10
+)
+
+// Control runs operator commands. The caller owns and closes rdb.
+type Control struct {
+	ledger    *ledger.Ledger
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	log       *slog.Logger
+}
+
+// New returns a Control on rdb with the given key prefix ("" = default).
+func New(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Control {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Control{
+		ledger:    ledger.New(rdb, prefix),
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		log:       log,
+	}
+}
+
+// Ledger exposes the ledger the control reads.
+func (c *Control) Ledger() *ledger.Ledger { return c.ledger }
+
+// PlanReport is what plan prints: the bounds, the estimate and the statements.
+type PlanReport struct {
+	Job           string   `json:"job"`
+	Table         string   `json:"table"`
+	Min           *int64   `json:"min"`
+	Max           *int64   `json:"max"`
+	From          int64    `json:"from"`
+	To            int64    `json:"to"`
+	EstimatedRows int64    `json:"estimated_rows"`
+	EstimatedTodo int64    `json:"estimated_pending"`
+	Ranges        int64    `json:"ranges"`
+	ReadSQL       string   `json:"read_sql"`
+	WriteSQL      string   `json:"write_sql"`
+	ReadPlan      string   `json:"read_plan"`
+	WritePlan     string   `json:"write_plan"`
+	Notes         []string `json:"notes,omitempty"`
+}
+
+// ErrEmpty means the job's key range holds no rows: nothing to backfill.
+var ErrEmpty = errors.New("the table has no rows in the job's key range; nothing to backfill")
+
+// Plan validates the job against the database without writing anything. A
+// preflight refusal is a *preflight.RefusedError.
+func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanReport, error) {
+	res, err := preflight.Run(ctx, pool, spec)
+	if err != nil {
+		return nil, err
+	}
+	p := &PlanReport{Job: spec.Name, Table: spec.Table, ReadSQL: res.Stmts.Read, WriteSQL: res.Stmts.Write, Notes: res.Notes}
+	bounds, err := readBounds(ctx, pool, spec)
+	if err != nil {
+		return nil, err
+	}
+	p.Min, p.Max = bounds.min, bounds.max
+	if err := pool.QueryRow(ctx, "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", spec.Table).Scan(&p.EstimatedRows); err != nil {
+		return nil, fmt.Errorf("estimate rows of %s: %w", spec.Table, err)
+	}
+	if p.EstimatedTodo, err = estimatePending(ctx, pool, spec); err != nil {
+		return nil, err
+	}
+	from, to, err := bounds.resolve(spec)
+	if err == nil {
+		p.From, p.To = from, to
+		if p.Ranges, err = chunks.Count(from, to, spec.TaskSpan); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, ErrEmpty) {
+		return nil, err
+	}
+	lo := p.From
+	if p.ReadPlan, err = preflight.Explain(ctx, res, res.Stmts.Read, lo, lo+int64(spec.ReadBatch), spec.ReadBatch); err != nil {
+		return nil, fmt.Errorf("explain read: %w", err)
+	}
+	if p.WritePlan, err = preflight.Explain(ctx, res, res.Stmts.Write, lo, lo+int64(spec.Batch)); err != nil {
+		return nil, fmt.Errorf("explain write: %w", err)
+	}
+	return p, nil
+}
+
+// StartResult counts what start did with each range.
+type StartResult struct {
+	Job           string `json:"job"`
+	Queue         string `json:"queue"`
+	From          int64  `json:"from"`
+	To            int64  `json:"to"`
+	Ranges        int64  `json:"ranges"`
+	Enqueued      int    `json:"enqueued"`
+	AlreadyQueued int    `json:"already_queued"`
+	AlreadyDone   int    `json:"already_done"`
+	Requeued      int    `json:"requeued"`
+	// KeptSlicing is set when the job was started before with another
+	// range or task_span: the stored slicing wins so done marks stay valid.
+	KeptSlicing bool `json:"kept_slicing,omitempty"`
+}
+
+// Start stores the spec and enqueues every range that is neither done nor
+// queued. Running it again is safe: it adds no duplicates, re-enqueues
+// failed (archived) ranges, and rebuilds the queue after Redis lost it.
+func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (*StartResult, error) {
+	if queue == "" {
+		queue = DefaultQueue
+	}
+	if _, err := preflight.Run(ctx, pool, spec); err != nil {
+		return nil, err
+	}
+	specJSON, err := spec.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode spec of %s: %w", spec.Name, err)
+	}
+	meta, err := c.ledger.Meta(ctx, spec.Name)
+	fresh := errors.Is(err, ledger.ErrNotFound)
+	if err != nil && !fresh {
+		return nil, err
+	}
+	res := &StartResult{Job: spec.Name, Queue: queue}
+	if fresh {
+		bounds, err := readBounds(ctx, pool, spec)
+		if err != nil {
+			return nil, err
+		}
+		from, to, err := bounds.resolve(spec)
+		if err != nil {
+			return nil, err
+		}
+		n, err := chunks.Count(from, to, spec.TaskSpan)
+		if err != nil {
+			return nil, err
+		}
+		meta = ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now()}
+	}
+	stored, err := c.ledger.SaveJob(ctx, spec.Name, specJSON, ledger.Meta{
+		Queue: queue, From: meta.From, To: meta.To, Span: meta.Span, Ranges: meta.Ranges, Created: meta.Created,
+	})
+	if err != nil {
+		return nil, err
+	}
+	meta = stored
+	res.KeptSlicing = !fresh && meta.Span != spec.TaskSpan
+	res.From, res.To, res.Ranges = meta.From, meta.To, meta.Ranges
+
+	done, err := c.ledger.DoneRanges(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	for i := int64(0); i < meta.Ranges; i++ {
+		if done[i] {
+			res.AlreadyDone++
+			continue
+		}
+		r, err := chunks.At(meta.From, meta.To, meta.Span, i)
+		if err != nil {
+			return nil, err
+		}
+		outcome, err := c.enqueue(ctx, queue, spec.Name, r)
+		if err != nil {
+			return res, err
+		}
+		switch outcome {
+		case enqueued:
+			res.Enqueued++
+		case alreadyQueued:
+			res.AlreadyQueued++
+		case requeued:
+			res.Requeued++
+		}
+	}
+	c.log.InfoContext(ctx, "job started", slog.String("job", spec.Name), slog.String("queue", queue),
+		slog.Int("enqueued", res.Enqueued), slog.Int("requeued", res.Requeued), slog.Int("already_queued", res.AlreadyQueued))
+	return res, nil
+}
+
+type enqueueOutcome int
+
+const (
+	enqueued enqueueOutcome = iota
+	alreadyQueued
+	requeued
+)
+
+func (c *Control) enqueue(ctx context.Context, queue, job string, r chunks.Range) (enqueueOutcome, error) {
+	task, id, err := runner.NewTask(runner.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi})
+	if err != nil {
+		return 0, err
+	}
+	opts := []asynq.Option{asynq.Queue(queue), asynq.TaskID(id), asynq.Retention(taskRetention),
+		asynq.MaxRetry(taskMaxRetry), asynq.Timeout(taskTimeout)}
+	_, err = c.client.EnqueueContext(ctx, task, opts...)
+	if err == nil {
+		return enqueued, nil
+	}
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return 0, fmt.Errorf("enqueue %s range %d: %w", job, r.ID, err)
+	}
+	info, err := c.inspector.GetTaskInfo(queue, id)
+	if err != nil {
+		return 0, fmt.Errorf("inspect task %s: %w", id, err)
+	}
+	switch info.State {
+	case asynq.TaskStateArchived, asynq.TaskStateCompleted:
+		// Archived: the range failed and the operator starts the job again
+		// to retry it. Completed but not done in the ledger: the ledger lost
+		// its mark, so the range must run again (its pending rows make
+		// finished work a no-op).
+		if err := c.inspector.DeleteTask(queue, id); err != nil {
+			return 0, fmt.Errorf("delete old task %s: %w", id, err)
+		}
+		if err := c.ledger.ClearFailed(ctx, job, r.ID); err != nil {
+			return 0, err
+		}
+		if _, err := c.client.EnqueueContext(ctx, task, opts...); err != nil {
+			return 0, fmt.Errorf("re-enqueue %s range %d: %w", job, r.ID, err)
+		}
+		return requeued, nil
+	}
+	return alreadyQueued, nil
+}
+
+// Status is a job's progress as status prints it.
+type Status struct {
+	Job          string           `json:"job"`
+	Queue        string           `json:"queue"`
+	State        string           `json:"state"`
+	RangesTotal  int64            `json:"ranges_total"`
+	RangesDone   int64            `json:"ranges_done"`
+	RangesFailed int64            `json:"ranges_failed"`
+	RowsDone     int64            `json:"rows_done"`
+	Batches      int64            `json:"batches"`
+	PauseReason  string           `json:"pause_reason,omitempty"`
+	Failures     []ledger.Failure `json:"failures,omitempty"`
+	Created      time.Time        `json:"created"`
+}
+
+// Job states.
+const (
+	StateQueued  = "queued"
+	StateRunning = "running"
+	StatePaused  = "paused"
+	StateDone    = "done"
+	StateFailed  = "failed"
+)
+
+// ErrUnknownJob means no job of that name was ever started on this Redis.
+var ErrUnknownJob = errors.New("unknown job")
+
+// Status reads a job's progress.
+func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
+	snap, err := c.ledger.Snapshot(ctx, job)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, fmt.Errorf("%w %q: no ledger under %s; list jobs with enqueuer status, or start it with enqueuer start -job FILE", ErrUnknownJob, job, c.ledger.MetaKey(job))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{
+		Job: job, Queue: snap.Meta.Queue, RangesTotal: snap.Meta.Ranges, RangesDone: snap.RangesDone,
+		RangesFailed: int64(len(snap.Failed)), RowsDone: snap.Rows, Batches: snap.Batches,
+		Failures: snap.Failed, Created: snap.Meta.Created,
+	}
+	switch {
+	case on(snap.Pause.Global):
+		s.PauseReason = c.ledger.GlobalPauseKey() + " is set"
+	case on(snap.Pause.Job):
+		s.PauseReason = c.ledger.PauseKey(job) + " is set"
+	case snap.Pause.QueuePaused:
+		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
+	}
+	switch {
+	case s.RangesDone >= s.RangesTotal:
+		s.State = StateDone
+	case s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal:
+		s.State = StateFailed
+	case s.PauseReason != "":
+		s.State = StatePaused
+	case snap.Alive:
+		s.State = StateRunning
+	default:
+		s.State = StateQueued
+	}
+	return s, nil
+}
+
+// Jobs lists the names of every started job.
+func (c *Control) Jobs(ctx context.Context) ([]string, error) { return c.ledger.Jobs(ctx) }
+
+// Pause sets the pause flag of job, or of every job when job is "".
+func (c *Control) Pause(ctx context.Context, job string) error {
+	if job != "" {
+		if _, err := c.ledger.Meta(ctx, job); errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("%w %q: nothing to pause", ErrUnknownJob, job)
+		}
+	}
+	return c.ledger.SetPause(ctx, job, "1")
+}
+
+// Resume clears the pause flag of job, or the global one.
+func (c *Control) Resume(ctx context.Context, job string) error {
+	return c.ledger.ClearPause(ctx, job)
+}
+
+// Close releases the asynq client and inspector; the Redis client stays
+// open because the caller owns it.
+func (c *Control) Close() error {
+	// Both were built from a caller's client, so closing them does not
+	// close that client.
+	return errors.Join(c.client.Close(), c.inspector.Close())
+}
+
+func on(v string) bool {
+	p, _ := guard.FlagOn(v)
+	return p
+}

@@ -1,0 +1,154 @@
+// Package dial opens ebb's connections to Redis and PostgreSQL from
+// environment variables, checks they answer, and words failures so an
+// operator knows what to fix. No error or log line from here ever contains a
+// password: URLs are reduced to host, port and database before printing.
+package dial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultRedisURL is used when REDIS_URL is unset.
+const DefaultRedisURL = "redis://127.0.0.1:6379/0"
+
+// pingTimeout bounds the first contact so a wrong address fails in seconds,
+// not after the OS's connect timeout.
+const pingTimeout = 5 * time.Second
+
+// Redis opens a client for rawURL ("" = the default) and pings
+// it. The caller closes the client.
+func Redis(ctx context.Context, rawURL string) (*redis.Client, error) {
+	if rawURL == "" {
+		rawURL = DefaultRedisURL
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL %s is not a valid redis:// or rediss:// URL: %w", Redact(rawURL), redactErr(err, rawURL))
+	}
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s (REDIS_URL): %w; is it running? start it or point REDIS_URL at it", Redact(rawURL), redactErr(err, rawURL))
+	}
+	return rdb, nil
+}
+
+// Postgres opens a pool from the DSN in environment variable env and pings
+// it. The caller closes the pool.
+func Postgres(ctx context.Context, env string) (*pgxpool.Pool, error) {
+	return PostgresDSN(ctx, env, os.Getenv(env))
+}
+
+// PostgresDSN opens a pool from a DSN; env names its source in errors.
+func PostgresDSN(ctx context.Context, env, dsn string) (*pgxpool.Pool, error) {
+	if dsn == "" {
+		return nil, fmt.Errorf("environment variable %s is empty; set it to the database's DSN (postgres://user@host:5432/db) on this process", env)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a valid PostgreSQL DSN: %w", env, redactErr(errors.Unwrap(err), dsn))
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "ebb"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL pool from %s: %w", env, redactErr(err, dsn))
+	}
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL at %s (%s): %w; is it running and does the DSN name the right database?", Redact(dsn), env, redactErr(err, dsn))
+	}
+	return pool, nil
+}
+
+// Pools caches one pool per DSN environment variable, for workers that serve
+// jobs on several databases. Close closes them all.
+type Pools struct {
+	mu    sync.Mutex
+	pools map[string]*pgxpool.Pool
+}
+
+// Get returns the pool for env, opening it on first use.
+func (p *Pools) Get(ctx context.Context, env string) (*pgxpool.Pool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pool, ok := p.pools[env]; ok {
+		return pool, nil
+	}
+	pool, err := Postgres(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if p.pools == nil {
+		p.pools = map[string]*pgxpool.Pool{}
+	}
+	p.pools[env] = pool
+	return pool, nil
+}
+
+// Each calls fn for every open pool (for readiness checks).
+func (p *Pools) Each(fn func(env string, pool *pgxpool.Pool)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for env, pool := range p.pools {
+		fn(env, pool)
+	}
+}
+
+// Close closes every pool.
+func (p *Pools) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pool := range p.pools {
+		pool.Close()
+	}
+	p.pools = nil
+}
+
+// Redact reduces a connection URL or DSN to scheme://host/db, dropping user
+// info and parameters, so it can be printed.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable address)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+// redactErr removes the password from an error message, for libraries that
+// echo what they were given.
+func redactErr(err error, raw string) error {
+	if err == nil {
+		return nil
+	}
+	u, perr := url.Parse(raw)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	pw, ok := u.User.Password()
+	if !ok || pw == "" {
+		return err
+	}
+	return redacted{err: err, pw: pw}
+}
+
+type redacted struct {
+	err error
+	pw  string
+}
+
+func (r redacted) Error() string { return strings.ReplaceAll(r.err.Error(), r.pw, "xxxxx") }
+func (r redacted) Unwrap() error { return r.err }

@@ -1,0 +1,321 @@
+// Package jobspec owns the job file: decoding YAML (unknown fields rejected),
+// defaults, and validation. Every error names the field, the line and what to
+// do. It is pure: it talks to no database and no Redis, so callers decide
+// whether a table or index exists (see internal/preflight).
+package jobspec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Spec is one backfill job as the operator wrote it, with defaults applied.
+// It is stored in Redis as JSON so every worker runs the same job; it never
+// holds a secret, only the name of the environment variable with the DSN.
+type Spec struct {
+	Name        string   `yaml:"name" json:"name"`
+	Table       string   `yaml:"table" json:"table"`
+	Key         string   `yaml:"key" json:"key"`
+	Pending     string   `yaml:"pending" json:"pending"`
+	Set         string   `yaml:"set,omitempty" json:"set,omitempty"`
+	SQL         string   `yaml:"sql,omitempty" json:"sql,omitempty"`
+	Range       Range    `yaml:"range" json:"range"`
+	TaskSpan    int64    `yaml:"task_span" json:"task_span"`
+	ReadBatch   int      `yaml:"read_batch" json:"read_batch"`
+	Batch       int      `yaml:"batch" json:"batch"`
+	Sleep       Duration `yaml:"sleep" json:"sleep"`
+	Timeouts    Timeouts `yaml:"timeouts" json:"timeouts"`
+	Retries     int      `yaml:"retries" json:"retries"`
+	DatabaseEnv string   `yaml:"database_env" json:"database_env"`
+}
+
+// Range bounds the key space of the job; both ends are inclusive.
+type Range struct {
+	From Bound `yaml:"from" json:"from"`
+	To   Bound `yaml:"to" json:"to"`
+}
+
+// Timeouts are applied with SET LOCAL in every write transaction.
+type Timeouts struct {
+	Lock      Duration `yaml:"lock" json:"lock"`
+	Statement Duration `yaml:"statement" json:"statement"`
+}
+
+// Defaults follow the field guide: small reads, smaller writes, a short sleep,
+// and timeouts that keep any one batch from holding locks for long.
+const (
+	DefaultTaskSpan    = 100_000
+	DefaultReadBatch   = 5_000
+	DefaultBatch       = 500
+	DefaultSleep       = 100 * time.Millisecond
+	DefaultLockTimeout = time.Second
+	DefaultStmtTimeout = 5 * time.Second
+	DefaultRetries     = 5
+	DefaultDatabaseEnv = "DATABASE_URL"
+)
+
+// Error is one problem in a job file. Line is 0 when the field is absent.
+type Error struct {
+	Field string
+	Line  int
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("job file line %d: field %q: %s", e.Line, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("job file: field %q: %s", e.Field, e.Msg)
+}
+
+// Load reads and parses a job file.
+func Load(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read job file: %w", err)
+	}
+	spec, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return spec, nil
+}
+
+// Parse decodes a job file, applies defaults and validates it. All problems
+// found are returned at once (joined), each an *Error.
+func Parse(data []byte) (*Spec, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("job file is not valid YAML: %w", err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &Error{Field: "name", Msg: "job file is empty; see README for a complete example"}
+	}
+	lines := fieldLines(root.Content[0], "")
+
+	var spec Spec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&spec); err != nil && !errors.Is(err, io.EOF) {
+		return nil, decodeError(err, lines)
+	}
+	spec.applyDefaults(lines)
+	if err := spec.validate(lines); err != nil {
+		return nil, err
+	}
+	return &spec, nil
+}
+
+// FromJSON decodes a spec stored by the enqueuer and validates it again, so a
+// hand-edited value in Redis cannot smuggle in an invalid job.
+func FromJSON(data []byte) (*Spec, error) {
+	var spec Spec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return nil, fmt.Errorf("stored job spec is not valid JSON: %w", err)
+	}
+	if err := spec.validate(nil); err != nil {
+		return nil, fmt.Errorf("stored job spec: %w", err)
+	}
+	return &spec, nil
+}
+
+// JSON encodes the spec for storage.
+func (s *Spec) JSON() ([]byte, error) {
+	return json.Marshal(s)
+}
+
+// TableName splits Table into schema (may be empty) and relation name.
+func (s *Spec) TableName() (schema, name string) {
+	if i := strings.IndexByte(s.Table, '.'); i >= 0 {
+		return s.Table[:i], s.Table[i+1:]
+	}
+	return "", s.Table
+}
+
+// RawSQL reports whether the job gives its own write statement.
+func (s *Spec) RawSQL() bool { return s.SQL != "" }
+
+var (
+	nameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+	envRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	param1  = regexp.MustCompile(`\$1([^0-9]|$)`)
+	param2  = regexp.MustCompile(`\$2([^0-9]|$)`)
+	paramN  = regexp.MustCompile(`\$([3-9]|[1-9][0-9]+)`)
+)
+
+// applyDefaults fills fields the job file leaves out. A field written as 0
+// (sleep: 0s) is kept: only absence means "use the default".
+func (s *Spec) applyDefaults(lines map[string]int) {
+	absent := func(field string) bool { return lines[field] == 0 }
+	if absent("task_span") {
+		s.TaskSpan = DefaultTaskSpan
+	}
+	if absent("read_batch") {
+		s.ReadBatch = DefaultReadBatch
+	}
+	if absent("batch") {
+		s.Batch = DefaultBatch
+	}
+	if absent("sleep") {
+		s.Sleep = Duration(DefaultSleep)
+	}
+	if absent("timeouts.lock") {
+		s.Timeouts.Lock = Duration(DefaultLockTimeout)
+	}
+	if absent("timeouts.statement") {
+		s.Timeouts.Statement = Duration(DefaultStmtTimeout)
+	}
+	if absent("retries") {
+		s.Retries = DefaultRetries
+	}
+	if absent("database_env") {
+		s.DatabaseEnv = DefaultDatabaseEnv
+	}
+	if !s.Range.From.set {
+		s.Range.From = Auto()
+	}
+	if !s.Range.To.set {
+		s.Range.To = Auto()
+	}
+}
+
+func (s *Spec) validate(lines map[string]int) error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, &Error{Field: field, Line: lines[field], Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case s.Name == "":
+		add("name", "missing; give the job a name like orders-status (lowercase letters, digits, dashes)")
+	case !nameRE.MatchString(s.Name):
+		add("name", "%q is not allowed; use 1-63 lowercase letters, digits and dashes, starting with a letter or digit", s.Name)
+	}
+	if s.Table == "" {
+		add("table", "missing; name the table to backfill, e.g. public.orders")
+	} else {
+		schema, name := s.TableName()
+		if (schema != "" && !identRE.MatchString(schema)) || !identRE.MatchString(name) {
+			add("table", "%q is not a plain table name; write table or schema.table (letters, digits, underscores)", s.Table)
+		}
+	}
+	switch {
+	case s.Key == "":
+		add("key", "missing; name the integer key column with a btree index, e.g. id")
+	case !identRE.MatchString(s.Key):
+		add("key", "%q is not a plain column name", s.Key)
+	}
+	if strings.TrimSpace(s.Pending) == "" {
+		add("pending", "missing; give the predicate of rows still to do, e.g. status IS NULL (it makes every batch idempotent)")
+	}
+	switch {
+	case s.Set != "" && s.SQL != "":
+		add("sql", "set and sql are both given; keep one (set builds the UPDATE for you, sql is a raw statement)")
+	case s.Set == "" && s.SQL == "":
+		add("set", "missing; give set (e.g. status = map_status(legacy_state)) or sql (a raw statement using $1 and $2)")
+	case s.SQL != "":
+		if !param1.MatchString(s.SQL) || !param2.MatchString(s.SQL) {
+			add("sql", "must use both $1 and $2, the inclusive lower and upper key of a batch, e.g. ... WHERE id BETWEEN $1 AND $2 AND (status IS NULL)")
+		} else if paramN.MatchString(s.SQL) {
+			add("sql", "uses a placeholder above $2; only $1 (lower key) and $2 (upper key) are bound")
+		}
+	}
+	if !s.Range.From.auto && !s.Range.To.auto && s.Range.From.value > s.Range.To.value {
+		add("range", "from %d is above to %d; swap them or use auto", s.Range.From.value, s.Range.To.value)
+	}
+	if s.TaskSpan < 1 {
+		add("task_span", "must be at least 1 (keys per range task), got %d", s.TaskSpan)
+	}
+	if s.ReadBatch < 1 {
+		add("read_batch", "must be at least 1, got %d", s.ReadBatch)
+	}
+	if s.Batch < 1 {
+		add("batch", "must be at least 1, got %d", s.Batch)
+	}
+	if s.Batch > s.ReadBatch && s.ReadBatch > 0 {
+		add("batch", "%d is above read_batch %d; a write batch is a slice of one read, so lower batch or raise read_batch", s.Batch, s.ReadBatch)
+	}
+	if s.Sleep < 0 {
+		add("sleep", "must not be negative")
+	}
+	if s.Timeouts.Lock < 0 || s.Timeouts.Statement < 0 {
+		add("timeouts", "must not be negative")
+	}
+	if s.Retries < 1 {
+		add("retries", "must be at least 1, got %d", s.Retries)
+	}
+	if !envRE.MatchString(s.DatabaseEnv) {
+		add("database_env", "%q is not an environment variable name; name the variable that holds the DSN, e.g. DATABASE_URL (never the DSN itself)", s.DatabaseEnv)
+	}
+	return errors.Join(errs...)
+}
+
+// fieldLines maps dotted field paths ("range.from") to the line they start on.
+func fieldLines(n *yaml.Node, prefix string) map[string]int {
+	out := map[string]int{}
+	if n.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		path := prefix + k.Value
+		out[path] = k.Line
+		for sub, line := range fieldLines(v, path+".") {
+			out[sub] = line
+		}
+	}
+	return out
+}
+
+var (
+	unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type`)
+	lineMsgRE      = regexp.MustCompile(`line (\d+): (.*)`)
+)
+
+// decodeError turns yaml.v3's errors into ones that name the field and line.
+func decodeError(err error, lines map[string]int) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	fieldAt := func(line int) string {
+		field := ""
+		for f, l := range lines {
+			// The deepest path on a line names the value that was wrong.
+			if l == line && len(f) > len(field) {
+				field = f
+			}
+		}
+		return field
+	}
+	var errs []error
+	for _, msg := range msgs {
+		if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			errs = append(errs, &Error{Field: m[2], Line: line, Msg: "unknown field; check the spelling against the job file reference in README.md"})
+			continue
+		}
+		if m := lineMsgRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			errs = append(errs, &Error{Field: fieldAt(line), Line: line, Msg: m[2]})
+			continue
+		}
+		errs = append(errs, fmt.Errorf("job file: %s", msg))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,322 @@
+// Package ledger is ebb's Redis schema: every key name ebb uses and every
+// command that touches them. A range's checkpoint (last committed key) and
+// its done mark live here, written only after the database COMMIT, so a crash
+// can make a range redo work but never skip it.
+//
+// Every per-job key carries the {job} hash tag, so one job's keys live in one
+// Redis Cluster slot and the multi-key transactions below stay legal there.
+// See README.md in this directory for the key map.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix starts every ebb key. Tests use their own.
+const DefaultPrefix = "ebb:"
+
+// ErrNotFound means the ledger holds no such job; callers branch on it, and
+// it is never returned for a Redis error (a transient failure must never look
+// like "start from scratch").
+var ErrNotFound = errors.New("ledger: not found")
+
+// Ledger reads and writes ebb's keys. The caller owns and closes the client.
+type Ledger struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// New returns a ledger on rdb; an empty prefix means DefaultPrefix.
+func New(rdb redis.UniversalClient, prefix string) *Ledger {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Ledger{rdb: rdb, prefix: prefix}
+}
+
+// Prefix is the key prefix in use.
+func (l *Ledger) Prefix() string { return l.prefix }
+
+// Key names. Only this package formats them.
+
+// JobsKey is a set of every job name started on this Redis.
+func (l *Ledger) JobsKey() string { return l.prefix + "jobs" }
+
+// GlobalPauseKey pauses every job when set to a true value.
+func (l *Ledger) GlobalPauseKey() string { return l.prefix + "pause" }
+
+// PauseKey pauses one job when set to a true value.
+func (l *Ledger) PauseKey(job string) string { return l.jobKey(job, "pause") }
+
+// SpecKey holds the job spec as JSON.
+func (l *Ledger) SpecKey(job string) string { return l.jobKey(job, "spec") }
+
+// MetaKey is a hash with the job's slicing (from, to, span, ranges) and queue.
+func (l *Ledger) MetaKey(job string) string { return l.jobKey(job, "meta") }
+
+// CursorKey is a hash: range ID → last committed key.
+func (l *Ledger) CursorKey(job string) string { return l.jobKey(job, "cursor") }
+
+// DoneKey is a set of range IDs that are finished.
+func (l *Ledger) DoneKey(job string) string { return l.jobKey(job, "done") }
+
+// FailedKey is a hash: range ID → why the range failed.
+func (l *Ledger) FailedKey(job string) string { return l.jobKey(job, "failed") }
+
+// StatsKey is a hash of counters: rows, batches.
+func (l *Ledger) StatsKey(job string) string { return l.jobKey(job, "stats") }
+
+// AliveKey exists while some worker committed a batch of the job recently.
+func (l *Ledger) AliveKey(job string) string { return l.jobKey(job, "alive") }
+
+// QueuePausedKey is asynq's own pause flag for a queue (set by Asynqmon's
+// Pause button and Inspector.PauseQueue). asynq only stops dequeuing on it;
+// workers read it between batches so running ranges pause too.
+func QueuePausedKey(queue string) string { return "asynq:{" + queue + "}:paused" }
+
+func (l *Ledger) jobKey(job, suffix string) string {
+	return l.prefix + "{" + job + "}:" + suffix
+}
+
+// Meta is the slicing of a job, fixed by its first start so that later
+// starts re-enqueue exactly the same ranges.
+type Meta struct {
+	Queue  string
+	From   int64
+	To     int64
+	Span   int64
+	Ranges int64
+	// Created is when the job was first started.
+	Created time.Time
+}
+
+// SaveJob stores the spec (JSON) and, when the job has no meta yet, its
+// meta; it returns the meta in force (the stored one if there was one).
+func (l *Ledger) SaveJob(ctx context.Context, job string, spec []byte, m Meta) (Meta, error) {
+	created, err := l.rdb.HSetNX(ctx, l.MetaKey(job), "ranges", m.Ranges).Result()
+	if err != nil {
+		return Meta{}, fmt.Errorf("save job %s meta: %w", job, err)
+	}
+	_, err = l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if created {
+			p.HSet(ctx, l.MetaKey(job), map[string]any{
+				"queue":   m.Queue,
+				"from":    m.From,
+				"to":      m.To,
+				"span":    m.Span,
+				"created": m.Created.UTC().Format(time.RFC3339),
+			})
+		} else {
+			// The queue may move (e.g. after Redis lost the old one); the
+			// slicing may not, or done marks would point at other keys.
+			p.HSet(ctx, l.MetaKey(job), "queue", m.Queue)
+		}
+		p.Set(ctx, l.SpecKey(job), spec, 0)
+		return nil
+	})
+	if err != nil {
+		return Meta{}, fmt.Errorf("save job %s: %w", job, err)
+	}
+	if err := l.rdb.SAdd(ctx, l.JobsKey(), job).Err(); err != nil {
+		return Meta{}, fmt.Errorf("register job %s: %w", job, err)
+	}
+	return l.Meta(ctx, job)
+}
+
+// Meta returns the job's slicing, or ErrNotFound.
+func (l *Ledger) Meta(ctx context.Context, job string) (Meta, error) {
+	h, err := l.rdb.HGetAll(ctx, l.MetaKey(job)).Result()
+	if err != nil {
+		return Meta{}, fmt.Errorf("read job %s meta: %w", job, err)
+	}
+	if len(h) == 0 {
+		return Meta{}, fmt.Errorf("job %s: %w", job, ErrNotFound)
+	}
+	m := Meta{Queue: h["queue"]}
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{{"from", &m.From}, {"to", &m.To}, {"span", &m.Span}, {"ranges", &m.Ranges}} {
+		v, err := strconv.ParseInt(h[f.name], 10, 64)
+		if err != nil {
+			return Meta{}, fmt.Errorf("job %s meta field %s=%q is not a number; was %s edited by hand?", job, f.name, h[f.name], l.MetaKey(job))
+		}
+		*f.dst = v
+	}
+	m.Created, _ = time.Parse(time.RFC3339, h["created"])
+	return m, nil
+}
+
+// Spec returns the stored spec JSON, or ErrNotFound.
+func (l *Ledger) Spec(ctx context.Context, job string) ([]byte, error) {
+	b, err := l.rdb.Get(ctx, l.SpecKey(job)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("job %s spec: %w", job, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read job %s spec: %w", job, err)
+	}
+	return b, nil
+}
+
+// Jobs lists every registered job name.
+func (l *Ledger) Jobs(ctx context.Context) ([]string, error) {
+	jobs, err := l.rdb.SMembers(ctx, l.JobsKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// Checkpoint returns the last committed key of a range; ok is false when the
+// range has no checkpoint yet.
+func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key int64, ok bool, err error) {
+	s, err := l.rdb.HGet(ctx, l.CursorKey(job), id(rangeID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read checkpoint %s range %d: %w", job, rangeID, err)
+	}
+	key, err = strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("checkpoint %s range %d holds %q, not a key; delete field %d of %s to redo the range", job, rangeID, s, rangeID, l.CursorKey(job))
+	}
+	return key, true, nil
+}
+
+// Commit records a committed batch: the range's new checkpoint and the rows
+// it wrote, atomically, and marks the job alive for aliveTTL. Call it only
+// after the database COMMIT returned.
+func (l *Ledger) Commit(ctx context.Context, job string, rangeID, key, rows int64, aliveTTL time.Duration) error {
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, l.CursorKey(job), id(rangeID), key)
+		p.HIncrBy(ctx, l.StatsKey(job), "rows", rows)
+		p.HIncrBy(ctx, l.StatsKey(job), "batches", 1)
+		p.Set(ctx, l.AliveKey(job), 1, aliveTTL)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint %s range %d at key %d: %w", job, rangeID, key, err)
+	}
+	return nil
+}
+
+// Touch marks the job alive without a commit (a range started).
+func (l *Ledger) Touch(ctx context.Context, job string, ttl time.Duration) error {
+	if err := l.rdb.Set(ctx, l.AliveKey(job), 1, ttl).Err(); err != nil {
+		return fmt.Errorf("mark job %s alive: %w", job, err)
+	}
+	return nil
+}
+
+// MarkDone marks a range finished and clears any old failure of it.
+func (l *Ledger) MarkDone(ctx context.Context, job string, rangeID int64) error {
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, l.DoneKey(job), id(rangeID))
+		p.HDel(ctx, l.FailedKey(job), id(rangeID))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s range %d done: %w", job, rangeID, err)
+	}
+	return nil
+}
+
+// IsDone reports whether a range is finished.
+func (l *Ledger) IsDone(ctx context.Context, job string, rangeID int64) (bool, error) {
+	ok, err := l.rdb.SIsMember(ctx, l.DoneKey(job), id(rangeID)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read done mark %s range %d: %w", job, rangeID, err)
+	}
+	return ok, nil
+}
+
+// DoneRanges returns the set of finished range IDs.
+func (l *Ledger) DoneRanges(ctx context.Context, job string) (map[int64]bool, error) {
+	ids, err := l.rdb.SMembers(ctx, l.DoneKey(job)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read done ranges of %s: %w", job, err)
+	}
+	out := make(map[int64]bool, len(ids))
+	for _, s := range ids {
+		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+			out[v] = true
+		}
+	}
+	return out, nil
+}
+
+// MarkFailed records why a range failed; status shows the reason.
+func (l *Ledger) MarkFailed(ctx context.Context, job string, rangeID int64, reason string) error {
+	if err := l.rdb.HSet(ctx, l.FailedKey(job), id(rangeID), reason).Err(); err != nil {
+		return fmt.Errorf("mark %s range %d failed: %w", job, rangeID, err)
+	}
+	return nil
+}
+
+// ClearFailed forgets a range's failure when it is enqueued again.
+func (l *Ledger) ClearFailed(ctx context.Context, job string, rangeID int64) error {
+	if err := l.rdb.HDel(ctx, l.FailedKey(job), id(rangeID)).Err(); err != nil {
+		return fmt.Errorf("clear failure of %s range %d: %w", job, rangeID, err)
+	}
+	return nil
+}
+
+// SetPause sets the pause flag of one job, or of every job when job is "".
+func (l *Ledger) SetPause(ctx context.Context, job, value string) error {
+	key := l.pauseKeyFor(job)
+	if err := l.rdb.Set(ctx, key, value, 0).Err(); err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
+}
+
+// ClearPause removes the pause flag of one job, or the global one.
+func (l *Ledger) ClearPause(ctx context.Context, job string) error {
+	key := l.pauseKeyFor(job)
+	if err := l.rdb.Del(ctx, key).Err(); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+func (l *Ledger) pauseKeyFor(job string) string {
+	if job == "" {
+		return l.GlobalPauseKey()
+	}
+	return l.PauseKey(job)
+}
+
+// PauseFlags are the raw values of the switches that pause a job. A missing
+// key reads as "". Interpreting values is guard's business.
+type PauseFlags struct {
+	Global      string
+	Job         string
+	QueuePaused bool
+}
+
+// PauseFlags reads the global and per-job pause keys and whether asynq's
+// queue is paused, in one round trip.
+func (l *Ledger) PauseFlags(ctx context.Context, job, queue string) (PauseFlags, error) {
+	var g, j *redis.StringCmd
+	var q *redis.IntCmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		g = p.Get(ctx, l.GlobalPauseKey())
+		j = p.Get(ctx, l.PauseKey(job))
+		q = p.Exists(ctx, QueuePausedKey(queue))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return PauseFlags{}, fmt.Errorf("read pause keys of %s: %w", job, err)
+	}
+	return PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, nil
+}
+
+func id(rangeID int64) string { return strconv.FormatInt(rangeID, 10) }

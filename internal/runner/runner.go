@@ -1,0 +1,422 @@
+// Package runner walks one range task: gate → read → write → commit →
+// checkpoint → sleep, until the range is exhausted, and maps the outcome onto
+// asynq. It is the only place that decides what an error means to the queue:
+// permanent errors archive the task (SkipRetry), a pause or a drain hands the
+// range back without counting a failure (Yield), anything else is retried.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ebbhq/ebb/internal/batch"
+	"github.com/ebbhq/ebb/internal/chunks"
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/metrics"
+)
+
+// TaskType is the asynq type of a range task.
+const TaskType = "ebb:range"
+
+// Payload is the body of a range task. The job's spec is not in it: workers
+// load the spec from the ledger, so a task cannot carry its own SQL.
+type Payload struct {
+	Job   string `json:"job"`
+	Range int64  `json:"range"`
+	Lo    int64  `json:"lo"`
+	Hi    int64  `json:"hi"`
+}
+
+// NewTask builds the asynq task of a range. Its TaskID is deterministic, so
+// enqueuing the same range twice is rejected by asynq as a conflict. TaskIDs
+// never contain { or }, which would break asynq's hash tags on a cluster.
+func NewTask(p Payload) (*asynq.Task, string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode task of %s range %d: %w", p.Job, p.Range, err)
+	}
+	return asynq.NewTask(TaskType, b), TaskID(p.Job, p.Range), nil
+}
+
+// TaskID is the deterministic asynq TaskID of a range.
+func TaskID(job string, rangeID int64) string {
+	return fmt.Sprintf("%s:r%d", job, rangeID)
+}
+
+// PoolFunc returns the pool for the DSN held in the environment variable
+// env. The runner never closes it.
+type PoolFunc func(ctx context.Context, env string) (*pgxpool.Pool, error)
+
+// Config wires a Runner.
+type Config struct {
+	Ledger *ledger.Ledger
+	// Pools supplies database pools by the job's database_env.
+	Pools PoolFunc
+	// Logger defaults to a discarding logger.
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *metrics.Metrics
+	// Draining reports that the process is shutting down: the runner then
+	// finishes the batch in flight, checkpoints and hands the range back.
+	// Nil means never.
+	Draining func() bool
+	// PauseRecheck is how soon a paused range is offered again; default 2s.
+	PauseRecheck time.Duration
+	// AliveTTL is how long "running" shows after the last commit; default 15s.
+	AliveTTL time.Duration
+}
+
+// Runner is an asynq.Handler for range tasks.
+type Runner struct {
+	cfg    Config
+	log    *slog.Logger
+	pauser *guard.Pauser
+}
+
+// New returns a Runner.
+func New(cfg Config) (*Runner, error) {
+	cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger, pauser: guard.NewPauser(cfg.Ledger, cfg.Logger)}, nil
+}
+
+func (c *Config) withDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Draining == nil {
+		c.Draining = func() bool { return false }
+	}
+	if c.PauseRecheck <= 0 {
+		c.PauseRecheck = 2 * time.Second
+	}
+	if c.AliveTTL <= 0 {
+		c.AliveTTL = 15 * time.Second
+	}
+}
+
+func (c *Config) validate() error {
+	if c.Ledger == nil {
+		return errors.New("runner: Config.Ledger is required")
+	}
+	if c.Pools == nil {
+		return errors.New("runner: Config.Pools is required")
+	}
+	return nil
+}
+
+// ProcessTask runs one range task. It implements asynq.Handler.
+func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p Payload
+	dec := json.NewDecoder(bytesReader(t.Payload()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil || p.Job == "" || p.Lo > p.Hi {
+		if err == nil {
+			err = errors.New("missing job or inverted bounds")
+		}
+		r.log.ErrorContext(ctx, "malformed range task archived", slog.String("payload", truncate(t.Payload(), 200)), slog.Any("err", err))
+		return fmt.Errorf("malformed range task payload (archived; enqueue ranges only with enqueuer start): %v: %w", err, asynq.SkipRetry)
+	}
+	queue, _ := asynq.GetQueueName(ctx)
+	spec, err := r.loadSpec(ctx, p.Job)
+	if err != nil {
+		return err
+	}
+	err = r.walk(ctx, queue, spec, p)
+	return r.outcome(ctx, p, err)
+}
+
+// IsFailure tells asynq which handler errors count as failures: a yield
+// (pause, drain) does not, so it neither burns a retry nor archives a range.
+func IsFailure(err error) bool { return !errors.Is(err, ErrYield) }
+
+// RetryDelay is asynq's RetryDelayFunc: a yield comes back after its own
+// delay, anything else after asynq's default backoff.
+func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var y *YieldError
+	if errors.As(err, &y) {
+		return y.After
+	}
+	if errors.Is(err, asynq.ErrLeaseExpired) {
+		// The worker died or lost Redis; the range resumes from its
+		// checkpoint, so there is nothing to wait out.
+		return time.Second
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+func (r *Runner) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error) {
+	raw, err := r.cfg.Ledger.Spec(ctx, job)
+	if errors.Is(err, ledger.ErrNotFound) {
+		r.log.ErrorContext(ctx, "range task of unknown job archived", slog.String("job", job))
+		return nil, fmt.Errorf("job %s has no spec in Redis (archived; run enqueuer start -job FILE to store it and re-enqueue): %w", job, asynq.SkipRetry)
+	}
+	if err != nil {
+		return nil, err
+	}
+	spec, err := jobspec.FromJSON(raw)
+	if err != nil {
+		r.log.ErrorContext(ctx, "range task with invalid stored spec archived", slog.String("job", job), slog.Any("err", err))
+		return nil, fmt.Errorf("job %s: %w (archived; run enqueuer start -job FILE again): %w", job, err, asynq.SkipRetry)
+	}
+	if spec.Name != job {
+		return nil, fmt.Errorf("job %s: stored spec names job %q (archived; run enqueuer start -job FILE again): %w", job, spec.Name, asynq.SkipRetry)
+	}
+	return spec, nil
+}
+
+// walk processes the range from its checkpoint to its end.
+func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p Payload) error {
+	l := r.cfg.Ledger
+	done, err := l.IsDone(ctx, p.Job, p.Range)
+	if err != nil {
+		return err
+	}
+	if done {
+		return nil
+	}
+	pos := p.Lo
+	cp, ok, err := l.Checkpoint(ctx, p.Job, p.Range)
+	if err != nil {
+		return err
+	}
+	if ok {
+		next, more := chunks.Next(cp)
+		if !more || next > p.Hi {
+			return l.MarkDone(ctx, p.Job, p.Range)
+		}
+		pos = max(next, p.Lo)
+	}
+	pool, err := r.cfg.Pools(ctx, spec.DatabaseEnv)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", p.Job, err)
+	}
+	exec := batch.NewExecutor(pool, spec)
+	attrs := []any{slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("lo", p.Lo), slog.Int64("hi", p.Hi)}
+	r.log.InfoContext(ctx, "range start", append(attrs, slog.Int64("from", pos))...)
+	if err := l.Touch(ctx, p.Job, r.cfg.AliveTTL); err != nil {
+		return err
+	}
+
+	var rows int64
+	start := time.Now()
+	for {
+		if err := r.gate(ctx, queue, p); err != nil {
+			return err
+		}
+		var keys []int64
+		err := r.retry(ctx, spec, func() error {
+			var err error
+			keys, err = exec.ReadKeys(ctx, pos, p.Hi, spec.ReadBatch)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		for i, b := range chunks.Batches(keys, spec.Batch) {
+			if i > 0 {
+				if err := r.gate(ctx, queue, p); err != nil {
+					return err
+				}
+			}
+			n, err := r.writeBatch(ctx, spec, exec, p, b[0], b[1])
+			if err != nil {
+				return err
+			}
+			rows += n
+			if err := sleep(ctx, spec.Sleep.D()); err != nil {
+				return err
+			}
+		}
+		next, more := chunks.Next(keys[len(keys)-1])
+		if !more || next > p.Hi {
+			break
+		}
+		pos = next
+	}
+	if err := l.MarkDone(ctx, p.Job, p.Range); err != nil {
+		return err
+	}
+	r.log.InfoContext(ctx, "range done", append(attrs, slog.Int64("rows", rows), slog.Duration("elapsed", time.Since(start)))...)
+	return nil
+}
+
+// writeBatch commits one batch, retrying transient errors, then records the
+// checkpoint. The checkpoint is written only after COMMIT returned.
+func (r *Runner) writeBatch(ctx context.Context, spec *jobspec.Spec, exec *batch.Executor, p Payload, lo, hi int64) (int64, error) {
+	var n int64
+	began := time.Now()
+	err := r.retry(ctx, spec, func() error {
+		var err error
+		n, err = exec.Write(ctx, lo, hi)
+		return err
+	})
+	if err != nil {
+		r.count(p.Job, "failed")
+		return 0, err
+	}
+	elapsed := time.Since(began)
+	// The rows are committed: record that even if ctx was cancelled a moment
+	// ago, or the range would look behind its real position. Bounded so a
+	// Redis outage cannot hang the worker.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.cfg.Ledger.Commit(cctx, p.Job, p.Range, hi, n, r.cfg.AliveTTL); err != nil {
+		// Redoing from the older checkpoint is safe: the pending predicate
+		// turns the committed rows into a no-op.
+		return 0, err
+	}
+	if m := r.cfg.Metrics; m != nil {
+		m.Rows.WithLabelValues(p.Job).Add(float64(n))
+		m.Batches.WithLabelValues(p.Job, "committed").Inc()
+		m.BatchDuration.WithLabelValues(p.Job).Observe(elapsed.Seconds())
+		m.BatchSize.WithLabelValues(p.Job).Set(float64(hi - lo + 1))
+	}
+	return n, nil
+}
+
+// gate returns a yield when the job is paused or the worker drains, and the
+// context's error when the lease is gone. It runs between batches only, so a
+// pause never cuts a transaction in half.
+func (r *Runner) gate(ctx context.Context, queue string, p Payload) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.cfg.Draining() {
+		return &YieldError{Reason: "worker shutting down", After: time.Second}
+	}
+	pause, err := r.pauser.Check(ctx, p.Job, queue)
+	if err != nil {
+		return err
+	}
+	if m := r.cfg.Metrics; m != nil {
+		m.Paused.WithLabelValues(p.Job).Set(boolFloat(pause.Paused))
+	}
+	if pause.Paused {
+		return &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
+	}
+	return nil
+}
+
+// retry runs op until it succeeds, fails permanently, or spec.Retries
+// attempts have failed transiently. backoff's jittered exponential schedule
+// keeps a fleet of workers from retrying a hot spot in lockstep.
+func (r *Runner) retry(ctx context.Context, spec *jobspec.Spec, op func() error) error {
+	attempt := 0
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		attempt++
+		err := op()
+		if err == nil || !batch.IsTransient(err) {
+			if err != nil {
+				err = backoff.Permanent(err)
+			}
+			return struct{}{}, err
+		}
+		r.log.WarnContext(ctx, "transient error, retrying batch", slog.Int("attempt", attempt), slog.Any("err", err))
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(&backoff.ExponentialBackOff{
+			InitialInterval:     100 * time.Millisecond,
+			RandomizationFactor: 0.5,
+			Multiplier:          2,
+			MaxInterval:         5 * time.Second,
+		}),
+		backoff.WithMaxTries(uint(spec.Retries)),
+		backoff.WithMaxElapsedTime(0),
+	)
+	if err != nil && batch.IsTransient(err) {
+		return &GaveUpError{Attempts: attempt, Err: err}
+	}
+	return err
+}
+
+// outcome maps a walk's error onto asynq and the ledger.
+func (r *Runner) outcome(ctx context.Context, p Payload, err error) error {
+	attrs := []any{slog.String("job", p.Job), slog.Int64("range", p.Range)}
+	var y *YieldError
+	var gaveUp *GaveUpError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &y):
+		r.log.InfoContext(ctx, "range handed back", append(attrs, slog.String("reason", y.Reason))...)
+		return err
+	case batch.IsPermanent(err), errors.As(err, &gaveUp):
+		r.fail(ctx, p, err)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	case errors.Is(err, asynq.SkipRetry):
+		return err
+	case ctx.Err() != nil:
+		// Lease lost or shutdown deadline: asynq re-queues the range; its
+		// checkpoint is already in the ledger.
+		r.log.WarnContext(ctx, "range stopped by context", append(attrs, slog.Any("err", err))...)
+		return err
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retried >= maxRetry {
+		r.fail(ctx, p, err)
+	} else {
+		r.log.WarnContext(ctx, "range will be retried", append(attrs, slog.Any("err", err))...)
+	}
+	return err
+}
+
+func (r *Runner) fail(ctx context.Context, p Payload, cause error) {
+	r.log.ErrorContext(ctx, "range failed", slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Any("err", cause))
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.cfg.Ledger.MarkFailed(fctx, p.Job, p.Range, cause.Error()); err != nil {
+		r.log.ErrorContext(ctx, "could not record range failure", slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Any("err", err))
+	}
+}
+
+func (r *Runner) count(job, outcome string) {
+	if r.cfg.Metrics != nil {
+		r.cfg.Metrics.Batches.WithLabelValues(job, outcome).Inc()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,217 @@
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/runner"
+)
+
+type testBundle struct {
+	t      *testing.T
+	db     *ebbtest.DB
+	redis  *ebbtest.RedisEnv
+	ctl    *control.Control
+	ledger *ledger.Ledger
+	job    string
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	db := ebbtest.Schema(t)
+	r := ebbtest.Redis(t)
+	ctl := control.New(r.Client, r.Prefix, ebbtest.Logger(t))
+	t.Cleanup(func() { _ = ctl.Close() })
+	return &testBundle{t: t, db: db, redis: r, ctl: ctl, ledger: ctl.Ledger(), job: "job-" + ebbtest.Suffix()}
+}
+
+// seed creates orders with ids 1..n, all pending.
+func (b *testBundle) seed(n int) {
+	b.db.Exec(b.t, fmt.Sprintf(`CREATE TABLE %s (id bigint PRIMARY KEY, legacy_state int NOT NULL,
+		status text, hits int NOT NULL DEFAULT 0)`, b.db.Table("orders")))
+	b.db.Exec(b.t, fmt.Sprintf(`INSERT INTO %s (id, legacy_state) SELECT g, g %% 7 FROM generate_series(1, %d) g`, b.db.Table("orders"), n))
+	b.db.Exec(b.t, "ANALYZE "+b.db.Table("orders"))
+}
+
+// spec parses a job file for the test's table; extra lines (YAML) replace
+// the defaults' fields of the same name.
+func (b *testBundle) spec(extra string) *jobspec.Spec {
+	b.t.Helper()
+	fields := map[string]string{
+		"name":       b.job,
+		"table":      b.db.Table("orders"),
+		"key":        "id",
+		"pending":    "status IS NULL",
+		"task_span":  "10000",
+		"read_batch": "1000",
+		"batch":      "200",
+		"sleep":      "0s",
+		"set":        "status = 's' || legacy_state, hits = hits + 1",
+	}
+	order := []string{"name", "table", "key", "pending", "task_span", "read_batch", "batch", "sleep", "set"}
+	for _, line := range strings.Split(extra, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if k == "sql" {
+			delete(fields, "set")
+		}
+		if _, seen := fields[k]; !seen {
+			order = append(order, k)
+		}
+		fields[k] = strings.TrimSpace(v)
+	}
+	var y strings.Builder
+	for _, k := range order {
+		if v, ok := fields[k]; ok {
+			fmt.Fprintf(&y, "%s: %s\n", k, v)
+		}
+	}
+	spec, err := jobspec.Parse([]byte(y.String()))
+	require.NoError(b.t, err, y.String())
+	return spec
+}
+
+func (b *testBundle) start(spec *jobspec.Spec) *control.StartResult {
+	b.t.Helper()
+	res, err := b.ctl.Start(context.Background(), b.db.Pool, spec, b.redis.Queue)
+	require.NoError(b.t, err)
+	return res
+}
+
+type workerOpts struct {
+	concurrency int
+	draining    func() bool
+	pools       runner.PoolFunc
+}
+
+// worker starts one asynq server running the runner, shut down at cleanup.
+func (b *testBundle) worker(o workerOpts) *asynq.Server {
+	b.t.Helper()
+	if o.concurrency == 0 {
+		o.concurrency = 1
+	}
+	pools := o.pools
+	if pools == nil {
+		pools = func(context.Context, string) (*pgxpool.Pool, error) { return b.db.Pool, nil }
+	}
+	log := ebbtest.Logger(b.t)
+	r, err := runner.New(runner.Config{Ledger: b.ledger, Pools: pools, Logger: log, Draining: o.draining, PauseRecheck: 200 * time.Millisecond})
+	require.NoError(b.t, err)
+	srv := asynq.NewServerFromRedisClient(b.redis.Client, runner.ServerConfig(runner.ServerOptions{
+		Queue: b.redis.Queue, Concurrency: o.concurrency, ShutdownTimeout: 10 * time.Second, Logger: log,
+	}))
+	require.NoError(b.t, srv.Start(r))
+	var once atomic.Bool
+	b.t.Cleanup(func() {
+		if once.CompareAndSwap(false, true) {
+			srv.Shutdown()
+		}
+	})
+	return srv
+}
+
+func (b *testBundle) status() *control.Status {
+	b.t.Helper()
+	s, err := b.ctl.Status(context.Background(), b.job)
+	require.NoError(b.t, err)
+	return s
+}
+
+func (b *testBundle) waitState(state string) *control.Status {
+	b.t.Helper()
+	var s *control.Status
+	ebbtest.Eventually(b.t, "job state "+state, func() bool {
+		s = b.status()
+		return s.State == state
+	})
+	return s
+}
+
+// TestBackfill fills 200,000 rows with three workers: every pending row gets
+// the right value exactly once, rows that were not pending or lie outside the
+// job's range are untouched, and the ledger shows every range done.
+func TestBackfill(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(200_000)
+	orders := b.db.Table("orders")
+	// Not pending: must keep its value.
+	b.db.Exec(t, "UPDATE "+orders+" SET status = 'keep' WHERE id % 1000 = 0")
+	// Outside the fixed range: must stay pending.
+	b.db.Exec(t, "INSERT INTO "+orders+" (id, legacy_state) VALUES (200001, 1), (-5, 2)")
+	spec := b.spec("range: {from: 1, to: 200000}\ntask_span: 20000\n")
+	res := b.start(spec)
+	require.Equal(t, int64(10), res.Ranges)
+	require.Equal(t, 10, res.Enqueued)
+	for range 3 {
+		b.worker(workerOpts{concurrency: 2})
+	}
+	s := b.waitState(control.StateDone)
+
+	require.Equal(t, int64(10), s.RangesDone)
+	require.Zero(t, s.RangesFailed)
+	require.Equal(t, int64(200_000-200), s.RowsDone)
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE id BETWEEN 1 AND 200000 AND status IS NULL"))
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE id BETWEEN 1 AND 200000 AND status <> 'keep' AND (status <> 's' || legacy_state OR hits <> 1)"))
+	require.Equal(t, int64(200), b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE status = 'keep' AND hits = 0"))
+	require.Equal(t, int64(2), b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE id IN (200001, -5) AND status IS NULL AND hits = 0"))
+	done, err := b.ledger.DoneRanges(context.Background(), b.job)
+	require.NoError(t, err)
+	require.Len(t, done, 10)
+}
+
+// TestStartTwice: a second start adds no task and says so in its counts.
+func TestStartTwice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(30_000)
+	spec := b.spec("")
+	first := b.start(spec)
+	require.Equal(t, 3, first.Enqueued)
+	second := b.start(spec)
+	require.Zero(t, second.Enqueued)
+	require.Equal(t, 3, second.AlreadyQueued)
+	info, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetQueueInfo(b.redis.Queue)
+	require.NoError(t, err)
+	require.Equal(t, 3, info.Size, "tasks in the queue")
+	require.Equal(t, control.StateQueued, b.status().State)
+}
+
+// TestRestartAfterRedisLoss: when Redis lost the queue and the ledger, start
+// rebuilds both, and ranges already done in the database are no-ops.
+func TestRestartAfterQueueLoss(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(30_000)
+	spec := b.spec("")
+	b.start(spec)
+	// The queue is lost (e.g. Redis restarted without persistence) but the
+	// ledger survived: start must re-enqueue exactly the ranges not done.
+	ctx := context.Background()
+	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0))
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	_, err := insp.DeleteAllPendingTasks(b.redis.Queue)
+	require.NoError(t, err)
+	res := b.start(spec)
+	require.Equal(t, 2, res.Enqueued)
+	require.Equal(t, 1, res.AlreadyDone)
+	b.worker(workerOpts{})
+	b.waitState(control.StateDone)
+	// Range 0 was marked done without running, so its rows stay pending:
+	// the ledger, not the queue, is the truth about what is done.
+	require.Equal(t, int64(10000), b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL"))
+}
