@@ -215,3 +215,146 @@ func TestRestartAfterQueueLoss(t *testing.T) {
 	// the ledger, not the queue, is the truth about what is done.
 	require.Equal(t, int64(10000), b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL"))
 }
+
+// TestPause: with any pause switch set, at most the batches in flight commit
+// and then nothing for three seconds; after resume the job completes.
+func TestPause(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		pause  func(b *testBundle) error
+		resume func(b *testBundle) error
+	}{
+		{"global key", func(b *testBundle) error {
+			return b.redis.Client.Set(context.Background(), b.ledger.GlobalPauseKey(), "1", 0).Err()
+		}, func(b *testBundle) error {
+			return b.redis.Client.Del(context.Background(), b.ledger.GlobalPauseKey()).Err()
+		}},
+		{"job key", func(b *testBundle) error { return b.ctl.Pause(context.Background(), b.job) },
+			func(b *testBundle) error { return b.ctl.Resume(context.Background(), b.job) }},
+		{"garbage value in job key", func(b *testBundle) error {
+			return b.redis.Client.Set(context.Background(), b.ledger.PauseKey(b.job), "banana", 0).Err()
+		}, func(b *testBundle) error { return b.ctl.Resume(context.Background(), b.job) }},
+		{"asynq queue", func(b *testBundle) error {
+			return asynq.NewInspectorFromRedisClient(b.redis.Client).PauseQueue(b.redis.Queue)
+		}, func(b *testBundle) error {
+			return asynq.NewInspectorFromRedisClient(b.redis.Client).UnpauseQueue(b.redis.Queue)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			if tc.name == "global key" {
+				// The global key is global to its prefix: this test has its own.
+				b.ledger = ledger.New(b.redis.Client, b.redis.Prefix)
+			}
+			b.seed(60_000)
+			spec := b.spec("batch: 100\nsleep: 5ms\n")
+			b.start(spec)
+			b.worker(workerOpts{concurrency: 2})
+			ebbtest.Eventually(t, "some batches committed", func() bool { return b.status().Batches >= 5 })
+
+			require.NoError(t, tc.pause(b))
+			// At most one batch per busy handler was in flight when the
+			// switch flipped; wait for those to land.
+			before := b.status().Batches
+			require.Equal(t, control.StatePaused, b.status().State)
+			insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+			ebbtest.Eventually(t, "ranges handed back", func() bool {
+				info, err := insp.GetQueueInfo(b.redis.Queue)
+				return err == nil && info.Active == 0
+			})
+			settled := b.status().Batches
+			require.LessOrEqual(t, settled-before, int64(2), "batches committed after pause beyond those in flight")
+			ebbtest.Never(t, 3*time.Second, "a commit while paused", func() bool {
+				return b.status().Batches != settled
+			})
+
+			require.NoError(t, tc.resume(b))
+			s := b.waitState(control.StateDone)
+			require.Equal(t, int64(60_000), s.RowsDone)
+			require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL OR hits <> 1"))
+		})
+	}
+}
+
+// TestPermanentError fails the range at once with the database's message in
+// status, without retrying.
+func TestPermanentError(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(10_000)
+	// Division by zero only shows at execution, so preflight lets it pass.
+	spec := b.spec("set: status = (1 / (legacy_state - legacy_state))::text\n")
+	b.start(spec)
+	b.worker(workerOpts{})
+	s := b.waitState(control.StateFailed)
+	require.Equal(t, int64(1), s.RangesFailed)
+	require.Len(t, s.Failures, 1)
+	require.Contains(t, s.Failures[0].Reason, "division by zero")
+	require.Contains(t, s.Failures[0].Reason, "22012")
+	info, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.redis.Queue, runner.TaskID(b.job, 0))
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStateArchived, info.State)
+	require.Zero(t, info.Retried, "a permanent error must not be retried")
+
+	// Fixing the job and starting again retries the failed range.
+	fixed := b.spec("")
+	res := b.start(fixed)
+	require.Equal(t, 1, res.Requeued)
+	b.waitState(control.StateDone)
+}
+
+// TestMalformedTasks: a task with a garbage payload and a task of a job
+// without a spec are archived with a reason; the worker keeps serving.
+func TestMalformedTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	client := asynq.NewClientFromRedisClient(b.redis.Client)
+	_, err := client.Enqueue(asynq.NewTask(runner.TaskType, []byte("{not json")), asynq.Queue(b.redis.Queue), asynq.TaskID("garbage"))
+	require.NoError(t, err)
+	orphan, _, err := runner.NewTask(runner.Payload{Job: "no-such-job", Range: 0, Lo: 1, Hi: 10})
+	require.NoError(t, err)
+	_, err = client.Enqueue(orphan, asynq.Queue(b.redis.Queue), asynq.TaskID("orphan"))
+	require.NoError(t, err)
+	b.start(b.spec(""))
+	b.worker(workerOpts{})
+	b.waitState(control.StateDone)
+
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	for id, want := range map[string]string{"garbage": "malformed range task payload", "orphan": "has no spec in Redis"} {
+		var info *asynq.TaskInfo
+		ebbtest.Eventually(t, id+" archived", func() bool {
+			info, err = insp.GetTaskInfo(b.redis.Queue, id)
+			return err == nil && info.State == asynq.TaskStateArchived
+		})
+		require.Contains(t, info.LastErr, want)
+	}
+}
+
+// TestDrain: a draining worker finishes its batch, checkpoints and hands the
+// range back without a failure; another worker completes the job.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(30_000)
+	b.start(b.spec("task_span: 30000\nbatch: 100\nsleep: 5ms\n"))
+	var draining atomic.Bool
+	first := b.worker(workerOpts{draining: draining.Load})
+	ebbtest.Eventually(t, "some batches committed", func() bool { return b.status().Batches >= 3 })
+	draining.Store(true)
+	first.Shutdown()
+	ctx := context.Background()
+	cp, ok, err := b.ledger.Checkpoint(ctx, b.job, 0)
+	require.NoError(t, err)
+	require.True(t, ok, "the drained range has a checkpoint")
+	require.Less(t, cp, int64(30_000))
+	info, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.redis.Queue, runner.TaskID(b.job, 0))
+	require.NoError(t, err)
+	require.Zero(t, info.Retried, "a drain is not a failure")
+	b.worker(workerOpts{})
+	b.waitState(control.StateDone)
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL OR hits <> 1"))
+}

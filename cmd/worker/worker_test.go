@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/jobspec"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// workerBinary builds this command once per test run: crash and signal
+// tests need a real process to kill.
+func workerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ebb-worker-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "worker")
+		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.Write(b)
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// spawn runs the worker binary with env; it is killed at cleanup if alive.
+func spawn(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(workerBinary(t), args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = p
+	p.cmd.Stdout = p
+	require.NoError(t, p.cmd.Start())
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("worker %d log:\n%s", p.cmd.Process.Pid, p.log())
+		}
+	})
+	return p
+}
+
+func (p *proc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(ebbtest.WaitTimeout):
+		t.Fatalf("worker %d did not exit", p.cmd.Process.Pid)
+		return nil
+	}
+}
+
+type bundle struct {
+	db    *ebbtest.DB
+	redis *ebbtest.RedisEnv
+	ctl   *control.Control
+	job   string
+	env   []string
+}
+
+func setup(t *testing.T, rows int, extra string) *bundle {
+	t.Helper()
+	b := &bundle{db: ebbtest.Schema(t), redis: ebbtest.Redis(t), job: "job-" + ebbtest.Suffix()}
+	b.ctl = control.New(b.redis.Client, b.redis.Prefix, ebbtest.Logger(t))
+	t.Cleanup(func() { _ = b.ctl.Close() })
+	orders := b.db.Table("orders")
+	b.db.Exec(t, "CREATE TABLE "+orders+" (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0)")
+	b.db.Exec(t, fmt.Sprintf("INSERT INTO %s (id, legacy_state) SELECT g, g %% 5 FROM generate_series(1, %d) g", orders, rows))
+	b.db.Exec(t, "ANALYZE "+orders)
+	spec, err := jobspec.Parse([]byte(fmt.Sprintf(`name: %s
+table: %s
+key: id
+pending: status IS NULL
+set: hits = hits + 1, status = 's' || legacy_state
+read_batch: 500
+database_env: EBB_TEST_DSN
+%s`, b.job, orders, extra)))
+	require.NoError(t, err)
+	b.env = []string{"REDIS_URL=" + ebbtest.RedisURL(), "EBB_PREFIX=" + b.redis.Prefix, "EBB_TEST_DSN=" + ebbtest.DatabaseURL(), "DATABASE_URL="}
+	_, err = b.ctl.Start(context.Background(), b.db.Pool, spec, b.redis.Queue)
+	require.NoError(t, err)
+	return b
+}
+
+func (b *bundle) worker(t *testing.T) *proc {
+	return spawn(t, b.env, "-queue", b.redis.Queue, "-metrics-addr", "127.0.0.1:0", "-shutdown-timeout", "10s")
+}
+
+func (b *bundle) status(t *testing.T) *control.Status {
+	s, err := b.ctl.Status(context.Background(), b.job)
+	require.NoError(t, err)
+	return s
+}
+
+// assertExactlyOnce: no row pending, every row written exactly once.
+func (b *bundle) assertExactlyOnce(t *testing.T) {
+	t.Helper()
+	orders := b.db.Table("orders")
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE status IS NULL"), "rows skipped")
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE hits <> 1"), "rows written more than once")
+}
+
+// TestCrash: kill -9 a worker mid-job; with another worker started the job
+// completes and every row was written exactly once.
+func TestCrash(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 40_000, "task_span: 10000\nbatch: 100\nsleep: 20ms\n")
+	victim := b.worker(t)
+	ebbtest.Eventually(t, "the victim committed batches", func() bool {
+		return strings.Contains(victim.log(), "range start") && b.status(t).Batches >= 5
+	})
+	survivor := b.worker(t)
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+	_ = victim.wait(t)
+	// The victim's range comes back once asynq sees its lease expired.
+	replacement := b.worker(t)
+	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+	b.assertExactlyOnce(t)
+	_, _ = survivor, replacement
+}
+
+// TestSIGTERM: a worker told to stop finishes its batch, checkpoints, exits 0
+// and its range completes on another worker.
+func TestSIGTERM(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 20_000, "task_span: 20000\nbatch: 100\nsleep: 20ms\n")
+	w := b.worker(t)
+	ebbtest.Eventually(t, "batches committed", func() bool { return b.status(t).Batches >= 3 })
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, w.wait(t), "worker must exit 0 on SIGTERM")
+	require.Contains(t, w.log(), "range handed back")
+	s := b.status(t)
+	require.Zero(t, s.RangesDone)
+	require.Less(t, s.RowsDone, int64(20_000))
+	b.worker(t)
+	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+	b.assertExactlyOnce(t)
+}
+
+// TestUnreachable: a worker that cannot reach Redis or PostgreSQL exits
+// non-zero with a clear message that never shows the password.
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"redis", []string{"REDIS_URL=redis://:s3cret@127.0.0.1:1/0", "DATABASE_URL="}, "cannot reach Redis at redis://127.0.0.1:1/0"},
+		{"postgres", []string{"REDIS_URL=" + ebbtest.RedisURL(), "DATABASE_URL=postgres://u:s3cret@127.0.0.1:1/db"}, "cannot reach PostgreSQL at postgres://127.0.0.1:1/db"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := spawn(t, tc.env, "-metrics-addr", "")
+			err := p.wait(t)
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit)
+			require.Equal(t, 1, exit.ExitCode())
+			require.Contains(t, p.log(), tc.want)
+			require.NotContains(t, p.log(), "s3cret")
+			require.NotContains(t, p.log(), "panic")
+		})
+	}
+}
