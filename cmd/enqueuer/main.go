@@ -75,6 +75,7 @@ type env struct {
 }
 
 func main() {
+	dial.QuietRedisLogs()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/ebbhq/ebb/internal/control"
@@ -67,7 +69,11 @@ func loadJob(path string) (*jobspec.Spec, error) {
 	if path == "" {
 		return nil, bad("-job FILE is required")
 	}
-	return jobspec.Load(path)
+	spec, err := jobspec.Load(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return nil, usageError{err}
+	}
+	return spec, err
 }
 
 func ptr(v *int64) string {

@@ -46,6 +46,7 @@ Flags:
 `
 
 func main() {
+	dial.QuietRedisLogs()
 	os.Exit(run())
 }
 

@@ -152,3 +152,12 @@ type redacted struct {
 
 func (r redacted) Error() string { return strings.ReplaceAll(r.err.Error(), r.pw, "xxxxx") }
 func (r redacted) Unwrap() error { return r.err }
+
+// QuietRedisLogs stops go-redis from printing its own connection-pool lines:
+// ebb reports every Redis failure itself, once, with what to do. It sets
+// go-redis's process-wide logger, so only main packages call it.
+func QuietRedisLogs() { redis.SetLogger(quiet{}) }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/ebbtest"
+)
+
+type bundle struct {
+	t     *testing.T
+	db    *ebbtest.DB
+	redis *ebbtest.RedisEnv
+	env   map[string]string
+	dir   string
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	b := &bundle{t: t, db: ebbtest.Schema(t), redis: ebbtest.Redis(t), dir: t.TempDir()}
+	b.env = map[string]string{
+		"REDIS_URL":    ebbtest.RedisURL(),
+		"EBB_PREFIX":   b.redis.Prefix,
+		"DATABASE_URL": ebbtest.DatabaseURL(),
+	}
+	orders := b.db.Table("orders")
+	b.db.Exec(t, "CREATE TABLE "+orders+" (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, code text)")
+	b.db.Exec(t, "INSERT INTO "+orders+" (id, legacy_state, code) SELECT g, g % 5, 'c' || g FROM generate_series(1, 25000) g")
+	b.db.Exec(t, "ANALYZE "+orders)
+	return b
+}
+
+func (b *bundle) jobFile(body string) string {
+	b.t.Helper()
+	p := filepath.Join(b.dir, fmt.Sprintf("job-%s.yaml", ebbtest.Suffix()))
+	require.NoError(b.t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func (b *bundle) goodJob(name string) string {
+	return b.jobFile(fmt.Sprintf(`name: %s
+table: %s
+key: id
+pending: status IS NULL
+set: status = 's' || legacy_state
+task_span: 10000
+`, name, b.db.Table("orders")))
+}
+
+func (b *bundle) run(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb, func(k string) string { return b.env[k] })
+	return code, out.String(), errb.String()
+}
+
+// TestStartTwice: the second start enqueues nothing and says so.
+func TestStartTwice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	job := b.goodJob("twice-" + ebbtest.Suffix())
+	code, out, errOut := b.run("start", "-job", job, "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "enqueued 3,")
+	code, out, errOut = b.run("start", "-job", job, "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "enqueued 0, already queued 3")
+	require.Contains(t, out, "nothing new was enqueued")
+}
+
+// TestStatusAndPause walks the operator's commands on a job no worker runs.
+func TestStatusAndPause(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := "st-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.goodJob(name), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+
+	status := func() map[string]any {
+		code, out, errOut := b.run("status", name, "--json")
+		require.Equal(t, 0, code, errOut)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &m))
+		return m
+	}
+	s := status()
+	require.Equal(t, "queued", s["state"])
+	for _, k := range []string{"ranges_total", "ranges_done", "ranges_failed", "rows_done"} {
+		require.Contains(t, s, k)
+	}
+	require.EqualValues(t, 3, s["ranges_total"])
+
+	code, out, _ := b.run("pause", name)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, b.redis.Prefix+"{"+name+"}:pause")
+	require.Equal(t, "paused", status()["state"])
+	code, _, _ = b.run("resume", name)
+	require.Equal(t, 0, code)
+	require.Equal(t, "queued", status()["state"])
+
+	code, _, _ = b.run("pause")
+	require.Equal(t, 0, code)
+	require.Equal(t, "paused", status()["state"])
+	code, _, _ = b.run("resume")
+	require.Equal(t, 0, code)
+
+	code, out, _ = b.run("status")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, name)
+}
+
+// TestBadInput: every operator mistake exits 2 with a message naming the
+// thing; an unreachable server exits 1; no password is ever printed.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	orders := b.db.Table("orders")
+	tests := []struct {
+		name string
+		args func() []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{"unknown field", func() []string {
+			return []string{"plan", "-job", b.jobFile("name: x\ntable: t\nkey: id\npendng: a IS NULL\nset: a = 1\n")}
+		}, nil, 2, `line 4: field "pendng": unknown field`},
+		{"sql without $2", func() []string {
+			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s\nkey: id\npending: status IS NULL\nsql: UPDATE t SET a = 1 WHERE id >= $1\n", orders))}
+		}, nil, 2, `field "sql": must use both $1 and $2`},
+		{"missing table", func() []string {
+			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s.nope\nkey: id\npending: status IS NULL\nset: status = 'x'\n", b.db.Schema))}
+		}, nil, 2, "does not exist"},
+		{"text key", func() []string {
+			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s\nkey: code\npending: status IS NULL\nset: status = 'x'\n", orders))}
+		}, nil, 2, `key column "code"`},
+		{"no job file", func() []string { return []string{"start"} }, nil, 2, "-job FILE is required"},
+		{"missing job file", func() []string { return []string{"plan", "-job", "/nonexistent.yaml"} }, nil, 2, "no such file"},
+		{"unknown job", func() []string { return []string{"status", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
+		{"unknown command", func() []string { return []string{"frobnicate"} }, nil, 2, "unknown command"},
+		{"unreachable redis", func() []string { return []string{"status", "x"} },
+			map[string]string{"REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"}, 1, "cannot reach Redis at redis://127.0.0.1:1/0"},
+		{"unreachable postgres", func() []string { return []string{"plan", "-job", b.goodJob("pg")} },
+			map[string]string{"DATABASE_URL": "postgres://u:s3cret@127.0.0.1:1/db"}, 1, "cannot reach PostgreSQL at postgres://127.0.0.1:1/db"},
+		{"unset dsn", func() []string { return []string{"plan", "-job", b.goodJob("pg")} },
+			map[string]string{"DATABASE_URL": ""}, 1, "environment variable DATABASE_URL is empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			for k, v := range b.env {
+				env[k] = v
+			}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tc.args(), &out, &errb, func(k string) string { return env[k] })
+			require.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", out.String(), errb.String())
+			require.Contains(t, errb.String(), tc.want)
+			require.NotContains(t, out.String()+errb.String(), "s3cret")
+		})
+	}
+}
+
+// TestPlan prints the bounds and both plans for a good job.
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code, out, errOut := b.run("plan", "-job", b.goodJob("plan-"+ebbtest.Suffix()))
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "min 1, max 25000")
+	require.Contains(t, out, "ranges:           3")
+	require.Contains(t, out, "Index")
+}
+
+// TestHelp: every command prints a useful -h and exits 0.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"plan", "start", "status", "pause", "resume"} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{cmd, "-h"}, &out, &errb, func(string) string { return "" })
+		require.Equal(t, 0, code, cmd)
+		require.Contains(t, out.String(), "enqueuer "+cmd, cmd)
+	}
+}
