@@ -111,6 +111,9 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 		Logger:   log,
 		Metrics:  m,
 		Draining: draining.Load,
+		// A stop must never cut a batch: warn about jobs whose batches can
+		// outlast the shutdown window.
+		ShutdownTimeout: shutdownTimeout,
 	})
 	if err != nil {
 		return err

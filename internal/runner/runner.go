@@ -75,6 +75,10 @@ type Config struct {
 	PauseRecheck time.Duration
 	// AliveTTL is how long "running" shows after the last commit; default 15s.
 	AliveTTL time.Duration
+	// ShutdownTimeout is the asynq server's; a job whose worst batch takes
+	// longer is warned about, since a stop could then cut its batch. Zero
+	// skips the check.
+	ShutdownTimeout time.Duration
 }
 
 // Runner is an asynq.Handler for range tasks.
@@ -207,6 +211,11 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 	exec := batch.NewExecutor(pool, spec)
 	attrs := []any{slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("lo", p.Lo), slog.Int64("hi", p.Hi)}
 	r.log.InfoContext(ctx, "range start", append(attrs, slog.Int64("from", pos))...)
+	if worst := spec.Timeouts.Lock.D() + spec.Timeouts.Statement.D() + spec.Sleep.D(); r.cfg.ShutdownTimeout > 0 && worst >= r.cfg.ShutdownTimeout {
+		r.log.WarnContext(ctx, "shutdown timeout shorter than the job's worst batch",
+			append(attrs, slog.Duration("worst_batch", worst), slog.Duration("shutdown_timeout", r.cfg.ShutdownTimeout),
+				slog.String("hint", "raise the worker's -shutdown-timeout above timeouts.lock + timeouts.statement + sleep"))...)
+	}
 	if err := l.Touch(ctx, p.Job, r.cfg.AliveTTL); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 type testBundle struct {
-	t      *testing.T
+	t      testing.TB
 	db     *ebbtest.DB
 	redis  *ebbtest.RedisEnv
 	ctl    *control.Control
@@ -28,7 +28,7 @@ type testBundle struct {
 	job    string
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	db := ebbtest.Schema(t)
 	r := ebbtest.Redis(t)
@@ -106,7 +106,7 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 	}
 	pools := o.pools
 	if pools == nil {
-		pools = func(context.Context, string) (*pgxpool.Pool, error) { return b.db.Pool, nil }
+		pools = b.pools()
 	}
 	log := ebbtest.Logger(b.t)
 	r, err := runner.New(runner.Config{Ledger: b.ledger, Pools: pools, Logger: log, Draining: o.draining, PauseRecheck: 200 * time.Millisecond})
@@ -122,6 +122,10 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 		}
 	})
 	return srv
+}
+
+func (b *testBundle) pools() runner.PoolFunc {
+	return func(context.Context, string) (*pgxpool.Pool, error) { return b.db.Pool, nil }
 }
 
 func (b *testBundle) status() *control.Status {
