@@ -362,3 +362,31 @@ func TestDrain(t *testing.T) {
 	b.waitState(control.StateDone)
 	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL OR hits <> 1"))
 }
+
+// TestRedisLoss: after Redis lost everything of a half-done job (queue,
+// ledger, spec), start again rebuilds it and the job completes; rows written
+// before the loss are not written again.
+func TestRedisLoss(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(30_000)
+	spec := b.spec("batch: 100\n")
+	b.start(spec)
+	ctx := context.Background()
+	// Half the work happened before the loss.
+	b.db.Exec(t, "UPDATE "+b.db.Table("orders")+" SET status = 's' || legacy_state, hits = 1 WHERE id <= 15000")
+	for _, pattern := range []string{b.redis.Prefix + "*", "asynq:{" + b.redis.Queue + "}:*"} {
+		keys, err := b.redis.Client.Keys(ctx, pattern).Result()
+		require.NoError(t, err)
+		require.NoError(t, b.redis.Client.Del(ctx, keys...).Err())
+	}
+	_, err := b.ctl.Status(ctx, b.job)
+	require.ErrorIs(t, err, control.ErrUnknownJob)
+
+	res := b.start(spec)
+	require.Equal(t, 3, res.Enqueued)
+	b.worker(workerOpts{})
+	s := b.waitState(control.StateDone)
+	require.Equal(t, int64(15_000), s.RowsDone, "only the rows still pending are written")
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL OR hits <> 1"))
+}
