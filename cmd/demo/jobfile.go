@@ -1,0 +1,63 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// jobFileTemplate is the demo's backfill, written the way an operator would.
+// The set expression derives status from legacy_state, so verification can
+// check every row's value, not only that it is no longer NULL. The DSN comes
+// from DATABASE_URL in the environment, never from the file.
+const jobFileTemplate = `name: %s
+table: public.demo_orders
+key: id
+pending: status IS NULL
+set: status = 'state_' || legacy_state
+range: {from: auto, to: auto}
+task_span: 50000
+read_batch: 5000
+batch: 1000
+sleep: 20ms
+timeouts: {lock: 1s, statement: 5s}
+retries: 5
+database_env: DATABASE_URL
+`
+
+// jobFile renders the job file for job name.
+func jobFile(name string) string { return fmt.Sprintf(jobFileTemplate, name) }
+
+// writeJobFile writes the job file into dir and returns its path.
+func writeJobFile(dir, name string) (string, error) {
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(jobFile(name)), 0o600); err != nil {
+		return "", fmt.Errorf("write job file: %w", err)
+	}
+	return path, nil
+}
+
+// runNames returns the job and queue names of one demo run. A fresh suffix
+// per run means a run never sees the ledger or queue of an earlier one, even
+// one that was killed before it could clean up.
+func runNames() (job, queue string, err error) {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", fmt.Errorf("random run id: %w", err)
+	}
+	suffix := hex.EncodeToString(b[:])
+	return "demo-orders-" + suffix, "demo-" + suffix, nil
+}
+
+// indent prefixes every line of s, for showing a tool's output inside the
+// demo's own.
+func indent(s, prefix string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix) + "\n"
+}

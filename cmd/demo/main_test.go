@@ -1,0 +1,37 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.binDir != "bin" || cfg.rows != 1_000_000 || cfg.trafficWorkers != 4 || cfg.timeout != 10*time.Minute ||
+		cfg.workers != 2 || cfg.concurrency != 2 || cfg.dbName != "ebb_demo" || cfg.seedOnly {
+		t.Fatalf("defaults = %+v", cfg)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-rows", "0"}, "-rows"},
+		{[]string{"-traffic-workers", "0"}, "-traffic-workers"},
+		{[]string{"-timeout", "0s"}, "-timeout"},
+		{[]string{"-workers", "-1"}, "-workers"},
+		{[]string{"-db", ""}, "-db"},
+		{[]string{"extra"}, "unexpected argument"},
+	}
+	for _, tc := range tests {
+		_, err := parseFlags(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%q) = %v, want an error naming %s", tc.args, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// child is a long-running subprocess (a worker) whose output goes to a log
+// file. It runs in its own process group so a Ctrl-C in the terminal reaches
+// only the demo, which then stops it in order: SIGTERM, a grace period for
+// the worker's graceful shutdown, and only then SIGKILL.
+type child struct {
+	name    string
+	logPath string
+	cmd     *exec.Cmd
+	logFile *os.File
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // valid once done is closed
+}
+
+func startChild(name, path string, args, env []string, logPath string) (*child, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: create log: %w", name, err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	cmd.Stdin = nil
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = childSysProcAttr()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", name, path, err)
+	}
+	c := &child{name: name, logPath: logPath, cmd: cmd, logFile: logFile, done: make(chan struct{})}
+	go func() {
+		c.waitErr = cmd.Wait()
+		logFile.Close()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// exited reports whether the process has already ended, and how.
+func (c *child) exited() (bool, error) {
+	select {
+	case <-c.done:
+		return true, c.waitErr
+	default:
+		return false, nil
+	}
+}
+
+// stop ends the process: SIGTERM, then SIGKILL to its whole group if it has
+// not exited within grace. It returns the process's exit error only when it
+// had to be killed; exiting on SIGTERM is the expected outcome.
+//
+// Whatever happened to the process itself, anything it started and left in
+// its group is killed at the end: a crashed worker must not leave helpers
+// running behind the demo. The kernel does not hand out a pid that is still
+// some group's id, so while a member lives the signal can only reach that
+// group; once none is left, reaching a stranger would take the pid to cycle
+// through pid_max in the moment between the exit and this call.
+func (c *child) stop(grace time.Duration) error {
+	pid := c.cmd.Process.Pid
+	defer killGroup(pid)
+	if done, _ := c.exited(); done {
+		return nil
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("stop %s: signal: %w", c.name, err)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+		return nil
+	case <-timer.C:
+	}
+	killGroup(pid)
+	<-c.done
+	return fmt.Errorf("stop %s: still running %s after SIGTERM, killed", c.name, grace)
+}
+
+// runTool runs a short-lived enqueuer command and returns its stdout. stderr
+// is returned inside the error when the command fails, because that is where
+// a CLI explains itself. On ctx cancellation the command gets SIGTERM first.
+func runTool(ctx context.Context, timeout time.Duration, path string, args, env []string) (stdout []byte, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	var out, errBuf bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errBuf
+	cmd.SysProcAttr = childSysProcAttr()
+	runErr := cmd.Run()
+	if runErr != nil {
+		msg := strings.TrimSpace(errBuf.String())
+		if msg == "" {
+			msg = strings.TrimSpace(out.String())
+		}
+		if ctx.Err() != nil {
+			runErr = fmt.Errorf("%w (%w)", runErr, ctx.Err())
+		}
+		return out.Bytes(), fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), runErr, msg)
+	}
+	if errBuf.Len() > 0 {
+		// A successful command's stderr carries its log lines; keep them
+		// visible after stdout so nothing the tool said is lost.
+		out.WriteString(errBuf.String())
+	}
+	return out.Bytes(), nil
+}
+
+// tailFile returns the last n lines of the file at path, for error messages
+// that point at a crashed worker's log.
+func tailFile(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	defer f.Close()
+	const maxTail = 64 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > maxTail {
+		if _, err := f.Seek(st.Size()-maxTail, io.SeekStart); err != nil {
+			return fmt.Sprintf("(cannot read %s: %v)", path, err)
+		}
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	return lastLines(string(b), n)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// setEnv returns env with key set to val, replacing every earlier
+// definition. Duplicates would be resolved differently by different
+// programs, so none are left.
+func setEnv(env []string, key, val string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); ok && k == key {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, key+"="+val)
+}
