@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -74,7 +75,7 @@ func Classify(ctx context.Context, err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		if transientStates[pgErr.Code] || pgErr.Code[:2] == "08" {
+		if transientStates[pgErr.Code] || strings.HasPrefix(pgErr.Code, "08") {
 			return &TransientError{Err: err}
 		}
 		return &PermanentError{Err: err}

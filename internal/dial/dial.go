@@ -58,7 +58,14 @@ func PostgresDSN(ctx context.Context, env, dsn string) (*pgxpool.Pool, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a valid PostgreSQL DSN: %w", env, redactErr(errors.Unwrap(err), dsn))
+		// The unwrapped reason leaves the DSN out, but pgx gives some
+		// reasons (e.g. "invalid port") no inner error; its own message
+		// masks the password, and redactErr masks it again.
+		cause := errors.Unwrap(err)
+		if cause == nil {
+			cause = err
+		}
+		return nil, fmt.Errorf("%s is not a valid PostgreSQL DSN: %w", env, redactErr(cause, dsn))
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "ebb"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -134,15 +141,35 @@ func redactErr(err error, raw string) error {
 	if err == nil {
 		return nil
 	}
-	u, perr := url.Parse(raw)
-	if perr != nil || u.User == nil {
-		return err
-	}
-	pw, ok := u.User.Password()
-	if !ok || pw == "" {
+	pw := password(raw)
+	if pw == "" {
 		return err
 	}
 	return redacted{err: err, pw: pw}
+}
+
+// password finds the password in a URL. A URL that url.Parse rejects (a bad
+// port, a stray %) is exactly the one whose parse error quotes it whole, so
+// then the password is cut out by hand: what follows the first ':' of the
+// text between "://" and the last '@'.
+func password(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		if u.User == nil {
+			return ""
+		}
+		pw, _ := u.User.Password()
+		return pw
+	}
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ""
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(rest[:at], ":")
+	return pw
 }
 
 type redacted struct {

@@ -256,8 +256,12 @@ func (s *Spec) validate(lines map[string]int) error {
 	if s.Retries < 1 {
 		add("retries", "must be at least 1, got %d", s.Retries)
 	}
-	if !envRE.MatchString(s.DatabaseEnv) {
-		add("database_env", "%q is not an environment variable name; name the variable that holds the DSN, e.g. DATABASE_URL (never the DSN itself)", s.DatabaseEnv)
+	switch {
+	case strings.Contains(s.DatabaseEnv, "://") || strings.Contains(s.DatabaseEnv, "@") || strings.Contains(s.DatabaseEnv, "="):
+		// Never echo it: it is likely a DSN with a password in it.
+		add("database_env", "looks like a DSN; put the DSN in an environment variable on the workers and write that variable's name here, e.g. DATABASE_URL")
+	case !envRE.MatchString(s.DatabaseEnv):
+		add("database_env", "%q is not an environment variable name; name the variable that holds the DSN, e.g. DATABASE_URL", s.DatabaseEnv)
 	}
 	return errors.Join(errs...)
 }
@@ -312,7 +316,11 @@ func decodeError(err error, lines map[string]int) error {
 		}
 		if m := lineMsgRE.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			errs = append(errs, &Error{Field: fieldAt(line), Line: line, Msg: m[2]})
+			msg := m[2]
+			if strings.HasPrefix(msg, "cannot unmarshal") {
+				msg += "; check the value's type against the job file reference in README.md"
+			}
+			errs = append(errs, &Error{Field: fieldAt(line), Line: line, Msg: msg})
 			continue
 		}
 		errs = append(errs, fmt.Errorf("job file: %s", msg))

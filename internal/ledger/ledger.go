@@ -316,7 +316,23 @@ func (l *Ledger) PauseFlags(ctx context.Context, job, queue string) (PauseFlags,
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return PauseFlags{}, fmt.Errorf("read pause keys of %s: %w", job, err)
 	}
+	// A pipeline reports only its first failed command, and an absent key
+	// (redis.Nil) counts as failed: check each one, or an unreadable job
+	// key behind an absent global key would read as "not paused".
+	if err := firstErr(g, j, q); err != nil {
+		return PauseFlags{}, fmt.Errorf("read pause keys of %s: %w", job, err)
+	}
 	return PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, nil
+}
+
+// firstErr is the first error among cmds other than redis.Nil (absent key).
+func firstErr(cmds ...redis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
 
 func id(rangeID int64) string { return strconv.FormatInt(rangeID, 10) }

@@ -56,6 +56,9 @@ func (l *Ledger) Snapshot(ctx context.Context, job string) (Snapshot, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Snapshot{}, fmt.Errorf("read progress of %s: %w", job, err)
 	}
+	if err := firstErr(done, failed, stats, alive, spec, gp, jp, qp); err != nil {
+		return Snapshot{}, fmt.Errorf("read progress of %s: %w", job, err)
+	}
 	s := Snapshot{
 		Meta:        m,
 		RangesDone:  done.Val(),

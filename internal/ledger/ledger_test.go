@@ -1,0 +1,463 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/ledger"
+)
+
+type testBundle struct {
+	env *ebbtest.RedisEnv
+	l   *ledger.Ledger
+	rdb *redis.Client
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	env := ebbtest.Redis(t)
+	return &testBundle{env: env, l: ledger.New(env.Client, env.Prefix), rdb: env.Client}
+}
+
+// saveJob stores a job with ranges 0..9 on the test's queue.
+func (b *testBundle) saveJob(t *testing.T, job string) ledger.Meta {
+	t.Helper()
+	m, err := b.l.SaveJob(context.Background(), job, []byte(`{"name":"`+job+`"}`), ledger.Meta{
+		Queue: b.env.Queue, From: 1, To: 1000, Span: 100, Ranges: 10,
+		Created: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+	})
+	require.NoError(t, err)
+	return m
+}
+
+func TestKeyNames(t *testing.T) {
+	t.Parallel()
+	const prefix = "acme:"
+	l := ledger.New(nil, prefix)
+	const job = "orders-status"
+
+	perJob := []struct {
+		name string
+		key  func(string) string
+		want string
+	}{
+		{"pause", l.PauseKey, "acme:{orders-status}:pause"},
+		{"spec", l.SpecKey, "acme:{orders-status}:spec"},
+		{"meta", l.MetaKey, "acme:{orders-status}:meta"},
+		{"cursor", l.CursorKey, "acme:{orders-status}:cursor"},
+		{"done", l.DoneKey, "acme:{orders-status}:done"},
+		{"failed", l.FailedKey, "acme:{orders-status}:failed"},
+		{"stats", l.StatsKey, "acme:{orders-status}:stats"},
+		{"alive", l.AliveKey, "acme:{orders-status}:alive"},
+	}
+	seen := map[string]bool{}
+	for _, tc := range perJob {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			k := tc.key(job)
+			require.Equal(t, tc.want, k)
+			// One hash tag per key, the job's, so all of a job's keys land
+			// in one Redis Cluster slot and MULTI over them stays legal.
+			require.True(t, strings.HasPrefix(k, prefix+"{"+job+"}:"))
+			require.Equal(t, 1, strings.Count(k, "{"))
+			require.NotEqual(t, tc.key(job), tc.key(job+"-2"), "jobs must not share keys")
+		})
+		require.False(t, seen[tc.key(job)], "two kinds of data in one key: %s", tc.key(job))
+		seen[tc.key(job)] = true
+	}
+
+	t.Run("global keys", func(t *testing.T) {
+		t.Parallel()
+		require.Equal(t, "acme:jobs", l.JobsKey())
+		require.Equal(t, "acme:pause", l.GlobalPauseKey())
+		require.Equal(t, "acme:", l.Prefix())
+	})
+	t.Run("default prefix", func(t *testing.T) {
+		t.Parallel()
+		d := ledger.New(nil, "")
+		require.Equal(t, ledger.DefaultPrefix, d.Prefix())
+		require.Equal(t, "ebb:pause", d.GlobalPauseKey())
+		require.Equal(t, "ebb:{j}:pause", d.PauseKey("j"))
+	})
+	t.Run("asynq queue pause", func(t *testing.T) {
+		t.Parallel()
+		require.Equal(t, "asynq:{ebb}:paused", ledger.QueuePausedKey("ebb"))
+	})
+}
+
+func TestCheckpoint(t *testing.T) {
+	t.Parallel()
+	const job = "cp"
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, b *testBundle)
+		wantKey int64
+		wantOK  bool
+		wantErr []string
+	}{
+		{
+			name:    "absent",
+			prepare: func(t *testing.T, b *testBundle) {},
+		},
+		{
+			name: "other range only",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.l.Commit(context.Background(), job, 4, 99, 1, time.Minute))
+			},
+		},
+		{
+			name: "present",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, 250, 10, time.Minute))
+			},
+			wantKey: 250, wantOK: true,
+		},
+		{
+			name: "lowest key",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MinInt64, 1, time.Minute))
+			},
+			wantKey: math.MinInt64, wantOK: true,
+		},
+		{
+			name: "highest key",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MaxInt64, 1, time.Minute))
+			},
+			wantKey: math.MaxInt64, wantOK: true,
+		},
+		{
+			// Someone edited the cursor by hand: that is not "no progress",
+			// which would redo the range from its start at best and hide
+			// the edit at worst.
+			name: "garbage value",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.rdb.HSet(context.Background(), b.l.CursorKey(job), "3", "twelve").Err())
+			},
+			wantErr: []string{`holds "twelve", not a key`, "delete field 3 of {cursor}"},
+		},
+		{
+			name: "cursor key of the wrong type",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.rdb.Set(context.Background(), b.l.CursorKey(job), "3", 0).Err())
+			},
+			wantErr: []string{"read checkpoint cp range 3", "WRONGTYPE"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			tc.prepare(t, b)
+			key, ok, err := b.l.Checkpoint(context.Background(), job, 3)
+			if tc.wantErr != nil {
+				require.Error(t, err)
+				require.False(t, ok, "an unreadable checkpoint must not look present")
+				for _, w := range tc.wantErr {
+					require.Contains(t, err.Error(), strings.ReplaceAll(w, "{cursor}", b.l.CursorKey(job)))
+				}
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantOK, ok)
+			require.Equal(t, tc.wantKey, key)
+		})
+	}
+}
+
+func TestCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.saveJob(t, "c")
+
+	require.NoError(t, b.l.Commit(ctx, "c", 2, 100, 40, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 2, 200, 60, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 5, 550, 7, time.Minute))
+
+	key, ok, err := b.l.Checkpoint(ctx, "c", 2)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(200), key, "the latest commit wins")
+	key, ok, err = b.l.Checkpoint(ctx, "c", 5)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(550), key, "ranges keep their own cursor")
+
+	s, err := b.l.Snapshot(ctx, "c")
+	require.NoError(t, err)
+	require.Equal(t, int64(107), s.Rows)
+	require.Equal(t, int64(3), s.Batches)
+	require.True(t, s.Alive)
+
+	ttl, err := b.rdb.PTTL(ctx, b.l.AliveKey("c")).Result()
+	require.NoError(t, err)
+	require.Positive(t, ttl, "alive must expire, or a dead fleet looks alive forever")
+	require.LessOrEqual(t, ttl, time.Minute)
+}
+
+// TestCommitAtomic: a reader never sees a cursor without the counters of the
+// batch that moved it. One writer commits key i with one row each time, so
+// at every instant cursor == rows == batches.
+func TestCommitAtomic(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	const job, commits = "atomic", 300
+
+	// If an assertion below stops the test early, the writer must stop
+	// before the Redis cleanup runs, or it recreates keys behind it.
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	t.Cleanup(func() { stop(); <-exited })
+	go func() {
+		defer close(exited)
+		for i := int64(1); i <= commits; i++ {
+			if err := b.l.Commit(wctx, job, 0, i, 1, time.Minute); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+
+	read := func() (cursor, rows, batches string) {
+		var c, s *redis.Cmd
+		_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			c = p.Do(ctx, "HGET", b.l.CursorKey(job), "0")
+			s = p.Do(ctx, "HMGET", b.l.StatsKey(job), "rows", "batches")
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("read: %v", err)
+		}
+		cursor, _ = c.Val().(string)
+		vals, _ := s.Val().([]any)
+		if len(vals) == 2 {
+			rows, _ = vals[0].(string)
+			batches, _ = vals[1].(string)
+		}
+		return cursor, rows, batches
+	}
+
+	reads := 0
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			finished = true
+		default:
+		}
+		cursor, rows, batches := read()
+		reads++
+		require.Equal(t, cursor, rows, "cursor and rows disagree after %d reads", reads)
+		require.Equal(t, cursor, batches, "cursor and batches disagree after %d reads", reads)
+	}
+	cursor, rows, batches := read()
+	require.Equal(t, []string{"300", "300", "300"}, []string{cursor, rows, batches})
+}
+
+func TestSaveJobKeepsSlicing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	first := b.saveJob(t, "s")
+	require.Equal(t, int64(10), first.Ranges)
+	require.Equal(t, b.env.Queue, first.Queue)
+
+	// A second start with another range and span keeps the stored slicing,
+	// or done marks would point at other keys; the queue may move.
+	got, err := b.l.SaveJob(ctx, "s", []byte(`{"v":2}`), ledger.Meta{Queue: "elsewhere", From: 5, To: 50, Span: 1, Ranges: 46, Created: time.Now()})
+	require.NoError(t, err)
+	require.Equal(t, ledger.Meta{Queue: "elsewhere", From: 1, To: 1000, Span: 100, Ranges: 10, Created: first.Created}, got)
+
+	spec, err := b.l.Spec(ctx, "s")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"v":2}`, string(spec), "the spec is replaced")
+
+	jobs, err := b.l.Jobs(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"s"}, jobs)
+}
+
+func TestNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+
+	_, err := b.l.Meta(ctx, "ghost")
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+	_, err = b.l.Spec(ctx, "ghost")
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+	_, err = b.l.Snapshot(ctx, "ghost")
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+
+	// A meta edited by hand is unreadable, not absent: "absent" would let
+	// start slice the job again under its done marks.
+	require.NoError(t, b.rdb.HSet(ctx, b.l.MetaKey("mangled"), "ranges", "ten").Err())
+	_, err = b.l.Meta(ctx, "mangled")
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ledger.ErrNotFound)
+	require.ErrorContains(t, err, b.l.MetaKey("mangled"))
+}
+
+func TestSnapshot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	meta := b.saveJob(t, "snap")
+
+	require.NoError(t, b.l.Commit(ctx, "snap", 0, 100, 5, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "snap", 1, 150, 7, time.Minute))
+	require.NoError(t, b.l.MarkDone(ctx, "snap", 0))
+	require.NoError(t, b.l.MarkDone(ctx, "snap", 0), "marking done twice counts once")
+	require.NoError(t, b.l.MarkFailed(ctx, "snap", 7, "permanent: division by zero"))
+	require.NoError(t, b.l.MarkFailed(ctx, "snap", 2, "gave up after 5 attempts"))
+	require.NoError(t, b.l.MarkFailed(ctx, "snap", 3, "boom"))
+	require.NoError(t, b.l.MarkDone(ctx, "snap", 3), "done clears an old failure")
+	require.NoError(t, b.l.MarkFailed(ctx, "snap", 4, "boom"))
+	require.NoError(t, b.l.ClearFailed(ctx, "snap", 4))
+	require.NoError(t, b.l.SetPause(ctx, "snap", "1"))
+
+	s, err := b.l.Snapshot(ctx, "snap")
+	require.NoError(t, err)
+	require.Equal(t, ledger.Snapshot{
+		Meta:       meta,
+		RangesDone: 2,
+		Failed: []ledger.Failure{
+			{Range: 2, Reason: "gave up after 5 attempts"},
+			{Range: 7, Reason: "permanent: division by zero"},
+		},
+		Rows:        12,
+		Batches:     2,
+		Alive:       true,
+		Pause:       ledger.PauseFlags{Job: "1"},
+		SpecPresent: true,
+	}, s)
+
+	doneRanges, err := b.l.DoneRanges(ctx, "snap")
+	require.NoError(t, err)
+	require.Equal(t, map[int64]bool{0: true, 3: true}, doneRanges)
+	for id, want := range map[int64]bool{0: true, 1: false, 3: true} {
+		got, err := b.l.IsDone(ctx, "snap", id)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "range %d", id)
+	}
+
+	t.Run("fresh job", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		meta := b.saveJob(t, "fresh")
+		s, err := b.l.Snapshot(ctx, "fresh")
+		require.NoError(t, err)
+		require.Equal(t, ledger.Snapshot{Meta: meta, SpecPresent: true}, s)
+	})
+
+	// status must not show "running" for a job whose pause key cannot be
+	// read, even though the global pause key before it is simply absent.
+	t.Run("unreadable key is an error", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.saveJob(t, "bad")
+		require.NoError(t, b.rdb.LPush(ctx, b.l.PauseKey("bad"), "1").Err())
+		_, err := b.l.Snapshot(ctx, "bad")
+		require.ErrorContains(t, err, "WRONGTYPE")
+	})
+}
+
+func TestPauseFlags(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const job = "p"
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, b *testBundle)
+		want    ledger.PauseFlags
+		wantErr string
+	}{
+		{
+			name:    "nothing set",
+			prepare: func(t *testing.T, b *testBundle) {},
+		},
+		{
+			name: "global",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.l.SetPause(ctx, "", "1"))
+			},
+			want: ledger.PauseFlags{Global: "1"},
+		},
+		{
+			name: "job, raw value",
+			prepare: func(t *testing.T, b *testBundle) {
+				// Operators use redis-cli; interpreting the value is guard's.
+				require.NoError(t, b.rdb.Set(ctx, b.l.PauseKey(job), "banana", 0).Err())
+			},
+			want: ledger.PauseFlags{Job: "banana"},
+		},
+		{
+			name: "another job's pause",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.l.SetPause(ctx, "other", "1"))
+			},
+		},
+		{
+			name: "cleared",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.l.SetPause(ctx, job, "1"))
+				require.NoError(t, b.l.SetPause(ctx, "", "1"))
+				require.NoError(t, b.l.ClearPause(ctx, job))
+				require.NoError(t, b.l.ClearPause(ctx, ""))
+			},
+		},
+		{
+			// The flag Asynqmon's Pause button sets, through asynq's own
+			// API, so a change of asynq's key name breaks this test.
+			name: "asynq queue paused",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, asynq.NewInspectorFromRedisClient(b.rdb).PauseQueue(b.env.Queue))
+			},
+			want: ledger.PauseFlags{QueuePaused: true},
+		},
+		{
+			// Fail closed: a pause key nobody can read must not read as
+			// "not paused", even when the global key is simply absent.
+			name: "job pause key of the wrong type",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.rdb.LPush(ctx, b.l.PauseKey(job), "1").Err())
+			},
+			wantErr: "WRONGTYPE",
+		},
+		{
+			name: "global pause key of the wrong type",
+			prepare: func(t *testing.T, b *testBundle) {
+				require.NoError(t, b.rdb.SAdd(ctx, b.l.GlobalPauseKey(), "1").Err())
+			},
+			wantErr: "WRONGTYPE",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			tc.prepare(t, b)
+			got, err := b.l.PauseFlags(ctx, job, b.env.Queue)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.ErrorContains(t, err, "read pause keys of p")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}

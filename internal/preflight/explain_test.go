@@ -1,0 +1,109 @@
+package preflight_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/preflight"
+)
+
+// bigTable has 20k analyzed rows: large enough that the check trusts the
+// planner's choice instead of retrying with sequential scans disabled.
+const bigTable = `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, other int, done bool);
+INSERT INTO %[1]s.orders SELECT g, g %% 1000, NULL FROM generate_series(1, 20000) g;
+ANALYZE %[1]s.orders`
+
+// smallTable has 100 analyzed rows: the planner rightly scans it whole.
+const smallTable = `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, other int, done bool);
+INSERT INTO %[1]s.orders SELECT g, g, NULL FROM generate_series(1, 100) g;
+ANALYZE %[1]s.orders`
+
+func TestCheckExplain(t *testing.T) {
+	t.Parallel()
+	runCases(t, []checkCase{
+		{
+			// The plans name each partition's index, not the parent's.
+			name: "partitioned table",
+			setup: `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, done bool) PARTITION BY RANGE (id);
+				CREATE TABLE %[1]s.orders_1 PARTITION OF %[1]s.orders FOR VALUES FROM (0) TO (15000);
+				CREATE TABLE %[1]s.orders_2 PARTITION OF %[1]s.orders FOR VALUES FROM (15000) TO (30000);
+				INSERT INTO %[1]s.orders SELECT g, false FROM generate_series(1, 29999) g;
+				ANALYZE %[1]s.orders;`,
+			table: "orders",
+			extra: "set: done = true\n",
+		},
+		{
+			name:  "set write on a large table",
+			setup: bigTable,
+			table: "orders",
+			extra: "set: done = true\n",
+		},
+		{
+			name:  "sql write bounded by the key on a large table",
+			setup: bigTable,
+			table: "orders",
+			extra: "sql: UPDATE {table} SET done = true WHERE id BETWEEN $1 AND $2 AND done IS NOT TRUE\n",
+		},
+		{
+			// The bounds land on an unindexed column: every batch would
+			// scan all 20k rows.
+			name:      "sql write bounded by another column on a large table",
+			setup:     bigTable,
+			table:     "orders",
+			extra:     "sql: UPDATE {table} SET done = true WHERE other BETWEEN $1 AND $2 AND done IS NOT TRUE\n",
+			wantCheck: "4-explain",
+			wantMsg:   []string{"the write statement would not use an index on id", "orders_pkey", "fix the pending predicate or the write", "Seq Scan"},
+		},
+		{
+			// Disabling sequential scans cannot make an index usable that
+			// the statement does not bound.
+			name:      "sql write bounded by another column on a small table",
+			setup:     smallTable,
+			table:     "orders",
+			extra:     "sql: UPDATE {table} SET done = true WHERE other BETWEEN $1 AND $2 AND done IS NOT TRUE\n",
+			wantCheck: "4-explain",
+			wantMsg:   []string{"the write statement would not use an index on id"},
+		},
+		{
+			name:      "write that does not plan",
+			setup:     bigTable,
+			table:     "orders",
+			extra:     "sql: UPDATE {table} SET no_such_column = 1 WHERE id BETWEEN $1 AND $2\n",
+			wantCheck: "4-explain",
+			wantMsg:   []string{"EXPLAIN of the write statement failed", `column "no_such_column"`, "statement: UPDATE"},
+		},
+	})
+}
+
+// TestCheckExplainPending: the read statement carries the operator's pending
+// predicate, and the check plans it before any row is read.
+func TestCheckExplainPending(t *testing.T) {
+	t.Parallel()
+	db := ebbtest.Schema(t)
+	db.Exec(t, `CREATE TABLE `+db.Table("orders")+` (id bigint PRIMARY KEY, done bool)`)
+	spec := parseSpec(t, "name: preflight-test\ntable: "+db.Table("orders")+"\nkey: id\npending: statuss IS NULL\nset: done = true\n")
+
+	_, err := preflight.Run(context.Background(), db.Pool, spec)
+	require.True(t, preflight.IsRefused(err), "%v", err)
+	require.ErrorContains(t, err, "EXPLAIN of the read statement failed")
+	require.ErrorContains(t, err, `column "statuss" does not exist`)
+}
+
+// TestCheckExplainSmallTable: on a table small enough that the planner
+// prefers a sequential scan, a job whose statements can seek the key index
+// passes, with a note saying why the plan shows a scan.
+func TestCheckExplainSmallTable(t *testing.T) {
+	t.Parallel()
+	db := ebbtest.Schema(t)
+	db.Exec(t, fmt.Sprintf(smallTable, db.Schema))
+	spec := parseSpec(t, specYAML(db.Table("orders"), "id", "set: done = true\n"))
+
+	res, err := preflight.Run(context.Background(), db.Pool, spec)
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Notes)
+	require.Contains(t, res.Notes[0], "can use the key index")
+}

@@ -1,0 +1,70 @@
+package preflight_test
+
+import "testing"
+
+func TestCheckKeyColumn(t *testing.T) {
+	t.Parallel()
+	runCases(t, []checkCase{
+		{
+			name:      "missing key column",
+			setup:     `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, done bool)`,
+			table:     "orders",
+			key:       "order_id",
+			extra:     "set: done = true\n",
+			wantCheck: "2-key-column",
+			wantMsg:   []string{`key column "order_id" does not exist in S.orders`, "check the key field"},
+		},
+		{
+			name:      "dropped key column",
+			setup:     `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, old_id bigint, done bool); ALTER TABLE %[1]s.orders DROP COLUMN old_id`,
+			table:     "orders",
+			key:       "old_id",
+			extra:     "set: done = true\n",
+			wantCheck: "2-key-column",
+			wantMsg:   []string{`key column "old_id" does not exist`},
+		},
+		{
+			name:      "text key",
+			setup:     `CREATE TABLE %[1]s.orders (code text PRIMARY KEY, done bool)`,
+			table:     "orders",
+			key:       "code",
+			extra:     "set: done = true\n",
+			wantCheck: "2-key-column",
+			wantMsg:   []string{`key column "code" of S.orders is text`, "must be smallint, integer or bigint"},
+		},
+		{
+			name:      "uuid key",
+			setup:     `CREATE TABLE %[1]s.orders (id uuid PRIMARY KEY, done bool)`,
+			table:     "orders",
+			extra:     "set: done = true\n",
+			wantCheck: "2-key-column",
+			wantMsg:   []string{`key column "id" of S.orders is uuid`, "must be smallint, integer or bigint"},
+		},
+		{
+			name:      "numeric key",
+			setup:     `CREATE TABLE %[1]s.orders (id numeric(20) PRIMARY KEY, done bool)`,
+			table:     "orders",
+			extra:     "set: done = true\n",
+			wantCheck: "2-key-column",
+			wantMsg:   []string{"is numeric(20,0)", "must be smallint, integer or bigint"},
+		},
+		{
+			name:  "bigint key",
+			setup: `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, done bool)`,
+			table: "orders",
+			extra: "set: done = true\n",
+		},
+		{
+			name:  "integer key",
+			setup: `CREATE TABLE %[1]s.orders (id integer PRIMARY KEY, done bool)`,
+			table: "orders",
+			extra: "set: done = true\n",
+		},
+		{
+			name:  "smallint key",
+			setup: `CREATE TABLE %[1]s.orders (id smallint PRIMARY KEY, done bool)`,
+			table: "orders",
+			extra: "set: done = true\n",
+		},
+	})
+}
