@@ -21,8 +21,8 @@ set: status = 'state_' || legacy_state
 range: {from: auto, to: auto}
 task_span: 50000
 read_batch: 5000
-batch: 1000
-sleep: 20ms
+batch: 500
+sleep: 50ms
 timeouts: {lock: 1s, statement: 5s}
 retries: 5
 database_env: DATABASE_URL

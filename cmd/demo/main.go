@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Int64Var(&cfg.rows, "rows", 1_000_000, "rows to seed into demo_orders")
 	fs.StringVar(&cfg.dbName, "db", "ebb_demo", "database to create (if missing) and seed")
 	fs.IntVar(&cfg.workers, "workers", 2, "worker processes to start")
-	fs.IntVar(&cfg.concurrency, "concurrency", 2, "ranges each worker processes at once (-concurrency of the worker)")
+	fs.IntVar(&cfg.concurrency, "concurrency", 1, "ranges each worker processes at once (-concurrency of the worker)")
 	fs.IntVar(&cfg.trafficWorkers, "traffic-workers", 4, "concurrent live-traffic clients")
 	fs.DurationVar(&cfg.think, "think", 5*time.Millisecond, "pause after each live-traffic op, per client")
 	fs.DurationVar(&cfg.baseline, "baseline", 3*time.Second, "how long to measure live traffic before the backfill starts")

@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		var ue usageError
 		var je *jobspec.Error
 		if errors.As(err, &ue) || errors.As(err, &je) || preflight.IsRefused(err) ||
-			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) {
+			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, control.ErrBadQueue) {
 			return exitBadInput
 		}
 		return exitFailed

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
@@ -69,7 +70,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		return 2
 	}
-	if err := validQueue(*queue); err != nil {
+	if err := control.ValidQueue(*queue); err != nil {
 		log.Error("bad flag", slog.Any("err", err))
 		return 2
 	}
@@ -154,18 +155,6 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 		_ = httpSrv.Shutdown(sctx)
 	}
 	log.Info("worker stopped cleanly")
-	return nil
-}
-
-func validQueue(q string) error {
-	if q == "" {
-		return errors.New("-queue must not be empty")
-	}
-	for _, c := range q {
-		if c == '{' || c == '}' {
-			return fmt.Errorf("-queue %q contains { or }, which break asynq's Redis hash tags", q)
-		}
-	}
 	return nil
 }
 

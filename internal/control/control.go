@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -79,6 +80,21 @@ type PlanReport struct {
 	Notes         []string `json:"notes,omitempty"`
 }
 
+// ValidQueue rejects queue names asynq cannot serve safely: { and } would
+// break its {queue} hash tags (CROSSSLOT errors on Redis Cluster).
+func ValidQueue(q string) error {
+	if q == "" {
+		return fmt.Errorf("%w: it must not be empty", ErrBadQueue)
+	}
+	if strings.ContainsAny(q, "{}") {
+		return fmt.Errorf("%w %q: { and } break asynq's Redis hash tags; pick another", ErrBadQueue, q)
+	}
+	return nil
+}
+
+// ErrBadQueue is a queue name ebb refuses.
+var ErrBadQueue = errors.New("bad queue name")
+
 // ErrEmpty means the job's key range holds no rows: nothing to backfill.
 var ErrEmpty = errors.New("the table has no rows in the job's key range; nothing to backfill")
 
@@ -142,6 +158,9 @@ type StartResult struct {
 func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (*StartResult, error) {
 	if queue == "" {
 		queue = DefaultQueue
+	}
+	if err := ValidQueue(queue); err != nil {
+		return nil, err
 	}
 	if _, err := preflight.Run(ctx, pool, spec); err != nil {
 		return nil, err

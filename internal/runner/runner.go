@@ -337,7 +337,8 @@ func (r *Runner) retry(ctx context.Context, spec *jobspec.Spec, op func() error)
 			}
 			return struct{}{}, err
 		}
-		r.log.WarnContext(ctx, "transient error, retrying batch", slog.Int("attempt", attempt), slog.Any("err", err))
+		r.log.WarnContext(ctx, "transient error, retrying batch", slog.String("job", spec.Name), slog.Int("attempt", attempt), slog.Any("err", err))
+		r.count(spec.Name, "retried")
 		return struct{}{}, err
 	},
 		backoff.WithBackOff(&backoff.ExponentialBackOff{
