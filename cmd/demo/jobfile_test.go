@@ -30,8 +30,8 @@ func TestJobFileIsTheDocumentedJob(t *testing.T) {
 		"set":          "status = 'state_' || legacy_state",
 		"task_span":    50000,
 		"read_batch":   5000,
-		"batch":        1000,
-		"sleep":        "20ms",
+		"batch":        500,
+		"sleep":        "50ms",
 		"retries":      5,
 		"database_env": "DATABASE_URL",
 	}

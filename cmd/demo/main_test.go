@@ -14,7 +14,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.binDir != "bin" || cfg.rows != 1_000_000 || cfg.trafficWorkers != 4 || cfg.timeout != 10*time.Minute ||
-		cfg.workers != 2 || cfg.concurrency != 2 || cfg.dbName != "ebb_demo" || cfg.seedOnly {
+		cfg.workers != 2 || cfg.concurrency != 1 || cfg.dbName != "ebb_demo" || cfg.seedOnly {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 	tests := []struct {
