@@ -17,6 +17,8 @@ var ErrYield = errors.New("range handed back")
 type YieldError struct {
 	Reason string
 	After  time.Duration
+	// Idle is set when the range did no work before yielding.
+	Idle bool
 }
 
 func (e *YieldError) Error() string { return "range handed back: " + e.Reason }

@@ -71,7 +71,9 @@ type Config struct {
 	// finishes the batch in flight, checkpoints and hands the range back.
 	// Nil means never.
 	Draining func() bool
-	// PauseRecheck is how soon a paused range is offered again; default 2s.
+	// PauseRecheck is how soon a range paused mid-way is offered again;
+	// default 2s. A range that was still paused when dequeued comes back
+	// after five times that.
 	PauseRecheck time.Duration
 	// AliveTTL is how long "running" shows after the last commit; default 15s.
 	AliveTTL time.Duration
@@ -220,11 +222,11 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 		return err
 	}
 
-	var rows int64
+	var rows, batches int64
 	start := time.Now()
 	for {
 		if err := r.gate(ctx, queue, p); err != nil {
-			return err
+			return idle(err, rows == 0 && batches == 0, r.cfg.PauseRecheck)
 		}
 		var keys []int64
 		err := r.retry(ctx, spec, func() error {
@@ -249,6 +251,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 				return err
 			}
 			rows += n
+			batches++
 			if err := sleep(ctx, spec.Sleep.D()); err != nil {
 				return err
 			}
@@ -299,6 +302,22 @@ func (r *Runner) writeBatch(ctx context.Context, spec *jobspec.Spec, exec *batch
 	}
 	return n, nil
 }
+
+// idle marks a yield of a range that did no work in this run (it was
+// dequeued while the job was paused): it comes back later than one paused
+// mid-range, so a long pause does not churn every range through the queue
+// every few seconds.
+func idle(err error, noWork bool, recheck time.Duration) error {
+	var y *YieldError
+	if noWork && errors.As(err, &y) {
+		y.Idle = true
+		y.After = idleRecheckFactor * recheck
+	}
+	return err
+}
+
+// idleRecheckFactor stretches the recheck of ranges that are still paused.
+const idleRecheckFactor = 5
 
 // gate returns a yield when the job is paused or the worker drains, and the
 // context's error when the lease is gone. It runs between batches only, so a
@@ -365,7 +384,13 @@ func (r *Runner) outcome(ctx context.Context, p Payload, err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &y):
-		r.log.InfoContext(ctx, "range handed back", append(attrs, slog.String("reason", y.Reason))...)
+		level := slog.LevelInfo
+		if y.Idle {
+			// A paused range bounces through the queue until resume; one
+			// line per bounce would bury the lines that matter.
+			level = slog.LevelDebug
+		}
+		r.log.Log(ctx, level, "range handed back", append(attrs, slog.String("reason", y.Reason))...)
 		return err
 	case batch.IsPermanent(err), errors.As(err, &gaveUp):
 		r.fail(ctx, p, err)
