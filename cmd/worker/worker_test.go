@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -185,6 +188,18 @@ func TestSIGTERM(t *testing.T) {
 	b := setup(t, 20_000, "task_span: 20000\nbatch: 100\nsleep: 20ms\n")
 	w := b.worker(t)
 	ebbtest.Eventually(t, "batches committed", func() bool { return b.status(t).Batches >= 3 })
+
+	// While it works, its endpoints answer and its metrics count the job.
+	addr := metricsAddr(t, w)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		code, _ := get(t, "http://"+addr+path)
+		require.Equal(t, http.StatusOK, code, path)
+	}
+	_, metrics := get(t, "http://"+addr+"/metrics")
+	require.Regexp(t, `ebb_rows_total\{job="`+b.job+`"\} [1-9]`, metrics)
+	require.Contains(t, metrics, `ebb_batches_total{job="`+b.job+`",outcome="committed"}`)
+	require.Contains(t, metrics, `ebb_batch_duration_seconds_bucket{job="`+b.job+`"`)
+
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, w.wait(t), "worker must exit 0 on SIGTERM")
 	require.Contains(t, w.log(), "range handed back")
@@ -194,6 +209,32 @@ func TestSIGTERM(t *testing.T) {
 	b.worker(t)
 	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
 	b.assertExactlyOnce(t)
+}
+
+var listenRE = regexp.MustCompile(`msg="metrics listening" addr=(\S+)`)
+
+// metricsAddr reads the address the worker bound for -metrics-addr :0.
+func metricsAddr(t *testing.T, p *proc) string {
+	t.Helper()
+	var addr string
+	ebbtest.Eventually(t, "metrics address logged", func() bool {
+		m := listenRE.FindStringSubmatch(p.log())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
 }
 
 // TestUnreachable: a worker that cannot reach Redis or PostgreSQL exits
