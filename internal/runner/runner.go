@@ -226,7 +226,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 	start := time.Now()
 	for {
 		if err := r.gate(ctx, queue, p); err != nil {
-			return idle(err, rows == 0 && batches == 0, r.cfg.PauseRecheck)
+			return idle(err, batches == 0, r.cfg.PauseRecheck)
 		}
 		var keys []int64
 		err := r.retry(ctx, spec, func() error {
@@ -273,17 +273,20 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 // checkpoint. The checkpoint is written only after COMMIT returned.
 func (r *Runner) writeBatch(ctx context.Context, spec *jobspec.Spec, exec *batch.Executor, p Payload, lo, hi int64) (int64, error) {
 	var n int64
-	began := time.Now()
+	var elapsed time.Duration
 	err := r.retry(ctx, spec, func() error {
+		// Time the attempt that commits, not the backoff before it: the
+		// duration says how long this batch held its locks.
+		began := time.Now()
 		var err error
 		n, err = exec.Write(ctx, lo, hi)
+		elapsed = time.Since(began)
 		return err
 	})
 	if err != nil {
 		r.count(p.Job, "failed")
 		return 0, err
 	}
-	elapsed := time.Since(began)
 	// The rows are committed: record that even if ctx was cancelled a moment
 	// ago, or the range would look behind its real position. Bounded so a
 	// Redis outage cannot hang the worker.
