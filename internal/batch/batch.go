@@ -49,11 +49,10 @@ func Build(spec *jobspec.Spec) Statements {
 
 // Executor runs a job's reads and writes on a pool the caller owns.
 type Executor struct {
-	pool     *pgxpool.Pool
-	st       Statements
-	lockTO   string
-	stmtTO   string
-	rollback bool
+	pool   *pgxpool.Pool
+	st     Statements
+	lockTO string
+	stmtTO string
 }
 
 // NewExecutor returns an executor for spec on pool.
