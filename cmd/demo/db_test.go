@@ -2,23 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// waitTimeout bounds every wait on a condition in these tests; CI machines
-// are slower, so it is generous rather than tight.
-const waitTimeout = 30 * time.Second
+// waitTimeout bounds every wait on a condition in these tests.
+var waitTimeout = ebbtest.WaitTimeout
 
 func TestWithDatabase(t *testing.T) {
 	t.Parallel()
@@ -65,65 +60,12 @@ func TestWithDatabase(t *testing.T) {
 	}
 }
 
-var (
-	testPoolOnce sync.Once
-	testPool     *pgxpool.Pool
-	testPoolErr  error
-)
-
-func testDatabaseURL() string {
-	if u := os.Getenv("EBB_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
-// dbPool returns one pool shared by the package's tests. An unreachable
-// server fails the test: these tests never skip.
-func dbPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	testPoolOnce.Do(func() {
-		cfg, err := poolConfig(testDatabaseURL(), 8)
-		if err != nil {
-			testPoolErr = err
-			return
-		}
-		testPool, testPoolErr = pgxpool.NewWithConfig(context.Background(), cfg)
-		if testPoolErr == nil {
-			testPoolErr = testPool.Ping(context.Background())
-		}
-	})
-	if testPoolErr != nil {
-		t.Fatalf("test database (EBB_TEST_DATABASE_URL): %v", testPoolErr)
-	}
-	return testPool
-}
-
-// testSchema creates a schema only this test uses and drops it afterwards.
-func testSchema(t *testing.T, pool *pgxpool.Pool) string {
-	t.Helper()
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := "demo_test_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
-
 func TestSeedAndCount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := dbPool(t)
-	table := pgx.Identifier{testSchema(t, pool), "demo_orders"}
+	db := ebbtest.Schema(t)
+	pool := db.Pool
+	table := pgx.Identifier{db.Schema, "demo_orders"}
 
 	if err := seedTable(ctx, pool, table, 1000); err != nil {
 		t.Fatal(err)
@@ -181,12 +123,12 @@ func TestSeedRejectsNoRows(t *testing.T) {
 
 func TestEnsureDatabaseExisting(t *testing.T) {
 	t.Parallel()
-	pool := dbPool(t)
+	pool := ebbtest.Schema(t).Pool
 	var current string
 	if err := pool.QueryRow(context.Background(), "SELECT current_database()").Scan(&current); err != nil {
 		t.Fatal(err)
 	}
-	created, err := ensureDatabase(context.Background(), testDatabaseURL(), current)
+	created, err := ensureDatabase(context.Background(), ebbtest.DatabaseURL(), current)
 	if err != nil || created {
 		t.Fatalf("ensureDatabase(existing) = %v, %v; want false, nil", created, err)
 	}
@@ -195,8 +137,9 @@ func TestEnsureDatabaseExisting(t *testing.T) {
 func TestTrafficNeverTouchesStatus(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := dbPool(t)
-	table := pgx.Identifier{testSchema(t, pool), "demo_orders"}
+	db := ebbtest.Schema(t)
+	pool := db.Pool
+	table := pgx.Identifier{db.Schema, "demo_orders"}
 	const rows = 200
 	if err := seedTable(ctx, pool, table, rows); err != nil {
 		t.Fatal(err)

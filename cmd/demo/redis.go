@@ -8,6 +8,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 // startEmbeddedRedis hosts a miniredis on the loopback address of redisURL,
@@ -57,11 +59,6 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// jobKeyPattern matches every key of one ebb job, whatever prefix ebb is
-// configured with: every per-job key carries the job's {hash tag}, and the
-// rate limiter's keys get redis_rate's own "rate:" in front of ebb's prefix.
-func jobKeyPattern(job string) string { return "*{" + globEscape(job) + "}*" }
-
 // queueKeyPattern matches asynq's keys for one queue (asynq base.QueueKeyPrefix).
 func queueKeyPattern(queue string) string { return "asynq:{" + globEscape(queue) + "}:*" }
 
@@ -95,16 +92,19 @@ func deleteMatching(ctx context.Context, rdb *redis.Client, pattern string) (int
 }
 
 // cleanupRedis removes what one demo run left in Redis: the job's ebb keys
-// and the run's asynq queue. The queue name is unique per run, so nothing
-// of another job or queue is touched.
-func cleanupRedis(ctx context.Context, rdb *redis.Client, job, queue string) (int, error) {
-	total := 0
-	for _, pattern := range []string{jobKeyPattern(job), queueKeyPattern(queue)} {
-		n, err := deleteMatching(ctx, rdb, pattern)
-		total += n
-		if err != nil {
-			return total, err
-		}
+// (through the ledger, which owns their names, under the same EBB_PREFIX the
+// workers use) and the run's asynq queue. The queue name is unique per run,
+// so nothing of another job or queue is touched.
+func cleanupRedis(ctx context.Context, rdb *redis.Client, prefix, job, queue string) (int, error) {
+	n, err := ledger.New(rdb, prefix).DeleteJob(ctx, job)
+	total := int(n)
+	if err != nil {
+		return total, err
+	}
+	m, err := deleteMatching(ctx, rdb, queueKeyPattern(queue))
+	total += m
+	if err != nil {
+		return total, err
 	}
 	if err := rdb.SRem(ctx, asynqQueuesKey, queue).Err(); err != nil {
 		return total, fmt.Errorf("srem %s %s: %w", asynqQueuesKey, queue, err)

@@ -2,42 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/redis/go-redis/v9"
 )
-
-func testRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	url := os.Getenv("EBB_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("EBB_TEST_REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("test redis (EBB_TEST_REDIS_URL): %v", err)
-	}
-	return rdb
-}
-
-func randomSuffix(t *testing.T) string {
-	t.Helper()
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b[:])
-}
 
 func TestGlobEscape(t *testing.T) {
 	t.Parallel()
@@ -52,35 +25,32 @@ func TestGlobEscape(t *testing.T) {
 	}
 }
 
+// TestCleanupRedisRemovesOnlyThisRun: the demo's cleanup removes its job's
+// ledger keys and its queue's asynq keys, and nothing of another job or
+// queue.
 func TestCleanupRedisRemovesOnlyThisRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := testRedis(t)
-	sfx := randomSuffix(t)
-	job, queue := "demo-test-job-"+sfx, "demo-test-q-"+sfx
-	otherJob, otherQueue := "demo-test-other-"+sfx, "demo-test-otherq-"+sfx
-
-	// A non-default key prefix (EBB_PREFIX): the cleanup finds a job's keys
-	// by their {job} hash tag, whatever comes in front of it.
-	const prefix = "demotest:"
-	mine := []string{
-		prefix + "{" + job + "}:spec",
-		prefix + "{" + job + "}:range:1",
-		"rate:" + prefix + "{" + job + "}:rows", // redis_rate's own prefix in front of ebb's
-		"asynq:{" + queue + "}:pending",
-		"asynq:{" + queue + "}:t:abc",
+	env := ebbtest.Redis(t)
+	rdb := env.Client
+	led := ledger.New(rdb, env.Prefix)
+	queue, otherQueue := env.Queue, env.Queue+"-other"
+	for _, job := range []string{"mine", "other"} {
+		_, err := led.SaveJob(ctx, job, []byte(`{}`), ledger.Meta{Queue: queue, From: 1, To: 10, Span: 10, Ranges: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := led.Commit(ctx, job, 0, 5, 5, time.Hour); err != nil {
+			t.Fatal(err)
+		}
 	}
-	others := []string{
-		prefix + "{" + otherJob + "}:spec",
-		prefix + "{" + job + "x}:spec", // a job whose name merely starts with ours
-		"asynq:{" + otherQueue + "}:pending",
-	}
-	all := append(append([]string{}, mine...), others...)
+	asynqMine := []string{"asynq:{" + queue + "}:pending", "asynq:{" + queue + "}:t:abc"}
+	asynqOther := "asynq:{" + otherQueue + "}:pending"
 	t.Cleanup(func() {
-		rdb.Del(context.Background(), all...)
-		rdb.SRem(context.Background(), asynqQueuesKey, queue, otherQueue)
+		rdb.Del(context.Background(), asynqOther)
+		rdb.SRem(context.Background(), asynqQueuesKey, otherQueue)
 	})
-	for _, k := range all {
+	for _, k := range append(asynqMine, asynqOther) {
 		if err := rdb.Set(ctx, k, "1", time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -89,18 +59,20 @@ func TestCleanupRedisRemovesOnlyThisRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n, err := cleanupRedis(ctx, rdb, job, queue)
-	if err != nil {
+	if _, err := cleanupRedis(ctx, rdb, env.Prefix, "mine", queue); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(mine) {
-		t.Fatalf("deleted %d keys, want %d", n, len(mine))
+	if _, err := led.Meta(ctx, "mine"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("job mine still has a ledger: %v", err)
 	}
-	if left, _ := rdb.Exists(ctx, mine...).Result(); left != 0 {
-		t.Fatalf("%d of this run's keys survived", left)
+	if _, err := led.Snapshot(ctx, "other"); err != nil {
+		t.Fatalf("job other lost its ledger: %v", err)
 	}
-	if kept, _ := rdb.Exists(ctx, others...).Result(); kept != int64(len(others)) {
-		t.Fatalf("only %d of %d other keys survived", kept, len(others))
+	if left, _ := rdb.Exists(ctx, asynqMine...).Result(); left != 0 {
+		t.Fatalf("%d of this run's asynq keys survived", left)
+	}
+	if kept, _ := rdb.Exists(ctx, asynqOther).Result(); kept != 1 {
+		t.Fatal("the other queue's key was deleted")
 	}
 	if isMember, _ := rdb.SIsMember(ctx, asynqQueuesKey, queue).Result(); isMember {
 		t.Fatalf("queue %s still listed in %s", queue, asynqQueuesKey)

@@ -146,7 +146,7 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) (e
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		n, cerr := cleanupRedis(cctx, rdb, job, queue)
+		n, cerr := cleanupRedis(cctx, rdb, os.Getenv("EBB_PREFIX"), job, queue)
 		if cerr != nil {
 			err = errors.Join(err, fmt.Errorf("clean up redis: %w", cerr))
 			return

@@ -80,6 +80,15 @@ func (l *Ledger) AliveKey(job string) string { return l.jobKey(job, "alive") }
 // workers read it between batches so running ranges pause too.
 func QueuePausedKey(queue string) string { return "asynq:{" + queue + "}:paused" }
 
+// jobKeys lists every per-job key. A new per-job key must be added here, or
+// DeleteJob leaves it behind.
+func (l *Ledger) jobKeys(job string) []string {
+	return []string{
+		l.PauseKey(job), l.SpecKey(job), l.MetaKey(job), l.CursorKey(job),
+		l.DoneKey(job), l.FailedKey(job), l.StatsKey(job), l.AliveKey(job),
+	}
+}
+
 func (l *Ledger) jobKey(job, suffix string) string {
 	return l.prefix + "{" + job + "}:" + suffix
 }
@@ -172,6 +181,21 @@ func (l *Ledger) Jobs(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return jobs, nil
+}
+
+// DeleteJob removes every key of a job and its entry in the job list, and
+// returns how many keys it deleted. The keys share one hash tag, so one DEL
+// is legal on Redis Cluster. asynq's tasks of the job are not ledger keys:
+// the caller removes them through asynq.
+func (l *Ledger) DeleteJob(ctx context.Context, job string) (int64, error) {
+	n, err := l.rdb.Del(ctx, l.jobKeys(job)...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("delete keys of job %s: %w", job, err)
+	}
+	if err := l.rdb.SRem(ctx, l.JobsKey(), job).Err(); err != nil {
+		return n, fmt.Errorf("unregister job %s: %w", job, err)
+	}
+	return n, nil
 }
 
 // Checkpoint returns the last committed key of a range; ok is false when the

@@ -461,3 +461,31 @@ func TestPauseFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteJob removes every key a job ever had and nothing of another job.
+func TestDeleteJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	for _, job := range []string{"gone", "kept"} {
+		b.saveJob(t, job)
+		require.NoError(t, b.l.Commit(ctx, job, 0, 10, 10, time.Minute))
+		require.NoError(t, b.l.MarkDone(ctx, job, 0))
+		require.NoError(t, b.l.MarkFailed(ctx, job, 1, "boom"))
+		require.NoError(t, b.l.SetPause(ctx, job, "1"))
+	}
+	n, err := b.l.DeleteJob(ctx, "gone")
+	require.NoError(t, err)
+	require.Equal(t, int64(8), n, "spec, meta, cursor, done, failed, stats, alive, pause")
+
+	left, err := b.rdb.Keys(ctx, b.env.Prefix+"{gone}*").Result()
+	require.NoError(t, err)
+	require.Empty(t, left, "keys of the deleted job")
+	_, err = b.l.Meta(ctx, "gone")
+	require.ErrorIs(t, err, ledger.ErrNotFound)
+	jobs, err := b.l.Jobs(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"kept"}, jobs)
+	_, err = b.l.Snapshot(ctx, "kept")
+	require.NoError(t, err, "the other job is untouched")
+}
