@@ -74,6 +74,22 @@ func TestStartTwice(t *testing.T) {
 	require.Contains(t, out, "nothing new was enqueued")
 }
 
+// TestStartKeepsSlicing: starting again with another task_span keeps the
+// first slicing, so done marks keep meaning the same keys, and says so.
+func TestStartKeepsSlicing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := "slice-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.goodJob(name), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	wider := b.jobFile(fmt.Sprintf("name: %s\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\ntask_span: 5000\n", name, b.db.Table("orders")))
+	code, out, errOut := b.run("start", "-job", wider, "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "3 ranges over [1, 25000]")
+	require.Contains(t, out, "its stored slicing is kept")
+	require.Contains(t, out, "nothing new was enqueued")
+}
+
 // TestStatusAndPause walks the operator's commands on a job no worker runs.
 func TestStatusAndPause(t *testing.T) {
 	t.Parallel()

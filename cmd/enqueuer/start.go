@@ -51,7 +51,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	w := e.stdout
 	fmt.Fprintf(w, "job %s: %d ranges over [%d, %d] on queue %s\n", res.Job, res.Ranges, res.From, res.To, res.Queue)
 	if res.KeptSlicing {
-		fmt.Fprintln(w, "  note: the job was started before with another task_span; its stored slicing is kept so finished ranges stay finished")
+		fmt.Fprintln(w, "  note: the job was started before with another range or task_span; its stored slicing is kept so finished ranges stay finished")
 	}
 	fmt.Fprintf(w, "  enqueued %d, already queued %d, already done %d, re-enqueued after failure %d\n",
 		res.Enqueued, res.AlreadyQueued, res.AlreadyDone, res.Requeued)

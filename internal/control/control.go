@@ -197,7 +197,9 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		return nil, err
 	}
 	meta = stored
-	res.KeptSlicing = !fresh && meta.Span != spec.TaskSpan
+	res.KeptSlicing = !fresh && (meta.Span != spec.TaskSpan ||
+		(!spec.Range.From.IsAuto() && spec.Range.From.Value() != meta.From) ||
+		(!spec.Range.To.IsAuto() && spec.Range.To.Value() != meta.To))
 	res.From, res.To, res.Ranges = meta.From, meta.To, meta.Ranges
 
 	done, err := c.ledger.DoneRanges(ctx, spec.Name)
