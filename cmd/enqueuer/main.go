@@ -19,6 +19,9 @@ import (
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/preflight"
+
+	// Schedules name IANA time zones; a slim image may have no zoneinfo.
+	_ "time/tzdata"
 )
 
 const usage = `enqueuer plans, starts and steers ebb backfill jobs.

@@ -27,6 +27,9 @@ import (
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/runner"
+
+	// Schedules name IANA time zones; a slim image may have no zoneinfo.
+	_ "time/tzdata"
 )
 
 const usage = `worker serves ebb range tasks from Redis.

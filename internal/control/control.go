@@ -130,7 +130,7 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	if p.ReadPlan, err = preflight.Explain(ctx, res, res.Stmts.Read, lo, lo+int64(spec.ReadBatch), spec.ReadBatch); err != nil {
 		return nil, fmt.Errorf("explain read: %w", err)
 	}
-	if p.WritePlan, err = preflight.Explain(ctx, res, res.Stmts.Write, lo, lo+int64(spec.Batch)); err != nil {
+	if p.WritePlan, err = preflight.Explain(ctx, res, res.Stmts.Write, lo, lo+int64(spec.Batch.Max)); err != nil {
 		return nil, fmt.Errorf("explain write: %w", err)
 	}
 	return p, nil

@@ -32,11 +32,17 @@ type Spec struct {
 	Range       Range    `yaml:"range" json:"range"`
 	TaskSpan    int64    `yaml:"task_span" json:"task_span"`
 	ReadBatch   int      `yaml:"read_batch" json:"read_batch"`
-	Batch       int      `yaml:"batch" json:"batch"`
+	Batch       BatchSize `yaml:"batch" json:"batch"`
 	Sleep       Duration `yaml:"sleep" json:"sleep"`
 	Timeouts    Timeouts `yaml:"timeouts" json:"timeouts"`
 	Retries     int      `yaml:"retries" json:"retries"`
 	DatabaseEnv string   `yaml:"database_env" json:"database_env"`
+	// Rate is rows per second for the whole fleet; 0 is unlimited.
+	Rate float64 `yaml:"rate" json:"rate"`
+	// MaxWorkers caps batches in flight across the fleet; 0 is unlimited.
+	MaxWorkers int       `yaml:"max_workers" json:"max_workers"`
+	Guard      Guard     `yaml:"guard" json:"guard"`
+	Schedule   *Schedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 }
 
 // Range bounds the key space of the job; both ends are inclusive.
@@ -166,9 +172,6 @@ func (s *Spec) applyDefaults(lines map[string]int) {
 	if absent("read_batch") {
 		s.ReadBatch = DefaultReadBatch
 	}
-	if absent("batch") {
-		s.Batch = DefaultBatch
-	}
 	if absent("sleep") {
 		s.Sleep = Duration(DefaultSleep)
 	}
@@ -190,6 +193,7 @@ func (s *Spec) applyDefaults(lines map[string]int) {
 	if !s.Range.To.set {
 		s.Range.To = Auto()
 	}
+	s.applyGuardDefaults(lines)
 }
 
 func (s *Spec) validate(lines map[string]int) error {
@@ -241,12 +245,6 @@ func (s *Spec) validate(lines map[string]int) error {
 	if s.ReadBatch < 1 {
 		add("read_batch", "must be at least 1, got %d", s.ReadBatch)
 	}
-	if s.Batch < 1 {
-		add("batch", "must be at least 1, got %d", s.Batch)
-	}
-	if s.Batch > s.ReadBatch && s.ReadBatch > 0 {
-		add("batch", "%d is above read_batch %d; a write batch is a slice of one read, so lower batch or raise read_batch", s.Batch, s.ReadBatch)
-	}
 	if s.Sleep < 0 {
 		add("sleep", "must not be negative")
 	}
@@ -263,21 +261,33 @@ func (s *Spec) validate(lines map[string]int) error {
 	case !envRE.MatchString(s.DatabaseEnv):
 		add("database_env", "%q is not an environment variable name; name the variable that holds the DSN, e.g. DATABASE_URL", s.DatabaseEnv)
 	}
+	s.validateGuard(lines, add)
 	return errors.Join(errs...)
 }
 
-// fieldLines maps dotted field paths ("range.from") to the line they start on.
-func fieldLines(n *yaml.Node, prefix string) map[string]int {
+// fieldLines maps dotted field paths ("range.from", "guard.rules[0]") below
+// the node at path to the line they start on.
+func fieldLines(n *yaml.Node, path string) map[string]int {
 	out := map[string]int{}
-	if n.Kind != yaml.MappingNode {
-		return out
+	add := func(sub string, v *yaml.Node, line int) {
+		out[sub] = line
+		for p, l := range fieldLines(v, sub) {
+			out[p] = l
+		}
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		path := prefix + k.Value
-		out[path] = k.Line
-		for sub, line := range fieldLines(v, path+".") {
-			out[sub] = line
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			sub := k.Value
+			if path != "" {
+				sub = path + "." + k.Value
+			}
+			add(sub, n.Content[i+1], k.Line)
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			add(fmt.Sprintf("%s[%d]", path, i), v, v.Line)
 		}
 	}
 	return out

@@ -205,7 +205,7 @@ func TestParseRejects(t *testing.T) {
 			name:  "batch above read_batch",
 			yaml:  valid + "read_batch: 100\nbatch: 200\n",
 			field: "batch", line: 7,
-			hint: "lower batch or raise read_batch",
+			hint: "lower batch (or its max) or raise read_batch",
 		},
 		{
 			name:  "batch zero",
@@ -283,7 +283,8 @@ func TestParseDefaults(t *testing.T) {
 			check: func(t *testing.T, s *jobspec.Spec) {
 				require.Equal(t, int64(jobspec.DefaultTaskSpan), s.TaskSpan)
 				require.Equal(t, jobspec.DefaultReadBatch, s.ReadBatch)
-				require.Equal(t, jobspec.DefaultBatch, s.Batch)
+				require.Equal(t, jobspec.BatchSize{Size: jobspec.DefaultBatch, Min: jobspec.DefaultBatch, Max: jobspec.DefaultBatch}, s.Batch)
+				require.False(t, s.Batch.Adaptive())
 				require.Equal(t, jobspec.DefaultSleep, s.Sleep.D())
 				require.Equal(t, jobspec.DefaultLockTimeout, s.Timeouts.Lock.D())
 				require.Equal(t, jobspec.DefaultStmtTimeout, s.Timeouts.Statement.D())
@@ -331,7 +332,7 @@ func TestParseDefaults(t *testing.T) {
 			check: func(t *testing.T, s *jobspec.Spec) {
 				require.Equal(t, int64(7), s.TaskSpan)
 				require.Equal(t, 50, s.ReadBatch)
-				require.Equal(t, 50, s.Batch)
+				require.Equal(t, jobspec.BatchSize{Size: 50, Min: 50, Max: 50}, s.Batch)
 				require.Equal(t, 1, s.Retries)
 				require.Equal(t, "SHOP_DB", s.DatabaseEnv)
 			},
@@ -416,7 +417,7 @@ func TestFromJSONRejects(t *testing.T) {
 	}{
 		{"not JSON", func(string) string { return "{" }, "not valid JSON"},
 		{"unknown field", func(j string) string { return strings.Replace(j, `"name"`, `"nmae"`, 1) }, "unknown field"},
-		{"batch zero", func(j string) string { return strings.Replace(j, `"batch":500`, `"batch":0`, 1) }, `field "batch"`},
+		{"batch zero", func(j string) string { return strings.Replace(j, `"batch":{"size":500,`, `"batch":{"size":0,`, 1) }, `field "batch"`},
 		{"bad name", func(j string) string { return strings.Replace(j, `"orders-status"`, `"Orders"`, 1) }, `field "name"`},
 		{"bad duration", func(j string) string { return strings.Replace(j, `"sleep":"100ms"`, `"sleep":"soon"`, 1) }, "soon"},
 		{"bad bound", func(j string) string { return strings.Replace(j, `"from":"auto"`, `"from":"1e3"`, 1) }, "write auto or an integer"},

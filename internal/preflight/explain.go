@@ -32,7 +32,7 @@ func checkExplain(ctx context.Context, r *Resources) error {
 		args      []any
 	}{
 		{"read", r.Stmts.Read, []any{lo, hi, r.Spec.ReadBatch}},
-		{"write", r.Stmts.Write, []any{lo, lo + int64(r.Spec.Batch)}},
+		{"write", r.Stmts.Write, []any{lo, lo + int64(r.Spec.Batch.Max)}},
 	} {
 		plan, used, err := explainUses(ctx, r, st.sql, st.args, false)
 		if err != nil {

@@ -240,7 +240,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 		if len(keys) == 0 {
 			break
 		}
-		for i, b := range chunks.Batches(keys, spec.Batch) {
+		for i, b := range chunks.Batches(keys, spec.Batch.Size) {
 			if i > 0 {
 				if err := r.gate(ctx, queue, p); err != nil {
 					return err
