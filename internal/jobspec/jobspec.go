@@ -23,20 +23,20 @@ import (
 // It is stored in Redis as JSON so every worker runs the same job; it never
 // holds a secret, only the name of the environment variable with the DSN.
 type Spec struct {
-	Name        string   `yaml:"name" json:"name"`
-	Table       string   `yaml:"table" json:"table"`
-	Key         string   `yaml:"key" json:"key"`
-	Pending     string   `yaml:"pending" json:"pending"`
-	Set         string   `yaml:"set,omitempty" json:"set,omitempty"`
-	SQL         string   `yaml:"sql,omitempty" json:"sql,omitempty"`
-	Range       Range    `yaml:"range" json:"range"`
-	TaskSpan    int64    `yaml:"task_span" json:"task_span"`
-	ReadBatch   int      `yaml:"read_batch" json:"read_batch"`
+	Name        string    `yaml:"name" json:"name"`
+	Table       string    `yaml:"table" json:"table"`
+	Key         string    `yaml:"key" json:"key"`
+	Pending     string    `yaml:"pending" json:"pending"`
+	Set         string    `yaml:"set,omitempty" json:"set,omitempty"`
+	SQL         string    `yaml:"sql,omitempty" json:"sql,omitempty"`
+	Range       Range     `yaml:"range" json:"range"`
+	TaskSpan    int64     `yaml:"task_span" json:"task_span"`
+	ReadBatch   int       `yaml:"read_batch" json:"read_batch"`
 	Batch       BatchSize `yaml:"batch" json:"batch"`
-	Sleep       Duration `yaml:"sleep" json:"sleep"`
-	Timeouts    Timeouts `yaml:"timeouts" json:"timeouts"`
-	Retries     int      `yaml:"retries" json:"retries"`
-	DatabaseEnv string   `yaml:"database_env" json:"database_env"`
+	Sleep       Duration  `yaml:"sleep" json:"sleep"`
+	Timeouts    Timeouts  `yaml:"timeouts" json:"timeouts"`
+	Retries     int       `yaml:"retries" json:"retries"`
+	DatabaseEnv string    `yaml:"database_env" json:"database_env"`
 	// Rate is rows per second for the whole fleet; 0 is unlimited.
 	Rate float64 `yaml:"rate" json:"rate"`
 	// MaxWorkers caps batches in flight across the fleet; 0 is unlimited.
