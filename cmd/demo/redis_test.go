@@ -40,7 +40,7 @@ func TestCleanupRedisRemovesOnlyThisRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := led.Commit(ctx, job, 0, 5, 5, time.Hour); err != nil {
+		if err := led.Commit(ctx, job, 0, 5, 5, time.Millisecond, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}

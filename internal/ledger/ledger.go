@@ -86,6 +86,8 @@ func (l *Ledger) jobKeys(job string) []string {
 	return []string{
 		l.PauseKey(job), l.SpecKey(job), l.MetaKey(job), l.CursorKey(job),
 		l.DoneKey(job), l.FailedKey(job), l.StatsKey(job), l.AliveKey(job),
+		l.OverridesKey(job), l.SlotsKey(job), l.RateStoredKey(job), l.LeaderKey(job),
+		l.DecisionKey(job), l.BaselineKey(job), l.CommitsKey(job), l.SplitsKey(job),
 	}
 }
 
@@ -216,14 +218,17 @@ func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key
 }
 
 // Commit records a committed batch: the range's new checkpoint and the rows
-// it wrote, atomically, and marks the job alive for aliveTTL. Call it only
-// after the database COMMIT returned.
-func (l *Ledger) Commit(ctx context.Context, job string, rangeID, key, rows int64, aliveTTL time.Duration) error {
+// it wrote, atomically, the batch's commit time for the fleet's p95, and
+// marks the job alive for aliveTTL. Call it only after the database COMMIT
+// returned.
+func (l *Ledger) Commit(ctx context.Context, job string, rangeID, key, rows int64, took, aliveTTL time.Duration) error {
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, l.CursorKey(job), id(rangeID), key)
 		p.HIncrBy(ctx, l.StatsKey(job), "rows", rows)
 		p.HIncrBy(ctx, l.StatsKey(job), "batches", 1)
 		p.Set(ctx, l.AliveKey(job), 1, aliveTTL)
+		p.LPush(ctx, l.CommitsKey(job), strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64))
+		p.LTrim(ctx, l.CommitsKey(job), 0, commitsKept-1)
 		return nil
 	})
 	if err != nil {

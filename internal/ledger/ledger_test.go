@@ -58,6 +58,14 @@ func TestKeyNames(t *testing.T) {
 		{"failed", l.FailedKey, "acme:{orders-status}:failed"},
 		{"stats", l.StatsKey, "acme:{orders-status}:stats"},
 		{"alive", l.AliveKey, "acme:{orders-status}:alive"},
+		{"overrides", l.OverridesKey, "acme:{orders-status}:overrides"},
+		{"slots", l.SlotsKey, "acme:{orders-status}:slots"},
+		{"rate limiter", l.RateKey, "acme:{orders-status}:rows"},
+		{"leader", l.LeaderKey, "acme:{orders-status}:leader"},
+		{"decision", l.DecisionKey, "acme:{orders-status}:decision"},
+		{"baseline", l.BaselineKey, "acme:{orders-status}:baseline"},
+		{"commits", l.CommitsKey, "acme:{orders-status}:commits"},
+		{"splits", l.SplitsKey, "acme:{orders-status}:splits"},
 	}
 	seen := map[string]bool{}
 	for _, tc := range perJob {
@@ -111,27 +119,27 @@ func TestCheckpoint(t *testing.T) {
 		{
 			name: "other range only",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 4, 99, 1, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 4, 99, 1, time.Millisecond, time.Minute))
 			},
 		},
 		{
 			name: "present",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, 250, 10, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, 250, 10, time.Millisecond, time.Minute))
 			},
 			wantKey: 250, wantOK: true,
 		},
 		{
 			name: "lowest key",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MinInt64, 1, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MinInt64, 1, time.Millisecond, time.Minute))
 			},
 			wantKey: math.MinInt64, wantOK: true,
 		},
 		{
 			name: "highest key",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MaxInt64, 1, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MaxInt64, 1, time.Millisecond, time.Minute))
 			},
 			wantKey: math.MaxInt64, wantOK: true,
 		},
@@ -180,9 +188,9 @@ func TestCommit(t *testing.T) {
 	b := setup(t)
 	b.saveJob(t, "c")
 
-	require.NoError(t, b.l.Commit(ctx, "c", 2, 100, 40, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "c", 2, 200, 60, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "c", 5, 550, 7, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 2, 100, 40, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 2, 200, 60, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 5, 550, 7, time.Millisecond, time.Minute))
 
 	key, ok, err := b.l.Checkpoint(ctx, "c", 2)
 	require.NoError(t, err)
@@ -223,7 +231,7 @@ func TestCommitAtomic(t *testing.T) {
 	go func() {
 		defer close(exited)
 		for i := int64(1); i <= commits; i++ {
-			if err := b.l.Commit(wctx, job, 0, i, 1, time.Minute); err != nil {
+			if err := b.l.Commit(wctx, job, 0, i, 1, time.Millisecond, time.Minute); err != nil {
 				done <- err
 				return
 			}
@@ -317,8 +325,8 @@ func TestSnapshot(t *testing.T) {
 	b := setup(t)
 	meta := b.saveJob(t, "snap")
 
-	require.NoError(t, b.l.Commit(ctx, "snap", 0, 100, 5, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "snap", 1, 150, 7, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "snap", 0, 100, 5, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "snap", 1, 150, 7, time.Millisecond, time.Minute))
 	require.NoError(t, b.l.MarkDone(ctx, "snap", 0))
 	require.NoError(t, b.l.MarkDone(ctx, "snap", 0), "marking done twice counts once")
 	require.NoError(t, b.l.MarkFailed(ctx, "snap", 7, "permanent: division by zero"))
@@ -469,14 +477,14 @@ func TestDeleteJob(t *testing.T) {
 	b := setup(t)
 	for _, job := range []string{"gone", "kept"} {
 		b.saveJob(t, job)
-		require.NoError(t, b.l.Commit(ctx, job, 0, 10, 10, time.Minute))
+		require.NoError(t, b.l.Commit(ctx, job, 0, 10, 10, time.Millisecond, time.Minute))
 		require.NoError(t, b.l.MarkDone(ctx, job, 0))
 		require.NoError(t, b.l.MarkFailed(ctx, job, 1, "boom"))
 		require.NoError(t, b.l.SetPause(ctx, job, "1"))
 	}
 	n, err := b.l.DeleteJob(ctx, "gone")
 	require.NoError(t, err)
-	require.Equal(t, int64(8), n, "spec, meta, cursor, done, failed, stats, alive, pause")
+	require.Equal(t, int64(9), n, "spec, meta, cursor, done, failed, stats, alive, pause, commits")
 
 	left, err := b.rdb.Keys(ctx, b.env.Prefix+"{gone}*").Result()
 	require.NoError(t, err)

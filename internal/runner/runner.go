@@ -292,7 +292,7 @@ func (r *Runner) writeBatch(ctx context.Context, spec *jobspec.Spec, exec *batch
 	// Redis outage cannot hang the worker.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := r.cfg.Ledger.Commit(cctx, p.Job, p.Range, hi, n, r.cfg.AliveTTL); err != nil {
+	if err := r.cfg.Ledger.Commit(cctx, p.Job, p.Range, hi, n, elapsed, r.cfg.AliveTTL); err != nil {
 		// Redoing from the older checkpoint is safe: the pending predicate
 		// turns the committed rows into a no-op.
 		return 0, err

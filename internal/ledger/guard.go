@@ -1,0 +1,372 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Keys of the guard: live overrides, the fleet's concurrency slots and rate
+// limiter, the guard leader's lease, its decision and the job's baseline.
+
+// OverridesKey is a hash of live limits an operator set with enqueuer set or
+// redis-cli: rate, max_workers, batch_max, sleep. Absent fields fall back to
+// the job file.
+func (l *Ledger) OverridesKey(job string) string { return l.jobKey(job, "overrides") }
+
+// SlotsKey is a sorted set of batches in flight: member → lease expiry (ms).
+func (l *Ledger) SlotsKey(job string) string { return l.jobKey(job, "slots") }
+
+// RateKey names the fleet's GCRA limiter. redis_rate stores it under its own
+// "rate:" prefix; RateStoredKey is the key as it appears in Redis.
+func (l *Ledger) RateKey(job string) string { return l.jobKey(job, "rows") }
+
+// RateStoredKey is RateKey as redis_rate stores it.
+func (l *Ledger) RateStoredKey(job string) string { return "rate:" + l.RateKey(job) }
+
+// LeaderKey holds the ID of the worker that samples the job's signals.
+func (l *Ledger) LeaderKey(job string) string { return l.jobKey(job, "leader") }
+
+// DecisionKey holds the leader's last decision (JSON, with its own expiry).
+func (l *Ledger) DecisionKey(job string) string { return l.jobKey(job, "decision") }
+
+// BaselineKey is a hash: rule name → the signal's level before the job.
+func (l *Ledger) BaselineKey(job string) string { return l.jobKey(job, "baseline") }
+
+// CommitsKey is a list of the fleet's latest commit times in milliseconds,
+// newest first; the leader reads its p95.
+func (l *Ledger) CommitsKey(job string) string { return l.jobKey(job, "commits") }
+
+// SplitsKey is a hash: range ID → "lo:hi" of ranges made by splitting a
+// range that kept timing out.
+func (l *Ledger) SplitsKey(job string) string { return l.jobKey(job, "splits") }
+
+// commitsKept bounds the commit-time list: enough for a stable p95.
+const commitsKept = 200
+
+// Overrides are live limits; a nil field is not overridden.
+type Overrides struct {
+	Rate       *float64
+	MaxWorkers *int
+	BatchMax   *int
+	Sleep      *time.Duration
+}
+
+// Override field names in OverridesKey.
+const (
+	OverrideRate       = "rate"
+	OverrideMaxWorkers = "max_workers"
+	OverrideBatchMax   = "batch_max"
+	OverrideSleep      = "sleep"
+)
+
+// Overrides reads the live limits. A field that does not parse is an error
+// naming the key and field, never silently ignored.
+func (l *Ledger) Overrides(ctx context.Context, job string) (Overrides, error) {
+	h, err := l.rdb.HGetAll(ctx, l.OverridesKey(job)).Result()
+	if err != nil {
+		return Overrides{}, fmt.Errorf("read overrides of %s: %w", job, err)
+	}
+	return ParseOverrides(l.OverridesKey(job), h)
+}
+
+// ParseOverrides reads the raw hash of OverridesKey.
+func ParseOverrides(key string, h map[string]string) (Overrides, error) {
+	var o Overrides
+	var errs []error
+	bad := func(field, v, want string) {
+		errs = append(errs, fmt.Errorf("%s field %s=%q is not %s; fix it with enqueuer set or HDEL %s %s", key, field, v, want, key, field))
+	}
+	for field, v := range h {
+		v = strings.TrimSpace(v)
+		switch field {
+		case OverrideRate:
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				bad(field, v, "a rate in rows per second (0 = unlimited)")
+				continue
+			}
+			o.Rate = &f
+		case OverrideMaxWorkers, OverrideBatchMax:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				bad(field, v, "a whole number (0 = no limit)")
+				continue
+			}
+			if field == OverrideMaxWorkers {
+				o.MaxWorkers = &n
+			} else {
+				o.BatchMax = &n
+			}
+		case OverrideSleep:
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				bad(field, v, "a duration like 100ms")
+				continue
+			}
+			o.Sleep = &d
+		default:
+			errs = append(errs, fmt.Errorf("%s has unknown field %q; known fields are rate, max_workers, batch_max, sleep (HDEL %s %s)", key, field, key, field))
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+// SetOverrides writes the given raw fields (already validated by the caller).
+func (l *Ledger) SetOverrides(ctx context.Context, job string, fields map[string]string) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	if err := l.rdb.HSet(ctx, l.OverridesKey(job), fields).Err(); err != nil {
+		return fmt.Errorf("set overrides of %s: %w", job, err)
+	}
+	return nil
+}
+
+// ClearOverrides drops every live override: the job file's limits apply.
+func (l *Ledger) ClearOverrides(ctx context.Context, job string) error {
+	if err := l.rdb.Del(ctx, l.OverridesKey(job)).Err(); err != nil {
+		return fmt.Errorf("clear overrides of %s: %w", job, err)
+	}
+	return nil
+}
+
+// acquireSlot takes a slot when fewer than ARGV[2] unexpired slots are held.
+// Time comes from Redis, so worker clocks do not matter; expired slots (a
+// worker died holding one) are dropped first.
+var acquireSlot = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  return 1
+end
+if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+return 1
+`)
+
+// AcquireSlot takes one of limit fleet-wide slots for holder, leased for ttl.
+// It reports false when all slots are taken.
+func (l *Ledger) AcquireSlot(ctx context.Context, job, holder string, limit int, ttl time.Duration) (bool, error) {
+	n, err := acquireSlot.Run(ctx, l.rdb, []string{l.SlotsKey(job)}, holder, limit, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("take a batch slot of %s: %w", job, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseSlot gives holder's slot back.
+func (l *Ledger) ReleaseSlot(ctx context.Context, job, holder string) error {
+	if err := l.rdb.ZRem(ctx, l.SlotsKey(job), holder).Err(); err != nil {
+		return fmt.Errorf("release batch slot of %s: %w", job, err)
+	}
+	return nil
+}
+
+// SlotsHeld lists the holders of unexpired slots.
+func (l *Ledger) SlotsHeld(ctx context.Context, job string) ([]string, error) {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	m, err := l.rdb.ZRangeByScore(ctx, l.SlotsKey(job), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read batch slots of %s: %w", job, err)
+	}
+	return m, nil
+}
+
+// leaseScript takes the lease when it is free or renews it when holder has
+// it; it never steals a live lease.
+var leaseScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// AcquireLeader takes or renews the guard lease of job for holder.
+func (l *Ledger) AcquireLeader(ctx context.Context, job, holder string, ttl time.Duration) (bool, error) {
+	n, err := leaseScript.Run(ctx, l.rdb, []string{l.LeaderKey(job)}, holder, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("take guard lease of %s: %w", job, err)
+	}
+	return n == 1, nil
+}
+
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// ReleaseLeader gives the lease up if holder has it, so another worker
+// takes over at once instead of after the lease runs out.
+func (l *Ledger) ReleaseLeader(ctx context.Context, job, holder string) error {
+	if err := releaseScript.Run(ctx, l.rdb, []string{l.LeaderKey(job)}, holder).Err(); err != nil {
+		return fmt.Errorf("release guard lease of %s: %w", job, err)
+	}
+	return nil
+}
+
+// Leader returns the holder of the guard lease, "" when none.
+func (l *Ledger) Leader(ctx context.Context, job string) (string, error) {
+	s, err := l.rdb.Get(ctx, l.LeaderKey(job)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read guard leader of %s: %w", job, err)
+	}
+	return s, nil
+}
+
+// PutDecision stores the leader's decision, but only while holder still
+// holds the lease, so a leader that lost it cannot overwrite its successor.
+func (l *Ledger) PutDecision(ctx context.Context, job, holder string, decision []byte) (bool, error) {
+	n, err := putDecision.Run(ctx, l.rdb, []string{l.LeaderKey(job), l.DecisionKey(job)}, holder, decision).Int()
+	if err != nil {
+		return false, fmt.Errorf("publish guard decision of %s: %w", job, err)
+	}
+	return n == 1, nil
+}
+
+var putDecision = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+`)
+
+// Decision returns the stored decision JSON, or nil when there is none.
+func (l *Ledger) Decision(ctx context.Context, job string) ([]byte, error) {
+	b, err := l.rdb.Get(ctx, l.DecisionKey(job)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read guard decision of %s: %w", job, err)
+	}
+	return b, nil
+}
+
+// Controls is what a worker reads before each batch besides the pause keys.
+type Controls struct {
+	Decision  []byte
+	Overrides Overrides
+}
+
+// Controls reads the decision and the overrides in one round trip.
+func (l *Ledger) Controls(ctx context.Context, job string) (Controls, error) {
+	var d *redis.StringCmd
+	var o *redis.MapStringStringCmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		d = p.Get(ctx, l.DecisionKey(job))
+		o = p.HGetAll(ctx, l.OverridesKey(job))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Controls{}, fmt.Errorf("read guard decision and overrides of %s: %w", job, err)
+	}
+	if err := firstErr(d, o); err != nil {
+		return Controls{}, fmt.Errorf("read guard decision and overrides of %s: %w", job, err)
+	}
+	ov, err := ParseOverrides(l.OverridesKey(job), o.Val())
+	if err != nil {
+		return Controls{}, err
+	}
+	c := Controls{Overrides: ov}
+	if d.Err() == nil {
+		c.Decision = []byte(d.Val())
+	}
+	return c, nil
+}
+
+// Baseline returns the stored baselines by rule name.
+func (l *Ledger) Baseline(ctx context.Context, job string) (map[string]float64, error) {
+	h, err := l.rdb.HGetAll(ctx, l.BaselineKey(job)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read baseline of %s: %w", job, err)
+	}
+	out := make(map[string]float64, len(h))
+	for k, v := range h {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s field %s=%q is not a number; HDEL it to measure the baseline again", l.BaselineKey(job), k, v)
+		}
+		out[k] = f
+	}
+	return out, nil
+}
+
+// SetBaseline stores a rule's baseline unless one is stored already: the
+// level before the job started must not drift to the level during it.
+func (l *Ledger) SetBaseline(ctx context.Context, job, rule string, v float64) (bool, error) {
+	ok, err := l.rdb.HSetNX(ctx, l.BaselineKey(job), rule, strconv.FormatFloat(v, 'g', -1, 64)).Result()
+	if err != nil {
+		return false, fmt.Errorf("store baseline of %s rule %s: %w", job, rule, err)
+	}
+	return ok, nil
+}
+
+// CommitTimes returns the fleet's latest commit times, newest first.
+func (l *Ledger) CommitTimes(ctx context.Context, job string) ([]time.Duration, error) {
+	vals, err := l.rdb.LRange(ctx, l.CommitsKey(job), 0, commitsKept-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read commit times of %s: %w", job, err)
+	}
+	out := make([]time.Duration, 0, len(vals))
+	for _, v := range vals {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil {
+			out = append(out, time.Duration(ms*float64(time.Millisecond)))
+		}
+	}
+	return out, nil
+}
+
+// Split records two ranges that replace what is left of parent and returns
+// their IDs. The parent is not marked done here: the caller enqueues the
+// children first, then marks the parent done, so a crash in between redoes
+// work (idempotent) instead of losing it.
+func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2][2]int64) ([2]int64, error) {
+	ids, err := splitScript.Run(ctx, l.rdb, []string{l.MetaKey(job), l.SplitsKey(job)},
+		fmt.Sprintf("%d:%d", halves[0][0], halves[0][1]), fmt.Sprintf("%d:%d", halves[1][0], halves[1][1]), parent).Int64Slice()
+	if err != nil || len(ids) != 2 {
+		return [2]int64{}, fmt.Errorf("split %s range %d: %w", job, parent, err)
+	}
+	return [2]int64{ids[0], ids[1]}, nil
+}
+
+var splitScript = redis.NewScript(`
+local last = redis.call('HINCRBY', KEYS[1], 'ranges', 2)
+redis.call('HSET', KEYS[2], last - 2, ARGV[1], last - 1, ARGV[2])
+return {last - 2, last - 1}
+`)
+
+// Splits returns the bounds of ranges made by splitting, by range ID.
+func (l *Ledger) Splits(ctx context.Context, job string) (map[int64][2]int64, error) {
+	h, err := l.rdb.HGetAll(ctx, l.SplitsKey(job)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read split ranges of %s: %w", job, err)
+	}
+	out := make(map[int64][2]int64, len(h))
+	for k, v := range h {
+		rid, err1 := strconv.ParseInt(k, 10, 64)
+		lo, hi, ok := strings.Cut(v, ":")
+		a, err2 := strconv.ParseInt(lo, 10, 64)
+		b, err3 := strconv.ParseInt(hi, 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || !ok {
+			return nil, fmt.Errorf("%s field %s=%q is not range:lo:hi; was it edited by hand?", l.SplitsKey(job), k, v)
+		}
+		out[rid] = [2]int64{a, b}
+	}
+	return out, nil
+}

@@ -1,0 +1,215 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/ledger"
+)
+
+func TestOverrides(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	o, err := b.l.Overrides(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, ledger.Overrides{}, o, "nothing set: nothing overridden")
+
+	require.NoError(t, b.l.SetOverrides(ctx, "j", map[string]string{"rate": "500", "max_workers": "2", "batch_max": "100", "sleep": "250ms"}))
+	o, err = b.l.Overrides(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, 500.0, *o.Rate)
+	require.Equal(t, 2, *o.MaxWorkers)
+	require.Equal(t, 100, *o.BatchMax)
+	require.Equal(t, 250*time.Millisecond, *o.Sleep)
+
+	// A hand-typed garbage value is an error naming key, field and fix.
+	require.NoError(t, b.rdb.HSet(ctx, b.l.OverridesKey("j"), "rate", "fast", "colour", "red").Err())
+	_, err = b.l.Overrides(ctx, "j")
+	require.ErrorContains(t, err, `field rate="fast" is not a rate`)
+	require.ErrorContains(t, err, `unknown field "colour"`)
+	_, err = b.l.Controls(ctx, "j")
+	require.ErrorContains(t, err, "rate", "workers see the same error")
+
+	require.NoError(t, b.l.ClearOverrides(ctx, "j"))
+	c, err := b.l.Controls(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, ledger.Controls{}, c)
+}
+
+func TestSlots(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	ok, err := b.l.AcquireSlot(ctx, "j", "w1", 2, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, _ = b.l.AcquireSlot(ctx, "j", "w2", 2, time.Minute)
+	require.True(t, ok)
+	ok, _ = b.l.AcquireSlot(ctx, "j", "w3", 2, time.Minute)
+	require.False(t, ok, "both slots are taken")
+	ok, _ = b.l.AcquireSlot(ctx, "j", "w1", 2, time.Minute)
+	require.True(t, ok, "a holder renews its own slot")
+	ok, _ = b.l.AcquireSlot(ctx, "j", "w3", 0, time.Minute)
+	require.True(t, ok, "limit 0 is unlimited")
+	require.NoError(t, b.l.ReleaseSlot(ctx, "j", "w3"))
+	require.NoError(t, b.l.ReleaseSlot(ctx, "j", "w2"))
+	ok, _ = b.l.AcquireSlot(ctx, "j", "w3", 2, time.Minute)
+	require.True(t, ok, "a released slot is free")
+
+	// A dead holder's slot frees itself when its lease runs out.
+	ok, _ = b.l.AcquireSlot(ctx, "dead", "gone", 1, 200*time.Millisecond)
+	require.True(t, ok)
+	ok, _ = b.l.AcquireSlot(ctx, "dead", "alive", 1, time.Minute)
+	require.False(t, ok)
+	ebbtest.Eventually(t, "the dead holder's slot expires", func() bool {
+		ok, err := b.l.AcquireSlot(ctx, "dead", "alive", 1, time.Minute)
+		return err == nil && ok
+	})
+	held, err := b.l.SlotsHeld(ctx, "dead")
+	require.NoError(t, err)
+	require.Equal(t, []string{"alive"}, held)
+}
+
+func TestSlotsUnderContention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			me := fmt.Sprintf("w%d", w)
+			for got := 0; got < 20; {
+				ok, err := b.l.AcquireSlot(ctx, "j", me, 3, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !ok {
+					continue
+				}
+				mu.Lock()
+				inFlight++
+				most = max(most, inFlight)
+				mu.Unlock()
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+				if err := b.l.ReleaseSlot(ctx, "j", me); err != nil {
+					t.Error(err)
+				}
+				got++
+			}
+		}()
+	}
+	wg.Wait()
+	require.LessOrEqual(t, most, 3)
+}
+
+func TestLeaderLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	ok, err := b.l.AcquireLeader(ctx, "j", "a", 300*time.Millisecond)
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, _ = b.l.AcquireLeader(ctx, "j", "b", time.Minute)
+	require.False(t, ok, "a live lease is never stolen")
+	ok, _ = b.l.AcquireLeader(ctx, "j", "a", 300*time.Millisecond)
+	require.True(t, ok, "the holder renews")
+
+	put, err := b.l.PutDecision(ctx, "j", "b", []byte(`{"state":"run"}`))
+	require.NoError(t, err)
+	require.False(t, put, "only the lease holder publishes")
+	put, err = b.l.PutDecision(ctx, "j", "a", []byte(`{"state":"slow"}`))
+	require.NoError(t, err)
+	require.True(t, put)
+	d, err := b.l.Decision(ctx, "j")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"state":"slow"}`, string(d))
+
+	// The holder dies: the lease runs out and another takes it.
+	ebbtest.Eventually(t, "b takes the expired lease", func() bool {
+		ok, err := b.l.AcquireLeader(ctx, "j", "b", time.Minute)
+		return err == nil && ok
+	})
+	who, err := b.l.Leader(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, "b", who)
+	require.NoError(t, b.l.ReleaseLeader(ctx, "j", "a"), "releasing a lease one does not hold is a no-op")
+	who, _ = b.l.Leader(ctx, "j")
+	require.Equal(t, "b", who)
+	require.NoError(t, b.l.ReleaseLeader(ctx, "j", "b"))
+	who, _ = b.l.Leader(ctx, "j")
+	require.Empty(t, who)
+
+	none, err := b.l.Decision(ctx, "other")
+	require.NoError(t, err)
+	require.Nil(t, none)
+}
+
+func TestBaselineAndCommitTimes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	set, err := b.l.SetBaseline(ctx, "j", "p95", 0.25)
+	require.NoError(t, err)
+	require.True(t, set)
+	set, err = b.l.SetBaseline(ctx, "j", "p95", 9)
+	require.NoError(t, err)
+	require.False(t, set, "the first baseline is kept")
+	bl, err := b.l.Baseline(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{"p95": 0.25}, bl)
+
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, b.l.Commit(ctx, "j", 0, int64(i), 1, time.Duration(i)*100*time.Millisecond, time.Minute))
+	}
+	ct, err := b.l.CommitTimes(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, []time.Duration{300 * time.Millisecond, 200 * time.Millisecond, 100 * time.Millisecond}, ct)
+}
+
+func TestSplit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.saveJob(t, "j") // ranges 0..9
+	ids, err := b.l.Split(ctx, "j", 3, [2][2]int64{{350, 374}, {375, 400}})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{10, 11}, ids)
+	m, err := b.l.Meta(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, int64(12), m.Ranges, "the job now counts the halves")
+	sp, err := b.l.Splits(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, map[int64][2]int64{10: {350, 374}, 11: {375, 400}}, sp)
+}
+
+// TestRateKeyWithRedisRate checks the limiter key ends up where DeleteJob
+// looks for it.
+func TestRateKeyWithRedisRate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.saveJob(t, "j")
+	lim := redis_rate.NewLimiter(b.rdb)
+	res, err := lim.AllowN(ctx, b.l.RateKey("j"), redis_rate.PerSecond(100), 10)
+	require.NoError(t, err)
+	require.Equal(t, 10, res.Allowed)
+	require.Equal(t, int64(1), b.rdb.Exists(ctx, b.l.RateStoredKey("j")).Val())
+	_, err = b.l.DeleteJob(ctx, "j")
+	require.NoError(t, err)
+	require.Zero(t, b.rdb.Exists(ctx, b.l.RateStoredKey("j")).Val())
+}
