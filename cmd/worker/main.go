@@ -24,6 +24,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
+	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/runner"
@@ -109,9 +110,15 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 	}
 
 	var draining atomic.Bool
+	led := ledger.New(rdb, os.Getenv("EBB_PREFIX"))
+	getPool := func(ctx context.Context, env string) (*pgxpool.Pool, error) { return pools.Get(ctx, env) }
+	id := runner.WorkerID()
 	r, err := runner.New(runner.Config{
-		Ledger:   ledger.New(rdb, os.Getenv("EBB_PREFIX")),
-		Pools:    func(ctx context.Context, env string) (*pgxpool.Pool, error) { return pools.Get(ctx, env) },
+		Ledger:   led,
+		Redis:    rdb,
+		ID:       id,
+		Enqueue:  runner.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Pools:    getPool,
 		Logger:   log,
 		Metrics:  m,
 		Draining: draining.Load,
@@ -140,6 +147,27 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 		}()
 		log.Info("metrics listening", slog.String("addr", ln.Addr().String()))
 	}
+
+	// Every worker stands by for the guard lease; one per job samples the
+	// signals and publishes the decision the whole fleet follows.
+	leader, err := guard.NewLeader(guard.LeaderConfig{
+		Ledger: led, ID: id, Pools: getPool, Getenv: os.Getenv, Logger: log, Metrics: m,
+	})
+	if err != nil {
+		return err
+	}
+	gctx, stopGuard := context.WithCancel(context.WithoutCancel(ctx))
+	guardDone := make(chan struct{})
+	go func() {
+		defer close(guardDone)
+		_ = leader.Run(gctx)
+	}()
+	defer func() {
+		// Last: the guard keeps deciding while batches drain, then hands
+		// its lease over at once.
+		stopGuard()
+		<-guardDone
+	}()
 
 	if err := srv.Start(r); err != nil {
 		return fmt.Errorf("start asynq server on queue %s: %w", queue, err)

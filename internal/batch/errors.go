@@ -83,3 +83,19 @@ func Classify(ctx context.Context, err error) error {
 	// No SQLSTATE: the connection broke or could not be made.
 	return &TransientError{Err: err}
 }
+
+// contendedStates mean the batch collided with live traffic: it waited on a
+// lock, ran into a statement timeout or deadlocked. The batch sizer cuts the
+// size at once on these, and a range that keeps hitting them is split.
+var contendedStates = map[string]bool{
+	"40P01": true, // deadlock_detected
+	"55P03": true, // lock_not_available (lock_timeout)
+	"57014": true, // query_canceled (statement_timeout)
+}
+
+// IsContended reports whether err is a lock timeout, statement timeout or
+// deadlock.
+func IsContended(err error) bool {
+	var pgErr *pgconn.PgError
+	return IsTransient(err) && errors.As(err, &pgErr) && contendedStates[pgErr.Code]
+}

@@ -101,3 +101,16 @@ func TestClassify(t *testing.T) {
 		require.NoError(t, batch.Classify(cancelled, nil))
 	})
 }
+
+func TestIsContended(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := func(code string) error { return batch.Classify(ctx, &pgconn.PgError{Code: code}) }
+	for code, want := range map[string]bool{
+		"40P01": true, "55P03": true, "57014": true, // collided with live traffic
+		"40001": false, "08006": false, "53300": false, "42703": false,
+	} {
+		require.Equal(t, want, batch.IsContended(pg(code)), code)
+	}
+	require.False(t, batch.IsContended(&pgconn.PgError{Code: "55P03"}), "only classified errors count")
+}

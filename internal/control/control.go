@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,22 +29,13 @@ import (
 // DefaultQueue is the asynq queue ranges go to unless told otherwise.
 const DefaultQueue = "ebb"
 
-// Task options. Retention keeps a completed task's ID for a day so a second
-// start within it sees a conflict rather than a fresh task; the ledger's done
-// marks cover the time after that. The timeout only bounds one run of a
-// range, which resumes from its checkpoint.
-const (
-	taskRetention = 24 * time.Hour
-	taskTimeout   = 6 * time.Hour
-	taskMaxRetry  = 10
-)
-
 // Control runs operator commands. The caller owns and closes rdb.
 type Control struct {
 	ledger    *ledger.Ledger
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	log       *slog.Logger
+	getenv    func(string) string
 }
 
 // New returns a Control on rdb with the given key prefix ("" = default).
@@ -150,6 +142,9 @@ type StartResult struct {
 	// KeptSlicing is set when the job was started before with another
 	// range or task_span: the stored slicing wins so done marks stay valid.
 	KeptSlicing bool `json:"kept_slicing,omitempty"`
+	// Warnings are problems that do not stop the job, e.g. a baseline
+	// that could not be measured yet.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Start stores the spec and enqueues every range that is neither done nor
@@ -160,6 +155,9 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		queue = DefaultQueue
 	}
 	if err := ValidQueue(queue); err != nil {
+		return nil, err
+	}
+	if err := CheckGuard(spec, c.env); err != nil {
 		return nil, err
 	}
 	if _, err := preflight.Run(ctx, pool, spec); err != nil {
@@ -202,7 +200,13 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		(!spec.Range.To.IsAuto() && spec.Range.To.Value() != meta.To))
 	res.From, res.To, res.Ranges = meta.From, meta.To, meta.Ranges
 
+	res.Warnings = c.measureBaselines(ctx, pool, spec, meta.Created)
+
 	done, err := c.ledger.DoneRanges(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	splits, err := c.ledger.Splits(ctx, spec.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +216,10 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 			continue
 		}
 		r, err := chunks.At(meta.From, meta.To, meta.Span, i)
+		if b, ok := splits[i]; ok {
+			// A half of a range split after repeated timeouts.
+			r, err = chunks.Range{ID: i, Lo: b[0], Hi: b[1]}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -246,8 +254,7 @@ func (c *Control) enqueue(ctx context.Context, queue, job string, r chunks.Range
 	if err != nil {
 		return 0, err
 	}
-	opts := []asynq.Option{asynq.Queue(queue), asynq.TaskID(id), asynq.Retention(taskRetention),
-		asynq.MaxRetry(taskMaxRetry), asynq.Timeout(taskTimeout)}
+	opts := runner.TaskOptions(queue, id)
 	_, err = c.client.EnqueueContext(ctx, task, opts...)
 	if err == nil {
 		return enqueued, nil
@@ -292,6 +299,12 @@ type Status struct {
 	PauseReason  string           `json:"pause_reason,omitempty"`
 	Failures     []ledger.Failure `json:"failures,omitempty"`
 	Created      time.Time        `json:"created"`
+	// Rate and MaxWorkers are the limits in force: the job file's, or a
+	// live override.
+	Rate       float64           `json:"rate"`
+	MaxWorkers int               `json:"max_workers"`
+	Overrides  map[string]string `json:"overrides,omitempty"`
+	Guard      *GuardStatus      `json:"guard,omitempty"`
 }
 
 // Job states.
@@ -320,6 +333,25 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 		RangesFailed: int64(len(snap.Failed)), RowsDone: snap.Rows, Batches: snap.Batches,
 		Failures: snap.Failed, Created: snap.Meta.Created,
 	}
+	var spec *jobspec.Spec
+	if raw, err := c.ledger.Spec(ctx, job); err == nil {
+		spec, _ = jobspec.FromJSON(raw)
+	}
+	if s.Guard, s.Overrides, err = c.guardStatus(ctx, job, spec, time.Now()); err != nil {
+		return nil, err
+	}
+	if len(s.Overrides) == 0 {
+		s.Overrides = nil
+	}
+	if spec != nil {
+		s.Rate, s.MaxWorkers = spec.Rate, spec.MaxWorkers
+	}
+	if v, ok := s.Overrides[ledger.OverrideRate]; ok {
+		s.Rate, _ = strconv.ParseFloat(v, 64)
+	}
+	if v, ok := s.Overrides[ledger.OverrideMaxWorkers]; ok {
+		s.MaxWorkers, _ = strconv.Atoi(v)
+	}
 	switch {
 	case on(snap.Pause.Global):
 		s.PauseReason = c.ledger.GlobalPauseKey() + " is set"
@@ -327,6 +359,8 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 		s.PauseReason = c.ledger.PauseKey(job) + " is set"
 	case snap.Pause.QueuePaused:
 		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
+	case s.Guard != nil && s.Guard.State == string(guard.StatePause):
+		s.PauseReason = "guard: " + strings.Join(s.Guard.Reasons, "; ")
 	}
 	switch {
 	case s.RangesDone >= s.RangesTotal:

@@ -370,3 +370,33 @@ func (l *Ledger) Splits(ctx context.Context, job string) (map[int64][2]int64, er
 	}
 	return out, nil
 }
+
+// Progress is what the guard leader needs to know about a job each check.
+type Progress struct {
+	Finished bool
+	Rows     int64
+	Created  time.Time
+}
+
+// Progress reads whether every range is done and the rows written so far.
+func (l *Ledger) Progress(ctx context.Context, job string) (Progress, error) {
+	m, err := l.Meta(ctx, job)
+	if err != nil {
+		return Progress{}, err
+	}
+	var done *redis.IntCmd
+	var rows *redis.StringCmd
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		done = p.SCard(ctx, l.DoneKey(job))
+		rows = p.HGet(ctx, l.StatsKey(job), "rows")
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Progress{}, fmt.Errorf("read progress of %s: %w", job, err)
+	}
+	if err := firstErr(done, rows); err != nil {
+		return Progress{}, fmt.Errorf("read progress of %s: %w", job, err)
+	}
+	n, _ := strconv.ParseInt(rows.Val(), 10, 64)
+	return Progress{Finished: done.Val() >= m.Ranges, Rows: n, Created: m.Created}, nil
+}

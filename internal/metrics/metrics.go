@@ -13,6 +13,9 @@ type Metrics struct {
 	BatchDuration *prometheus.HistogramVec
 	BatchSize     *prometheus.GaugeVec
 	Paused        *prometheus.GaugeVec
+	RateWait      *prometheus.CounterVec
+	GuardState    *prometheus.GaugeVec
+	GuardSignal   *prometheus.GaugeVec
 }
 
 // New creates the collectors and registers them on reg.
@@ -35,8 +38,17 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		Paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_paused", Help: "1 while this worker saw the job paused at its last check.",
 		}, []string{"job"}),
+		RateWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_rate_limit_wait_seconds", Help: "Time batches waited for the fleet-wide rate limit or a concurrency slot.",
+		}, []string{"job"}),
+		GuardState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_guard_state", Help: "The guard decision this worker follows: 0 run, 1 slow, 2 pause, 3 stale (no fresh decision).",
+		}, []string{"job"}),
+		GuardSignal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_guard_signal", Help: "Last value of each guard rule's signal, set by the worker that leads the guard.",
+		}, []string{"job", "signal"}),
 	}
-	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused} {
+	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

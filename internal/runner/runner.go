@@ -12,11 +12,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ebbhq/ebb/internal/batch"
 	"github.com/ebbhq/ebb/internal/chunks"
@@ -49,6 +53,48 @@ func NewTask(p Payload) (*asynq.Task, string, error) {
 	return asynq.NewTask(TaskType, b), TaskID(p.Job, p.Range), nil
 }
 
+// Task options. Retention keeps a completed task's ID for a day so a second
+// start within it sees a conflict rather than a fresh task; the ledger's done
+// marks cover the time after that. The timeout only bounds one run of a
+// range, which resumes from its checkpoint.
+const (
+	taskRetention = 24 * time.Hour
+	taskTimeout   = 6 * time.Hour
+	taskMaxRetry  = 10
+)
+
+// TaskOptions are the asynq options of a range task.
+func TaskOptions(queue, id string) []asynq.Option {
+	return []asynq.Option{asynq.Queue(queue), asynq.TaskID(id), asynq.Retention(taskRetention),
+		asynq.MaxRetry(taskMaxRetry), asynq.Timeout(taskTimeout)}
+}
+
+// Enqueuer returns a Config.Enqueue that puts range tasks on client. A
+// range already queued (TaskID conflict) counts as enqueued.
+func Enqueuer(client *asynq.Client) func(ctx context.Context, queue string, p Payload) error {
+	return func(ctx context.Context, queue string, p Payload) error {
+		task, id, err := NewTask(p)
+		if err != nil {
+			return err
+		}
+		_, err = client.EnqueueContext(ctx, task, TaskOptions(queue, id)...)
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("enqueue %s range %d: %w", p.Job, p.Range, err)
+		}
+		return nil
+	}
+}
+
+// WorkerID names this process: host and pid, which is what an operator
+// finds in ps and kubectl.
+func WorkerID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "worker"
+	}
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
 // TaskID is the deterministic asynq TaskID of a range.
 func TaskID(job string, rangeID int64) string {
 	return fmt.Sprintf("%s:r%d", job, rangeID)
@@ -61,6 +107,14 @@ type PoolFunc func(ctx context.Context, env string) (*pgxpool.Pool, error)
 // Config wires a Runner.
 type Config struct {
 	Ledger *ledger.Ledger
+	// Redis is the ledger's client; the fleet's rate limiter runs on it.
+	Redis redis.UniversalClient
+	// ID names this worker in batch slots and the guard lease; default
+	// host:pid.
+	ID string
+	// Enqueue puts a range task on queue; the runner uses it to requeue
+	// the halves of a split range. Nil makes such ranges fail instead.
+	Enqueue func(ctx context.Context, queue string, p Payload) error
 	// Pools supplies database pools by the job's database_env.
 	Pools PoolFunc
 	// Logger defaults to a discarding logger.
@@ -85,9 +139,12 @@ type Config struct {
 
 // Runner is an asynq.Handler for range tasks.
 type Runner struct {
-	cfg    Config
-	log    *slog.Logger
-	pauser *guard.Pauser
+	cfg      Config
+	log      *slog.Logger
+	pauser   *guard.Pauser
+	follower *guard.Follower
+	limiter  *redis_rate.Limiter
+	seq      atomic.Int64
 }
 
 // New returns a Runner.
@@ -96,7 +153,12 @@ func New(cfg Config) (*Runner, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, pauser: guard.NewPauser(cfg.Ledger, cfg.Logger)}, nil
+	return &Runner{
+		cfg: cfg, log: cfg.Logger,
+		pauser:   guard.NewPauser(cfg.Ledger, cfg.Logger),
+		follower: guard.NewFollower(),
+		limiter:  redis_rate.NewLimiter(cfg.Redis),
+	}, nil
 }
 
 func (c *Config) withDefaults() {
@@ -112,6 +174,9 @@ func (c *Config) withDefaults() {
 	if c.AliveTTL <= 0 {
 		c.AliveTTL = 15 * time.Second
 	}
+	if c.ID == "" {
+		c.ID = WorkerID()
+	}
 }
 
 func (c *Config) validate() error {
@@ -120,6 +185,9 @@ func (c *Config) validate() error {
 	}
 	if c.Pools == nil {
 		return errors.New("runner: Config.Pools is required")
+	}
+	if c.Redis == nil {
+		return errors.New("runner: Config.Redis is required")
 	}
 	return nil
 }
@@ -222,14 +290,22 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 		return err
 	}
 
+	sizer := chunks.NewSizer(chunks.SizerConfig{
+		Initial: spec.Batch.Size, Min: spec.Batch.Min, Max: spec.Batch.Max, Target: spec.Batch.Target.D(),
+	})
+	slot := fmt.Sprintf("%s:%d", r.cfg.ID, r.seq.Add(1))
+	recheck := func() (guard.Limits, error) { return r.limits(ctx, queue, spec, p) }
+	bo := newBackoff()
 	var rows, batches int64
+	attempts := 0
 	start := time.Now()
 	for {
-		if err := r.gate(ctx, queue, p); err != nil {
+		lim, err := recheck()
+		if err != nil {
 			return idle(err, batches == 0, r.cfg.PauseRecheck)
 		}
 		var keys []int64
-		err := r.retry(ctx, spec, func() error {
+		err = r.retry(ctx, spec, func() error {
 			var err error
 			keys, err = exec.ReadKeys(ctx, pos, p.Hi, spec.ReadBatch)
 			return err
@@ -240,19 +316,61 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 		if len(keys) == 0 {
 			break
 		}
-		for i, b := range chunks.Batches(keys, spec.Batch.Size) {
-			if i > 0 {
-				if err := r.gate(ctx, queue, p); err != nil {
+		fresh := true
+		for i := 0; i < len(keys); {
+			if !fresh {
+				if lim, err = recheck(); err != nil {
 					return err
 				}
 			}
-			n, err := r.writeBatch(ctx, spec, exec, p, b[0], b[1])
+			fresh = false
+			sizer.Cap(lim.BatchMax)
+			size := min(sizer.Size(), rateCap(lim.Rate))
+			j := min(i+size, len(keys))
+			lo, hi := keys[i], keys[j-1]
+			release, err := r.throttle(ctx, spec, slot, j-i, lim, recheck)
 			if err != nil {
 				return err
 			}
+			began := time.Now()
+			n, err := exec.Write(ctx, lo, hi)
+			took := time.Since(began)
+			release()
+			if err != nil {
+				if !batch.IsTransient(err) {
+					r.count(p.Job, "failed")
+					return err
+				}
+				attempts++
+				contended := batch.IsContended(err)
+				if contended {
+					sizer.Observe(size, took, chunks.Contended, false)
+				}
+				if attempts >= spec.Retries {
+					r.count(p.Job, "failed")
+					if contended {
+						return r.split(ctx, queue, p, lo, attempts, err)
+					}
+					return &GaveUpError{Attempts: attempts, Err: err}
+				}
+				r.log.WarnContext(ctx, "transient error, retrying batch", append(attrs, slog.Int("attempt", attempts),
+					slog.Int("next_size", sizer.Size()), slog.Any("err", err))...)
+				r.count(p.Job, "retried")
+				if err := sleep(ctx, bo.NextBackOff()); err != nil {
+					return err
+				}
+				continue
+			}
+			attempts = 0
+			bo.Reset()
+			if err := r.committed(ctx, p, hi, n, took, j-i); err != nil {
+				return err
+			}
+			sizer.Observe(size, took, chunks.Committed, lim.Green)
 			rows += n
 			batches++
-			if err := sleep(ctx, spec.Sleep.D()); err != nil {
+			i = j
+			if err := sleep(ctx, lim.Sleep); err != nil {
 				return err
 			}
 		}
@@ -269,41 +387,55 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 	return nil
 }
 
-// writeBatch commits one batch, retrying transient errors, then records the
-// checkpoint. The checkpoint is written only after COMMIT returned.
-func (r *Runner) writeBatch(ctx context.Context, spec *jobspec.Spec, exec *batch.Executor, p Payload, lo, hi int64) (int64, error) {
-	var n int64
-	var elapsed time.Duration
-	err := r.retry(ctx, spec, func() error {
-		// Time the attempt that commits, not the backoff before it: the
-		// duration says how long this batch held its locks.
-		began := time.Now()
-		var err error
-		n, err = exec.Write(ctx, lo, hi)
-		elapsed = time.Since(began)
-		return err
-	})
-	if err != nil {
-		r.count(p.Job, "failed")
-		return 0, err
-	}
+// committed records a committed batch in the ledger and the metrics. The
+// checkpoint is written only after COMMIT returned.
+func (r *Runner) committed(ctx context.Context, p Payload, hi, n int64, took time.Duration, keys int) error {
 	// The rows are committed: record that even if ctx was cancelled a moment
 	// ago, or the range would look behind its real position. Bounded so a
 	// Redis outage cannot hang the worker.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := r.cfg.Ledger.Commit(cctx, p.Job, p.Range, hi, n, elapsed, r.cfg.AliveTTL); err != nil {
+	if err := r.cfg.Ledger.Commit(cctx, p.Job, p.Range, hi, n, took, r.cfg.AliveTTL); err != nil {
 		// Redoing from the older checkpoint is safe: the pending predicate
 		// turns the committed rows into a no-op.
-		return 0, err
+		return err
 	}
 	if m := r.cfg.Metrics; m != nil {
 		m.Rows.WithLabelValues(p.Job).Add(float64(n))
 		m.Batches.WithLabelValues(p.Job, "committed").Inc()
-		m.BatchDuration.WithLabelValues(p.Job).Observe(elapsed.Seconds())
-		m.BatchSize.WithLabelValues(p.Job).Set(float64(hi - lo + 1))
+		m.BatchDuration.WithLabelValues(p.Job).Observe(took.Seconds())
+		m.BatchSize.WithLabelValues(p.Job).Set(float64(keys))
 	}
-	return n, nil
+	return nil
+}
+
+// split hands what is left of a range that kept timing out at one spot to
+// two new ranges, so the rest of it is not held hostage by one hot row
+// (GitLab's batched migrations do the same). A single key cannot be split:
+// it fails like any batch that gave up.
+func (r *Runner) split(ctx context.Context, queue string, p Payload, from int64, attempts int, cause error) error {
+	gaveUp := &GaveUpError{Attempts: attempts, Err: cause}
+	if from >= p.Hi || r.cfg.Enqueue == nil {
+		return gaveUp
+	}
+	mid := from + int64((uint64(p.Hi)-uint64(from))/2)
+	halves := [2][2]int64{{from, mid}, {mid + 1, p.Hi}}
+	ids, err := r.cfg.Ledger.Split(ctx, p.Job, p.Range, halves)
+	if err != nil {
+		return err
+	}
+	for k, id := range ids {
+		if err := r.cfg.Enqueue(ctx, queue, Payload{Job: p.Job, Range: id, Lo: halves[k][0], Hi: halves[k][1]}); err != nil {
+			return fmt.Errorf("requeue half of split %s range %d: %w", p.Job, p.Range, err)
+		}
+	}
+	if err := r.cfg.Ledger.MarkDone(ctx, p.Job, p.Range); err != nil {
+		return err
+	}
+	r.log.WarnContext(ctx, "range split after repeated timeouts at one spot",
+		slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("at", from),
+		slog.Any("halves", ids), slog.Int("attempts", attempts), slog.Any("err", cause))
+	return nil
 }
 
 // idle marks a yield of a range that did no work in this run (it was
@@ -322,27 +454,53 @@ func idle(err error, noWork bool, recheck time.Duration) error {
 // idleRecheckFactor stretches the recheck of ranges that are still paused.
 const idleRecheckFactor = 5
 
-// gate returns a yield when the job is paused or the worker drains, and the
-// context's error when the lease is gone. It runs between batches only, so a
-// pause never cuts a transaction in half.
-func (r *Runner) gate(ctx context.Context, queue string, p Payload) error {
+// limits returns what the next batch may do, or a yield when the job is
+// paused (a pause key, asynq's queue pause, the guard) or the worker drains,
+// and the context's error when the lease is gone. It runs between batches
+// only, so a pause never cuts a transaction in half.
+func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p Payload) (guard.Limits, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return guard.Limits{}, err
 	}
 	if r.cfg.Draining() {
-		return &YieldError{Reason: "worker shutting down", After: time.Second}
+		return guard.Limits{}, &YieldError{Reason: "worker shutting down", After: time.Second}
 	}
 	pause, err := r.pauser.Check(ctx, p.Job, queue)
 	if err != nil {
-		return err
-	}
-	if m := r.cfg.Metrics; m != nil {
-		m.Paused.WithLabelValues(p.Job).Set(boolFloat(pause.Paused))
+		return guard.Limits{}, err
 	}
 	if pause.Paused {
-		return &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
+		r.gauge(p.Job, 1, -1)
+		return guard.Limits{}, &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
 	}
-	return nil
+	c, err := r.cfg.Ledger.Controls(ctx, p.Job)
+	if err != nil {
+		return guard.Limits{}, err
+	}
+	lim := r.follower.Limits(spec, c, time.Now())
+	state := 0.0
+	switch {
+	case lim.Stale:
+		state = 3
+	case lim.Paused:
+		state = 2
+	case lim.Reason != "":
+		state = 1
+	}
+	r.gauge(p.Job, boolFloat(lim.Paused), state)
+	if lim.Paused {
+		return lim, &YieldError{Reason: lim.Reason, After: r.cfg.PauseRecheck}
+	}
+	return lim, nil
+}
+
+func (r *Runner) gauge(job string, paused, state float64) {
+	if m := r.cfg.Metrics; m != nil {
+		m.Paused.WithLabelValues(job).Set(paused)
+		if state >= 0 {
+			m.GuardState.WithLabelValues(job).Set(state)
+		}
+	}
 }
 
 // retry runs op until it succeeds, fails permanently, or spec.Retries
@@ -363,12 +521,7 @@ func (r *Runner) retry(ctx context.Context, spec *jobspec.Spec, op func() error)
 		r.count(spec.Name, "retried")
 		return struct{}{}, err
 	},
-		backoff.WithBackOff(&backoff.ExponentialBackOff{
-			InitialInterval:     100 * time.Millisecond,
-			RandomizationFactor: 0.5,
-			Multiplier:          2,
-			MaxInterval:         5 * time.Second,
-		}),
+		backoff.WithBackOff(newBackoff()),
 		backoff.WithMaxTries(uint(spec.Retries)),
 		backoff.WithMaxElapsedTime(0),
 	)
@@ -428,6 +581,16 @@ func (r *Runner) fail(ctx context.Context, p Payload, cause error) {
 func (r *Runner) count(job, outcome string) {
 	if r.cfg.Metrics != nil {
 		r.cfg.Metrics.Batches.WithLabelValues(job, outcome).Inc()
+	}
+}
+
+// newBackoff is the jittered exponential schedule of retries.
+func newBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     100 * time.Millisecond,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         5 * time.Second,
 	}
 }
 

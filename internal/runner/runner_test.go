@@ -14,6 +14,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/runner"
@@ -26,7 +27,11 @@ type testBundle struct {
 	ctl    *control.Control
 	ledger *ledger.Ledger
 	job    string
+	// env is what the guard reads with Getenv (e.g. PROMETHEUS_URL).
+	env map[string]string
 }
+
+func (b *testBundle) getenv(k string) string { return b.env[k] }
 
 func setup(t testing.TB) *testBundle {
 	t.Helper()
@@ -94,8 +99,10 @@ func (b *testBundle) start(spec *jobspec.Spec) *control.StartResult {
 
 type workerOpts struct {
 	concurrency int
-	draining    func() bool
-	pools       runner.PoolFunc
+	// noGuard leaves out the guard loop every real worker runs.
+	noGuard  bool
+	draining func() bool
+	pools    runner.PoolFunc
 }
 
 // worker starts one asynq server running the runner, shut down at cleanup.
@@ -109,8 +116,30 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 		pools = b.pools()
 	}
 	log := ebbtest.Logger(b.t)
-	r, err := runner.New(runner.Config{Ledger: b.ledger, Pools: pools, Logger: log, Draining: o.draining, PauseRecheck: 200 * time.Millisecond})
+	client := asynq.NewClientFromRedisClient(b.redis.Client)
+	id := "w-" + ebbtest.Suffix()
+	r, err := runner.New(runner.Config{
+		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: runner.Enqueuer(client),
+		Pools: pools, Logger: log, Draining: o.draining, PauseRecheck: 200 * time.Millisecond,
+	})
 	require.NoError(b.t, err)
+	if !o.noGuard {
+		g, err := guard.NewLeader(guard.LeaderConfig{
+			Ledger: b.ledger, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond, Hold: time.Second,
+			Getenv: b.getenv,
+		})
+		require.NoError(b.t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = g.Run(ctx)
+		}()
+		b.t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+	}
 	srv := asynq.NewServerFromRedisClient(b.redis.Client, runner.ServerConfig(runner.ServerOptions{
 		Queue: b.redis.Queue, Concurrency: o.concurrency, ShutdownTimeout: 10 * time.Second, Logger: log,
 	}))

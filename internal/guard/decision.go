@@ -1,0 +1,190 @@
+package guard
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+)
+
+// Decision is what the guard leader publishes after each check. Workers
+// read it before every batch; it expires, so a dead leader cannot leave a
+// green light behind.
+type Decision struct {
+	State State `json:"state"`
+	// Factor multiplies the job's rate: the slow rules' cut times the
+	// schedule window's multiplier.
+	Factor float64 `json:"factor"`
+	// GuardFactor is the slow rules' part of Factor: halved each check a
+	// slow rule holds, restored ×1.5 a check after it clears.
+	GuardFactor float64 `json:"guard_factor"`
+	// Base is the fleet's observed rows/s that Factor applies to when the
+	// job has no rate of its own (rate: 0) and is being slowed.
+	Base    float64      `json:"base,omitempty"`
+	Window  string       `json:"window,omitempty"`
+	Reasons []string     `json:"reasons,omitempty"`
+	Signals []SignalView `json:"signals,omitempty"`
+	Leader  string       `json:"leader"`
+	At      time.Time    `json:"at"`
+	Expires time.Time    `json:"expires"`
+	// Rules is the rule memory the next leader resumes from.
+	Rules map[string]*RuleState `json:"rules,omitempty"`
+}
+
+// Timing derived from a job's check interval.
+const (
+	minGuardFactor = 1.0 / 64
+	restoreFactor  = 1.5
+)
+
+// LeaseTTL is how long the guard lease lives without renewal: another
+// worker takes over within this.
+func LeaseTTL(checkEvery time.Duration) time.Duration { return 3 * checkEvery }
+
+// DecisionTTL is how long a decision counts as fresh.
+func DecisionTTL(checkEvery time.Duration) time.Duration { return 2 * checkEvery }
+
+// ParseDecision decodes a stored decision.
+func ParseDecision(b []byte) (*Decision, error) {
+	var d Decision
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("guard decision is not valid JSON (the leader rewrites it within one check): %w", err)
+	}
+	return &d, nil
+}
+
+// Limits are what one batch obeys.
+type Limits struct {
+	Paused bool
+	Reason string
+	// Rate is rows per second for the whole fleet; 0 is unlimited.
+	Rate float64
+	// MaxWorkers caps batches in flight across the fleet; 0 is unlimited.
+	MaxWorkers int
+	// BatchMax caps the batch size; 0 leaves the job's.
+	BatchMax int
+	Sleep    time.Duration
+	// Green allows the batch sizer to grow.
+	Green bool
+	// Stale is set when the worker runs without a fresh decision.
+	Stale bool
+}
+
+// Follower turns the leader's decision and the live overrides into limits.
+// It remembers, per job, since when no decision was seen, so a job that
+// never had a leader slows and then pauses just like one whose leader died.
+// Safe for concurrent use.
+type Follower struct {
+	mu      sync.Mutex
+	missing map[string]time.Time
+}
+
+// NewFollower returns a Follower.
+func NewFollower() *Follower { return &Follower{missing: map[string]time.Time{}} }
+
+// Limits computes the limits for job at now.
+func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) Limits {
+	lim := Limits{
+		Rate:       spec.Rate,
+		MaxWorkers: spec.MaxWorkers,
+		Sleep:      spec.Sleep.D(),
+	}
+	o := c.Overrides
+	if o.Rate != nil {
+		lim.Rate = *o.Rate
+	}
+	if o.MaxWorkers != nil {
+		lim.MaxWorkers = *o.MaxWorkers
+	}
+	if o.BatchMax != nil {
+		lim.BatchMax = *o.BatchMax
+	}
+	if o.Sleep != nil {
+		lim.Sleep = *o.Sleep
+	}
+
+	if !Watched(spec) {
+		return lim
+	}
+	every := spec.Guard.CheckEvery.D()
+	var d *Decision
+	if c.Decision != nil {
+		d, _ = ParseDecision(c.Decision) // unreadable counts as missing
+	}
+	staleSince, fresh := f.freshness(spec.Name, d, now)
+	if !fresh {
+		age := now.Sub(staleSince)
+		lim.Stale = true
+		if age >= LeaseTTL(every) {
+			lim.Paused = true
+			lim.Reason = fmt.Sprintf("guard: no fresh decision for %s (is any worker running the guard? see enqueuer status)", age.Round(time.Second))
+			return lim
+		}
+		// Missing eyes are not a green light: the smallest batch, at
+		// least a second apart, until a leader speaks again.
+		lim.BatchMax = spec.Batch.Min
+		lim.Sleep = max(lim.Sleep, time.Second)
+		if lim.Rate > 0 {
+			lim.Rate *= minGuardFactor
+		}
+		lim.Reason = "guard: decision is stale, running at the minimum"
+		return lim
+	}
+	switch d.State {
+	case StatePause:
+		lim.Paused = true
+		lim.Reason = "guard: " + joinReasons(d)
+		return lim
+	case StateSlow:
+		lim.Reason = "guard: " + joinReasons(d)
+	}
+	switch {
+	case lim.Rate > 0:
+		lim.Rate *= d.Factor
+	case d.Base > 0 && d.Factor < 1:
+		lim.Rate = d.Base * d.Factor
+	}
+	lim.Green = d.State == StateRun && d.GuardFactor >= 1
+	return lim
+}
+
+// Watched reports whether the job has anything for the guard to watch. A
+// job whose file turned every rule off (rules: []) and has no schedule
+// needs no decision to run.
+func Watched(spec *jobspec.Spec) bool {
+	return len(spec.Guard.Rules) > 0 || (spec.Schedule != nil && len(spec.Schedule.Windows) > 0)
+}
+
+// freshness reports whether d is fresh, and since when it is not.
+func (f *Follower) freshness(job string, d *Decision, now time.Time) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d != nil && now.Before(d.Expires) {
+		delete(f.missing, job)
+		return time.Time{}, true
+	}
+	if d != nil && !d.Expires.IsZero() {
+		delete(f.missing, job)
+		return d.Expires, false
+	}
+	since, ok := f.missing[job]
+	if !ok {
+		since = now
+		f.missing[job] = now
+	}
+	return since, false
+}
+
+func joinReasons(d *Decision) string {
+	if len(d.Reasons) == 0 {
+		return string(d.State)
+	}
+	s := d.Reasons[0]
+	for _, r := range d.Reasons[1:] {
+		s += "; " + r
+	}
+	return s
+}

@@ -1,0 +1,350 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/metrics"
+)
+
+// LeaderConfig wires the guard loop every worker runs. At most one worker
+// per job holds the lease and samples; the others only stand by.
+type LeaderConfig struct {
+	Ledger *ledger.Ledger
+	// ID names this worker in the lease; unique per process.
+	ID string
+	// Pools supplies pools by environment variable name (the job's
+	// database_env and the guard's replicas).
+	Pools  func(ctx context.Context, env string) (*pgxpool.Pool, error)
+	Getenv func(string) string
+	// Logger defaults to a discarding logger; Metrics may be nil.
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	// Tick is how often the loop looks for jobs and due checks; default 1s.
+	Tick time.Duration
+	// Hold overrides DefaultHold (tests); zero keeps it.
+	Hold       time.Duration
+	HTTPClient *http.Client
+	Now        func() time.Time
+}
+
+// Leader runs the guard loop.
+type Leader struct {
+	cfg  LeaderConfig
+	log  *slog.Logger
+	jobs map[string]*leading
+}
+
+// leading is a job this worker leads.
+type leading struct {
+	spec     *jobspec.Spec
+	sampler  *Sampler
+	eval     *Evaluator
+	last     time.Time
+	state    State
+	guard    float64
+	base     float64
+	rows     int64
+	rowsAt   time.Time
+	baseline map[string]float64
+}
+
+// NewLeader returns a Leader.
+func NewLeader(cfg LeaderConfig) (*Leader, error) {
+	if cfg.Ledger == nil || cfg.Pools == nil || cfg.ID == "" {
+		return nil, errors.New("guard: LeaderConfig needs Ledger, Pools and ID")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = func(string) string { return "" }
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}}, nil
+}
+
+// Run checks due jobs every Tick until ctx ends, then gives up its leases so
+// another worker takes over at once.
+func (g *Leader) Run(ctx context.Context) error {
+	t := time.NewTicker(g.cfg.Tick)
+	defer t.Stop()
+	for {
+		g.tick(ctx)
+		select {
+		case <-ctx.Done():
+			g.releaseAll()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (g *Leader) releaseAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for job := range g.jobs {
+		if err := g.cfg.Ledger.ReleaseLeader(ctx, job, g.cfg.ID); err != nil {
+			g.log.Warn("could not release guard lease", slog.String("job", job), slog.Any("err", err))
+		}
+	}
+	g.jobs = map[string]*leading{}
+}
+
+func (g *Leader) tick(ctx context.Context) {
+	jobs, err := g.cfg.Ledger.Jobs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("guard cannot list jobs", slog.Any("err", err))
+		}
+		return
+	}
+	for _, job := range jobs {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := g.check(ctx, job); err != nil && ctx.Err() == nil {
+			g.log.Warn("guard check failed", slog.String("job", job), slog.Any("err", err))
+		}
+	}
+}
+
+// check samples job's signals when this worker holds its lease and the
+// job's check is due.
+func (g *Leader) check(ctx context.Context, job string) error {
+	l := g.cfg.Ledger
+	now := g.cfg.Now()
+	cur := g.jobs[job]
+	if cur != nil && now.Sub(cur.last) < cur.spec.Guard.CheckEvery.D() {
+		return nil
+	}
+	prog, err := l.Progress(ctx, job)
+	if errors.Is(err, ledger.ErrNotFound) {
+		delete(g.jobs, job)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if prog.Finished {
+		if cur != nil {
+			delete(g.jobs, job)
+			return l.ReleaseLeader(ctx, job, g.cfg.ID)
+		}
+		return nil
+	}
+	spec, err := g.loadSpec(ctx, job)
+	if err != nil {
+		return err
+	}
+	if !Watched(spec) {
+		return nil
+	}
+	every := spec.Guard.CheckEvery.D()
+	ok, err := l.AcquireLeader(ctx, job, g.cfg.ID, LeaseTTL(every))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		delete(g.jobs, job)
+		return nil
+	}
+	if cur == nil || !sameSpec(cur.spec, spec) {
+		if cur, err = g.lead(ctx, job, spec, prog); err != nil {
+			return err
+		}
+		g.jobs[job] = cur
+	}
+	cur.last = now
+	d := g.decide(ctx, job, cur, prog, now)
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode guard decision: %w", err)
+	}
+	put, err := l.PutDecision(ctx, job, g.cfg.ID, b)
+	if err != nil {
+		return err
+	}
+	if !put {
+		delete(g.jobs, job) // lost the lease between renew and publish
+	}
+	return nil
+}
+
+// lead sets up sampling for a job this worker just started leading,
+// resuming the previous leader's rule memory.
+func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog ledger.Progress) (*leading, error) {
+	l := g.cfg.Ledger
+	pool, err := g.cfg.Pools(ctx, spec.DatabaseEnv)
+	if err != nil {
+		return nil, fmt.Errorf("guard of %s: %w", job, err)
+	}
+	sampler, err := NewSampler(SamplerConfig{
+		Spec: spec, Primary: pool, Getenv: g.cfg.Getenv, HTTPClient: g.cfg.HTTPClient, Now: g.cfg.Now,
+		Replica: func(ctx context.Context, env string) (*pgxpool.Pool, error) { return g.cfg.Pools(ctx, env) },
+		CommitP95: func(ctx context.Context) (float64, error) {
+			ts, err := l.CommitTimes(ctx, job)
+			if err != nil {
+				return 0, err
+			}
+			return p95(ts).Seconds(), nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("guard of %s: %w", job, err)
+	}
+	cur := &leading{spec: spec, sampler: sampler, guard: 1, state: StateRun}
+	var prior map[string]*RuleState
+	if raw, err := l.Decision(ctx, job); err == nil && raw != nil {
+		if d, err := ParseDecision(raw); err == nil {
+			prior, cur.guard, cur.base, cur.state = d.Rules, d.GuardFactor, d.Base, d.State
+		}
+	}
+	if cur.guard <= 0 || cur.guard > 1 {
+		cur.guard = 1
+	}
+	cur.eval = NewEvaluator(spec.Guard.Rules, spec.Guard.CheckEvery.D(), g.cfg.Hold, prior)
+	if cur.baseline, err = MeasureBaselines(ctx, l, sampler, spec, prog.Created); err != nil {
+		// Rules without a baseline report it as "no fresh signal".
+		g.log.Warn("guard baseline incomplete", slog.String("job", job), slog.Any("err", err))
+	}
+	cur.rows, cur.rowsAt = prog.Rows, g.cfg.Now()
+	g.log.Info("guard leader", slog.String("job", job), slog.String("worker", g.cfg.ID), slog.Int("rules", len(spec.Guard.Rules)))
+	return cur, nil
+}
+
+// decide samples, applies the rules and the schedule and builds the
+// decision.
+func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledger.Progress, now time.Time) *Decision {
+	spec := cur.spec
+	readings := cur.sampler.Sample(ctx)
+	v := cur.eval.Step(now, readings, cur.baseline)
+
+	// Observed fleet rate since the last check: the base a slow-down cuts
+	// from when the job sets no rate of its own.
+	if dt := now.Sub(cur.rowsAt).Seconds(); dt > 0 {
+		observed := float64(prog.Rows-cur.rows) / dt
+		if cur.guard >= 1 && observed > 0 {
+			cur.base = observed
+		}
+	}
+	cur.rows, cur.rowsAt = prog.Rows, now
+
+	switch v.State {
+	case StateSlow:
+		cur.guard = max(cur.guard/2, minGuardFactor)
+	case StateRun:
+		cur.guard = min(cur.guard*restoreFactor, 1)
+	}
+	sched, window := spec.Schedule.Factor(now)
+	d := &Decision{
+		State: v.State, GuardFactor: cur.guard, Factor: cur.guard * sched, Window: window,
+		Reasons: v.Reasons, Signals: v.Signals, Leader: g.cfg.ID,
+		At: now, Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())), Rules: cur.eval.States(),
+	}
+	if cur.guard < 1 || sched < 1 {
+		d.Base = cur.base
+	}
+	if d.State == StateRun && cur.guard < 1 {
+		d.Reasons = append(d.Reasons, fmt.Sprintf("restoring rate after a slow-down (x%.3g)", cur.guard))
+	}
+	if sched == 0 && d.State != StatePause {
+		d.State = StatePause
+		d.Reasons = append(d.Reasons, "schedule window "+window+" pauses the job")
+	} else if window != "" {
+		d.Reasons = append(d.Reasons, "schedule window "+window)
+	}
+	if d.State != cur.state {
+		level := slog.LevelInfo
+		if d.State != StateRun {
+			level = slog.LevelWarn
+		}
+		g.log.Log(ctx, level, "guard decision changed", slog.String("job", job), slog.String("from", string(cur.state)),
+			slog.String("to", string(d.State)), slog.Any("reasons", d.Reasons))
+		cur.state = d.State
+	}
+	if m := g.cfg.Metrics; m != nil {
+		for _, s := range v.Signals {
+			if s.Value != nil {
+				m.GuardSignal.WithLabelValues(job, s.Rule).Set(*s.Value)
+			}
+		}
+	}
+	return d
+}
+
+func (g *Leader) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error) {
+	raw, err := g.cfg.Ledger.Spec(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := jobspec.FromJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	return spec, nil
+}
+
+// MeasureBaselines stores a baseline for every rule that needs one and has
+// none yet, and returns all stored baselines. before is when the job
+// started: PromQL looks at the window before it.
+func MeasureBaselines(ctx context.Context, l *ledger.Ledger, s *Sampler, spec *jobspec.Spec, before time.Time) (map[string]float64, error) {
+	have, err := l.Baseline(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, r := range spec.Guard.Rules {
+		if !r.NeedsBaseline() {
+			continue
+		}
+		if _, ok := have[r.Name]; ok {
+			continue
+		}
+		v, err := s.Baseline(ctx, r, before, 3, time.Second)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule %s: %w", r.Name, err))
+			continue
+		}
+		if _, err := l.SetBaseline(ctx, spec.Name, r.Name, v); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+	}
+	if have, err = l.Baseline(ctx, spec.Name); err != nil {
+		return nil, err
+	}
+	return have, errors.Join(errs...)
+}
+
+func sameSpec(a, b *jobspec.Spec) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+func p95(ts []time.Duration) time.Duration {
+	if len(ts) == 0 {
+		return 0
+	}
+	s := slices.Clone(ts)
+	slices.Sort(s)
+	return s[int(math.Ceil(0.95*float64(len(s))))-1]
+}
