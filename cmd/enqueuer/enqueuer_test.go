@@ -54,6 +54,12 @@ task_span: 10000
 `, name, b.db.Table("orders")))
 }
 
+// guardJob is goodJob with a guard block (flow YAML after "guard: {").
+func (b *bundle) guardJob(guard string) string {
+	return b.jobFile(fmt.Sprintf("name: g-%s\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\nguard: {%s}\n",
+		ebbtest.Suffix(), b.db.Table("orders"), guard))
+}
+
 func (b *bundle) run(args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	code = run(context.Background(), args, &out, &errb, func(k string) string { return b.env[k] })
@@ -168,6 +174,25 @@ func TestBadInput(t *testing.T) {
 			map[string]string{"DATABASE_URL": "postgres://u:s3cret@127.0.0.1:1/db"}, 1, "cannot reach PostgreSQL at postgres://127.0.0.1:1/db"},
 		{"unset dsn", func() []string { return []string{"plan", "-job", b.goodJob("pg")} },
 			map[string]string{"DATABASE_URL": ""}, 1, "environment variable DATABASE_URL is empty"},
+		// The guard's bad input is refused at plan and start alike.
+		{"rule with unknown signal", func() []string {
+			return []string{"plan", "-job", b.guardJob("rules: [{signal: replication_lagg, pause_above: 10}]")}
+		}, nil, 2, `unknown signal "replication_lagg"`},
+		{"pause_above below clear_below", func() []string {
+			return []string{"start", "-job", b.guardJob("rules: [{signal: lock_waits, pause_above: 2, clear_below: 5}]"), "-queue", b.redis.Queue}
+		}, nil, 2, "pause_above 2 is below clear_below 5"},
+		{"unparsable prometheus url", func() []string {
+			return []string{"plan", "-job", b.guardJob("rules: [{name: p95, prometheus: 'up', pause_above: 1}]")}
+		}, map[string]string{"PROMETHEUS_URL": "http://u:s3cret@[::1"}, 2, "PROMETHEUS_URL"},
+		{"prometheus url unset at start", func() []string {
+			return []string{"start", "-job", b.guardJob("rules: [{name: p95, prometheus: 'up', pause_above: 1}]"), "-queue", b.redis.Queue}
+		}, nil, 2, "PROMETHEUS_URL"},
+		{"bad schedule", func() []string {
+			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\nschedule: {timezone: Europe/Berlinn, windows: [{days: mon-fri, from: '11:30', to: '14:00', rate: 0.25}]}\n", orders))}
+		}, nil, 2, `"Europe/Berlinn" is not a time zone`},
+		{"set unknown job", func() []string { return []string{"set", "no-such-job", "--rate", "5"} }, nil, 2, `unknown job "no-such-job"`},
+		{"set nothing", func() []string { return []string{"set", "x"} }, nil, 2, "nothing to set"},
+		{"set bad rate", func() []string { return []string{"set", "x", "--rate", "fast"} }, nil, 2, `"fast" is not a number`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,10 +227,54 @@ func TestPlan(t *testing.T) {
 // TestHelp: every command prints a useful -h and exits 0.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"plan", "start", "status", "pause", "resume"} {
+	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set"} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, &out, &errb, func(string) string { return "" })
 		require.Equal(t, 0, code, cmd)
 		require.Contains(t, out.String(), "enqueuer "+cmd, cmd)
 	}
+}
+
+// TestSetOverrides: set stores live limits that status shows; --clear
+// drops them.
+func TestSetOverrides(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := "set-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.jobFile(fmt.Sprintf(`name: %s
+table: %s
+key: id
+pending: status IS NULL
+set: status = 'x'
+rate: 2000
+max_workers: 4
+`, name, b.db.Table("orders"))), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+
+	code, out, errOut := b.run("status", name)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "limits: rate 2000 rows/s, max workers 4")
+	require.Contains(t, out, "guard:  none (stale", "no worker runs: the guard has not spoken")
+
+	code, out, errOut = b.run("set", name, "--rate", "500", "--max-workers", "1", "--batch-max", "100", "--sleep", "250ms")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "rate = 500")
+	code, out, _ = b.run("status", name, "--json")
+	require.Equal(t, 0, code)
+	var s struct {
+		Rate       float64           `json:"rate"`
+		MaxWorkers int               `json:"max_workers"`
+		Overrides  map[string]string `json:"overrides"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &s))
+	require.Equal(t, 500.0, s.Rate)
+	require.Equal(t, 1, s.MaxWorkers)
+	require.Equal(t, map[string]string{"rate": "500", "max_workers": "1", "batch_max": "100", "sleep": "250ms"}, s.Overrides)
+
+	code, _, errOut = b.run("set", name, "--clear")
+	require.Equal(t, 0, code, errOut)
+	code, out, _ = b.run("status", name)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "limits: rate 2000 rows/s, max workers 4")
+	require.NotContains(t, out, "overrides")
 }

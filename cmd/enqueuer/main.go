@@ -32,6 +32,7 @@ Usage:
   enqueuer status [JOB] [--json]       progress of one job, or a list of every job
   enqueuer pause [JOB]                 pause one job (ebb:{JOB}:pause), or every job (ebb:pause)
   enqueuer resume [JOB]                resume one job, or clear the global pause
+  enqueuer set JOB --rate N ...        change a running job's rate, max workers, batch max or sleep live
 
 Environment:
   REDIS_URL    Redis of the fleet (default redis://127.0.0.1:6379/0)
@@ -67,6 +68,7 @@ var commands = []command{
 	{"status", runStatus},
 	{"pause", runPause},
 	{"resume", runResume},
+	{"set", runSet},
 }
 
 // env is what every command shares.
@@ -109,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		var ue usageError
 		var je *jobspec.Error
 		if errors.As(err, &ue) || errors.As(err, &je) || preflight.IsRefused(err) ||
-			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, control.ErrBadQueue) {
+			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, control.ErrBadQueue) || errors.Is(err, control.ErrBadGuard) {
 			return exitBadInput
 		}
 		return exitFailed
@@ -157,5 +159,6 @@ func connect(ctx context.Context, e *env) (*control.Control, func(), error) {
 		return nil, nil, err
 	}
 	c := control.New(rdb, e.getenv("EBB_PREFIX"), e.log)
+	c.SetGetenv(e.getenv)
 	return c, func() { _ = c.Close(); _ = rdb.Close() }, nil
 }

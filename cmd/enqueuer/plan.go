@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 
@@ -34,6 +35,9 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := control.CheckGuard(spec, e.getenv); err != nil {
+		return err
+	}
 	pool, err := dial.PostgresDSN(ctx, spec.DatabaseEnv, e.getenv(spec.DatabaseEnv))
 	if err != nil {
 		return err
@@ -55,14 +59,63 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(w, "  job range:        [%d, %d]\n", p.From, p.To)
 	fmt.Fprintf(w, "  estimated rows:   %d in the table, %d pending\n", p.EstimatedRows, p.EstimatedTodo)
 	fmt.Fprintf(w, "  ranges:           %d of %d keys\n", p.Ranges, spec.TaskSpan)
-	fmt.Fprintf(w, "  per step:         read %d keys, write %d rows per transaction, sleep %s\n", spec.ReadBatch, spec.Batch, spec.Sleep.D())
-	fmt.Fprintf(w, "  timeouts:         lock %s, statement %s; %d attempts per batch\n", spec.Timeouts.Lock.D(), spec.Timeouts.Statement.D(), spec.Retries)
+	fmt.Fprintf(w, "  per step:         read %d keys, write %s per transaction, sleep %s\n", spec.ReadBatch, batchLine(spec.Batch), spec.Sleep.D())
+	fmt.Fprintf(w, "  timeouts:         lock %s, statement %s; %d attempts per batch, then the rest of the range is split in two\n", spec.Timeouts.Lock.D(), spec.Timeouts.Statement.D(), spec.Retries)
+	fmt.Fprintf(w, "  fleet limits:     %s\n", limitsLine(spec))
+	printRules(w, spec)
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "  note:             %s\n", n)
 	}
 	fmt.Fprintf(w, "\nread:  %s\n%s\nwrite: %s\n%s", p.ReadSQL, indent(p.ReadPlan), p.WriteSQL, indent(p.WritePlan))
 	fmt.Fprintln(w, "\nOK: both statements use an index on the key. Start with: enqueuer start -job", *jobFile)
 	return nil
+}
+
+func batchLine(b jobspec.BatchSize) string {
+	if !b.Adaptive() {
+		return fmt.Sprintf("%d rows", b.Size)
+	}
+	return fmt.Sprintf("%d rows (adaptive %d-%d, p90 commit aimed at %s)", b.Size, b.Min, b.Max, b.Target.D())
+}
+
+func limitsLine(spec *jobspec.Spec) string {
+	rate, workers := "unlimited rate", "unlimited batches in flight"
+	if spec.Rate > 0 {
+		rate = fmt.Sprintf("%g rows/s", spec.Rate)
+	}
+	if spec.MaxWorkers > 0 {
+		workers = fmt.Sprintf("at most %d batches in flight", spec.MaxWorkers)
+	}
+	return rate + ", " + workers + " (change live with enqueuer set)"
+}
+
+func printRules(w io.Writer, spec *jobspec.Spec) {
+	g := spec.Guard
+	if len(g.Rules) == 0 {
+		fmt.Fprintln(w, "  guard:            no rules (the guard watches nothing)")
+	} else {
+		fmt.Fprintf(w, "  guard:            checked every %s by one worker\n", g.CheckEvery.D())
+	}
+	for _, r := range g.Rules {
+		var parts []string
+		for _, t := range []struct {
+			name string
+			th   jobspec.Threshold
+		}{{"slow above", r.SlowAbove}, {"pause above", r.PauseAbove}, {"clear below", r.ClearBelow}} {
+			if t.th.Set {
+				parts = append(parts, t.name+" "+t.th.String())
+			}
+		}
+		if r.For > 0 {
+			parts = append(parts, "for "+r.For.D().String())
+		}
+		fmt.Fprintf(w, "    rule %-24s %s: %s\n", r.Name, r.Kind(), strings.Join(parts, ", "))
+	}
+	if sc := spec.Schedule; sc != nil {
+		for _, win := range sc.Windows {
+			fmt.Fprintf(w, "    schedule %s (%s)\n", win, sc.Timezone)
+		}
+	}
 }
 
 func loadJob(path string) (*jobspec.Spec, error) {

@@ -55,6 +55,9 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(w, "  enqueued %d, already queued %d, already done %d, re-enqueued after failure %d\n",
 		res.Enqueued, res.AlreadyQueued, res.AlreadyDone, res.Requeued)
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
 	if res.Enqueued == 0 && res.Requeued == 0 {
 		fmt.Fprintln(w, "  nothing new was enqueued")
 	}

@@ -4,17 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/guard"
 )
 
 const statusHelp = `enqueuer status [JOB] [--json]
 
 Shows a job's state (queued, running, paused, done, failed), ranges
-total/done/failed, rows written, and why any range failed. Without JOB it
-lists every job.
+total/done/failed, rows written, why any range failed, the limits in force
+(job file or enqueuer set), and the guard: its decision, reasons, leader,
+and every rule's signal against its limits. Without JOB it lists every job.
 
 Flags:
 `
@@ -51,6 +59,8 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if s.PauseReason != "" {
 		fmt.Fprintf(w, "  paused: %s\n", s.PauseReason)
 	}
+	printLimits(w, s)
+	printGuard(w, s.Guard)
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "  range %d failed: %s\n", f.Range, f.Reason)
 	}
@@ -59,6 +69,77 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
+
+func printLimits(w io.Writer, s *control.Status) {
+	rate := "unlimited"
+	if s.Rate > 0 {
+		rate = strconv.FormatFloat(s.Rate, 'g', -1, 64) + " rows/s"
+	}
+	workers := "unlimited"
+	if s.MaxWorkers > 0 {
+		workers = strconv.Itoa(s.MaxWorkers)
+	}
+	fmt.Fprintf(w, "  limits: rate %s, max workers %s\n", rate, workers)
+	if len(s.Overrides) > 0 {
+		keys := slices.Sorted(maps.Keys(s.Overrides))
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+"="+s.Overrides[k])
+		}
+		fmt.Fprintf(w, "  overrides (enqueuer set): %s\n", strings.Join(parts, " "))
+	}
+}
+
+func printGuard(w io.Writer, g *control.GuardStatus) {
+	if g == nil {
+		fmt.Fprintln(w, "  guard:  off (no rules, no schedule)")
+		return
+	}
+	state := g.State
+	if g.Stale {
+		state += " (stale: no fresh decision; workers slow down, then pause)"
+	}
+	fmt.Fprintf(w, "  guard:  %s, rate x%.3g", state, g.Factor)
+	if g.Leader != "" {
+		fmt.Fprintf(w, ", leader %s, checked %s ago", g.Leader, time.Since(g.At).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	for _, r := range g.Reasons {
+		fmt.Fprintf(w, "    - %s\n", r)
+	}
+	for _, sig := range g.Signals {
+		fmt.Fprintf(w, "    %-28s %s\n", sig.Rule, signalLine(sig, g.Baseline))
+	}
+}
+
+func signalLine(s guard.SignalView, baseline map[string]float64) string {
+	var b strings.Builder
+	if s.Value != nil {
+		b.WriteString(fmtNum(*s.Value))
+	} else {
+		b.WriteString("no reading: " + s.Err)
+	}
+	for _, t := range []struct {
+		name string
+		v    *float64
+	}{{"slow>", s.Slow}, {"pause>", s.Pause}, {"clear<", s.Clear}} {
+		if t.v != nil {
+			fmt.Fprintf(&b, "  %s%s", t.name, fmtNum(*t.v))
+		}
+	}
+	if v, ok := baseline[s.Rule]; ok {
+		fmt.Fprintf(&b, "  baseline %s", fmtNum(v))
+	}
+	if s.Action != "" {
+		fmt.Fprintf(&b, "  [%s]", s.Action)
+	}
+	if s.Note != "" {
+		fmt.Fprintf(&b, "  (%s)", s.Note)
+	}
+	return b.String()
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }
 
 func listJobs(ctx context.Context, e *env, c *control.Control, asJSON bool) error {
 	jobs, err := c.Jobs(ctx)
