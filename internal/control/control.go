@@ -361,6 +361,11 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
 	case s.Guard != nil && s.Guard.State == string(guard.StatePause):
 		s.PauseReason = "guard: " + strings.Join(s.Guard.Reasons, "; ")
+	case s.Guard != nil && s.Guard.Stale && !s.Guard.Expires.IsZero() &&
+		time.Since(s.Guard.Expires) >= guard.LeaseTTL(spec.Guard.CheckEvery.D()):
+		// Workers pause on their own once the decision is this old.
+		s.PauseReason = fmt.Sprintf("guard: no fresh decision for %s (the leader is gone and no worker took over; are workers running?)",
+			time.Since(s.Guard.Expires).Round(time.Second))
 	}
 	switch {
 	case s.RangesDone >= s.RangesTotal:

@@ -128,6 +128,7 @@ type GuardStatus struct {
 	Stale   bool               `json:"stale,omitempty"`
 	Leader  string             `json:"leader,omitempty"`
 	At      time.Time          `json:"at,omitzero"`
+	Expires time.Time          `json:"expires,omitzero"`
 	Factor  float64            `json:"rate_factor"`
 	Window  string             `json:"window,omitempty"`
 	Reasons []string           `json:"reasons,omitempty"`
@@ -170,7 +171,7 @@ func (c *Control) guardStatus(ctx context.Context, job string, spec *jobspec.Spe
 		if err != nil {
 			g.Reasons = []string{err.Error()}
 		} else {
-			g.State, g.Leader, g.At, g.Factor, g.Window = string(d.State), d.Leader, d.At, d.Factor, d.Window
+			g.State, g.Leader, g.At, g.Expires, g.Factor, g.Window = string(d.State), d.Leader, d.At, d.Expires, d.Factor, d.Window
 			g.Reasons, g.Signals = d.Reasons, d.Signals
 			g.Stale = !now.Before(d.Expires)
 		}

@@ -329,6 +329,9 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 			j := min(i+size, len(keys))
 			lo, hi := keys[i], keys[j-1]
 			release, err := r.throttle(ctx, spec, slot, j-i, lim, recheck)
+			if errors.Is(err, errRecut) {
+				continue
+			}
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/runner"
 )
 
@@ -39,7 +40,9 @@ func setup(t testing.TB) *testBundle {
 	r := ebbtest.Redis(t)
 	ctl := control.New(r.Client, r.Prefix, ebbtest.Logger(t))
 	t.Cleanup(func() { _ = ctl.Close() })
-	return &testBundle{t: t, db: db, redis: r, ctl: ctl, ledger: ctl.Ledger(), job: "job-" + ebbtest.Suffix()}
+	b := &testBundle{t: t, db: db, redis: r, ctl: ctl, ledger: ctl.Ledger(), job: "job-" + ebbtest.Suffix(), env: map[string]string{}}
+	ctl.SetGetenv(b.getenv)
+	return b
 }
 
 // seed creates orders with ids 1..n, all pending.
@@ -101,6 +104,7 @@ type workerOpts struct {
 	concurrency int
 	// noGuard leaves out the guard loop every real worker runs.
 	noGuard  bool
+	metrics  *metrics.Metrics
 	draining func() bool
 	pools    runner.PoolFunc
 }
@@ -120,7 +124,7 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 	id := "w-" + ebbtest.Suffix()
 	r, err := runner.New(runner.Config{
 		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: runner.Enqueuer(client),
-		Pools: pools, Logger: log, Draining: o.draining, PauseRecheck: 200 * time.Millisecond,
+		Pools: pools, Logger: log, Draining: o.draining, PauseRecheck: 200 * time.Millisecond, Metrics: o.metrics,
 	})
 	require.NoError(b.t, err)
 	if !o.noGuard {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -32,7 +33,8 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 	}()
 	l := r.cfg.Ledger
 	for lim.Rate > 0 {
-		res, err := r.limiter.AllowN(ctx, l.RateKey(spec.Name), rateLimit(lim.Rate, burst(spec, lim)), n)
+		// The burst always fits n: redis_rate never grants a cost above it.
+		res, err := r.limiter.AllowN(ctx, l.RateKey(spec.Name), rateLimit(lim.Rate, max(n, burst(spec, lim))), n)
 		if err != nil {
 			return nil, err
 		}
@@ -44,6 +46,11 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 		}
 		if lim, err = recheck(); err != nil {
 			return nil, err
+		}
+		if n > rateCap(lim.Rate) || (lim.BatchMax > 0 && n > lim.BatchMax) {
+			// Slowed while waiting: a batch cut for the old limits may
+			// now be too big to ever fit the budget.
+			return nil, errRecut
 		}
 	}
 	if lim.MaxWorkers <= 0 {
@@ -78,6 +85,9 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 		}
 	}
 }
+
+// errRecut asks the caller to cut the batch again under new limits.
+var errRecut = errors.New("limits changed; cut the batch again")
 
 // slotTTL outlives any one attempt (its lock and statement timeouts) with a
 // margin, so a live holder never loses its slot mid-batch and a dead one's

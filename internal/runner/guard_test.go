@@ -1,0 +1,319 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/metrics"
+)
+
+// rowsPerSecond samples the ledger's committed rows over window.
+func (b *testBundle) rowsPerSecond(window time.Duration) float64 {
+	b.t.Helper()
+	before := b.status().RowsDone
+	t0 := time.Now()
+	time.Sleep(window) // the measurement window itself, not a wait for a condition
+	after := b.status().RowsDone
+	return float64(after-before) / time.Since(t0).Seconds()
+}
+
+// TestFleetRate: three workers share one rate limit — the fleet's committed
+// rows per second stay within ±20% of the job's rate, and a live override
+// takes effect within 5 s.
+func TestFleetRate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(60_000)
+	// No rules: other tests' lock waits in this database must not pause it.
+	b.start(b.spec("rate: 2000\ntask_span: 5000\nbatch: 100\nread_batch: 1000\nguard: {rules: []}\n"))
+	for range 3 {
+		b.worker(workerOpts{concurrency: 2})
+	}
+	ebbtest.Eventually(t, "first rows", func() bool { return b.status().RowsDone > 0 })
+	got := b.rowsPerSecond(10 * time.Second)
+	require.InDelta(t, 2000, got, 400, "fleet rate over 10 s")
+
+	_, err := b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: ptr(500.0)}, false)
+	require.NoError(t, err)
+	time.Sleep(5 * time.Second) // the override's promised reaction time
+	got = b.rowsPerSecond(6 * time.Second)
+	require.InDelta(t, 500, got, 100, "fleet rate after enqueuer set --rate 500")
+	require.NotEqual(t, control.StateDone, b.status().State, "the job must still be running for the measurement to count")
+}
+
+// TestMaxWorkersInProcess: with max_workers 1 and three workers of two
+// slots each, no two batches are ever in flight: each batch takes a
+// transaction-scoped advisory lock, and a batch that finds it taken records
+// an overlap.
+func TestMaxWorkersInProcess(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(6_000)
+	orders := b.db.Table("orders")
+	b.db.Exec(t, "ALTER TABLE "+orders+" ADD COLUMN overlap boolean")
+	lock := time.Now().UnixNano() % 1_000_000
+	sql := fmt.Sprintf(`WITH l AS (SELECT pg_try_advisory_xact_lock(%d) AS got), s AS (SELECT pg_sleep(0.01)) UPDATE %s SET status = 'x', hits = hits + 1, overlap = NOT (SELECT got FROM l) FROM s WHERE id BETWEEN $1 AND $2 AND status IS NULL`, lock, orders)
+	spec := b.spec("max_workers: 1\ntask_span: 1000\nbatch: 100\nguard: {rules: []}\nsql: " + sql)
+	b.start(spec)
+	for range 3 {
+		b.worker(workerOpts{concurrency: 2})
+	}
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE overlap"), "batches overlapped")
+	require.Positive(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE overlap = false"))
+}
+
+// TestLockWaitsPause: a transaction holds row locks the job needs and more
+// sessions queue behind it; the lock-waits rule pauses the job with that
+// reason, and once the locks are released the job resumes and completes.
+func TestLockWaitsPause(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	orders := b.db.Table("orders")
+	ctx := context.Background()
+
+	// Live sessions get their own pool: they would otherwise take every
+	// connection of the job's.
+	cfg, err := pgxpool.ParseConfig(ebbtest.DatabaseURL())
+	require.NoError(t, err)
+	cfg.MaxConns = 8
+	live, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(live.Close)
+	// The holder locks every row the job has left to do.
+	holder, err := live.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = holder.Rollback(context.Background()) })
+	_, err = holder.Exec(ctx, "SELECT id FROM "+orders+" WHERE id > 10000 FOR UPDATE")
+	require.NoError(t, err)
+	// Live users queue behind it.
+	var waiters sync.WaitGroup
+	for i := range 4 {
+		waiters.Add(1)
+		go func() {
+			defer waiters.Done()
+			_, _ = live.Exec(ctx, fmt.Sprintf("UPDATE %s SET legacy_state = legacy_state WHERE id = %d", orders, 15000+i))
+		}()
+	}
+	t.Cleanup(waiters.Wait)
+
+	spec := b.spec(`task_span: 10000
+retries: 20
+timeouts: {lock: 300ms, statement: 5s}
+guard: {check_every: 1s, rules: [{signal: lock_waits, pause_above: 3, clear_below: 3, for: 1s}]}`)
+	b.start(spec)
+	b.worker(workerOpts{concurrency: 2})
+
+	s := b.waitState(control.StatePaused)
+	require.Contains(t, s.PauseReason, "lock_waits")
+	require.NotNil(t, s.Guard)
+	require.Equal(t, string(guard.StatePause), s.Guard.State)
+	// Paused means no batch commits.
+	rows := b.status().RowsDone
+	ebbtest.Never(t, 2*time.Second, "rows committed while paused", func() bool { return b.status().RowsDone != rows })
+
+	require.NoError(t, holder.Rollback(ctx))
+	waiters.Wait()
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+}
+
+// fakeProm speaks enough of Prometheus's HTTP API for a PromQL rule: the
+// baseline query (avg_over_time over the window before start) answers
+// baseline, every other query answers the current value.
+type fakeProm struct {
+	baseline float64
+	value    atomic.Value // float64
+	asked    atomic.Int64
+}
+
+func (f *fakeProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	q := r.Form.Get("query")
+	v := f.value.Load().(float64)
+	if strings.Contains(q, "avg_over_time") {
+		v = f.baseline
+	}
+	f.asked.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"status": "success",
+		"data": map[string]any{
+			"resultType": "vector",
+			"result": []any{map[string]any{
+				"metric": map[string]string{},
+				"value":  []any{float64(time.Now().Unix()), fmt.Sprint(v)},
+			}},
+		},
+	})
+}
+
+// TestPromQLRule: the baseline is captured before the first batch; a value
+// 1.3x the baseline held for `for` pauses the job with the rule's reason; a
+// normal value resumes it.
+func TestPromQLRule(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(30_000)
+	prom := &fakeProm{baseline: 0.2}
+	prom.value.Store(0.2)
+	srv := httptest.NewServer(prom)
+	t.Cleanup(srv.Close)
+	b.env["PROMETHEUS_URL"] = srv.URL
+
+	spec := b.spec(`rate: 3000
+task_span: 5000
+guard: {check_every: 1s, rules: [{name: checkout_p95, prometheus: 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{route="/checkout"}[1m])))', pause_above: 1.2x, clear_below: 1.1x, for: 2s}]}`)
+	b.start(spec)
+	bl, err := b.ledger.Baseline(context.Background(), b.job)
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{"checkout_p95": 0.2}, bl, "baseline captured by start")
+
+	b.worker(workerOpts{})
+	ebbtest.Eventually(t, "job running", func() bool { return b.status().RowsDone > 0 })
+	require.Equal(t, string(guard.StateRun), b.status().Guard.State)
+
+	prom.value.Store(0.26) // 1.3x
+	s := b.waitState(control.StatePaused)
+	require.Contains(t, s.PauseReason, "checkout_p95=0.26 above pause limit 0.24")
+	rows := b.status().RowsDone
+	ebbtest.Never(t, 2*time.Second, "rows committed while paused", func() bool { return b.status().RowsDone != rows })
+
+	prom.value.Store(0.2)
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+}
+
+// TestStaleDecision: when no leader renews the decision, workers first run
+// at the minimum (smallest batch) and then pause; missing eyes are not a
+// green light.
+func TestStaleDecision(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	ctx := context.Background()
+	spec := b.spec("rate: 2000\nbatch: {size: 200, min: 7, max: 200}\nguard: {check_every: 1s, rules: [{signal: lock_waits, pause_above: 1000}]}\n")
+	b.start(spec)
+	// A leader that publishes one decision and dies: nobody renews it.
+	ok, err := b.ledger.AcquireLeader(ctx, b.job, "ghost", time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	now := time.Now()
+	d, err := json.Marshal(guard.Decision{State: guard.StateRun, Factor: 1, GuardFactor: 1, Leader: "ghost", At: now, Expires: now.Add(2 * time.Second)})
+	require.NoError(t, err)
+	_, err = b.ledger.PutDecision(ctx, b.job, "ghost", d)
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	b.worker(workerOpts{noGuard: true, metrics: m})
+
+	ebbtest.Eventually(t, "full batches while fresh", func() bool { return testutil.ToFloat64(m.BatchSize.WithLabelValues(b.job)) == 200 })
+	ebbtest.Eventually(t, "minimum batches once stale", func() bool {
+		return testutil.ToFloat64(m.GuardState.WithLabelValues(b.job)) == 3 && testutil.ToFloat64(m.BatchSize.WithLabelValues(b.job)) == 7
+	})
+	s := b.waitState(control.StatePaused)
+	require.Contains(t, s.PauseReason, "no fresh decision")
+	require.True(t, s.Guard.Stale)
+	rows := b.status().RowsDone
+	ebbtest.Never(t, 2*time.Second, "rows committed without a fresh decision", func() bool { return b.status().RowsDone != rows })
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Paused.WithLabelValues(b.job)))
+
+	// A live leader appears: the job resumes and finishes.
+	require.NoError(t, b.ledger.ReleaseLeader(ctx, b.job, "ghost"))
+	b.worker(workerOpts{})
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+}
+
+// TestAdaptiveBatchUnderLock: a competing transaction holds a row lock; the
+// batch that runs into it times out, the sizer cuts the size ÷10 at once,
+// and after the lock is gone the job completes with every row written once.
+func TestAdaptiveBatchUnderLock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	ctx := context.Background()
+	holder, err := b.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = holder.Rollback(context.Background()) })
+	_, err = holder.Exec(ctx, "SELECT 1 FROM "+b.db.Table("orders")+" WHERE id = 3000 FOR UPDATE")
+	require.NoError(t, err)
+
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	spec := b.spec(`task_span: 20000
+read_batch: 2000
+batch: {size: 500, min: 10, max: 2000, target: 200ms}
+retries: 50
+timeouts: {lock: 200ms, statement: 5s}
+guard: {rules: []}`)
+	b.start(spec)
+	b.worker(workerOpts{metrics: m})
+	ebbtest.Eventually(t, "batch cut to a tenth after a lock timeout", func() bool {
+		return testutil.ToFloat64(m.Batches.WithLabelValues(b.job, "retried")) > 0 &&
+			testutil.ToFloat64(m.BatchSize.WithLabelValues(b.job)) <= 50
+	})
+	require.NoError(t, holder.Rollback(ctx))
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+}
+
+// TestSplitOnRepeatedTimeouts: a range that keeps timing out at one row is
+// split in halves that are requeued, so the rest of the range completes;
+// only the locked key's range fails, and a start after the lock is gone
+// finishes it.
+func TestSplitOnRepeatedTimeouts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(2_000)
+	ctx := context.Background()
+	holder, err := b.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = holder.Rollback(context.Background()) })
+	_, err = holder.Exec(ctx, "SELECT 1 FROM "+b.db.Table("orders")+" WHERE id = 500 FOR UPDATE")
+	require.NoError(t, err)
+
+	spec := b.spec(`task_span: 1000
+batch: {size: 100, min: 1, max: 100}
+retries: 2
+timeouts: {lock: 100ms, statement: 5s}
+guard: {rules: []}`)
+	b.start(spec)
+	b.worker(workerOpts{concurrency: 2})
+	s := b.waitState(control.StateFailed)
+	require.Equal(t, int64(1), s.RangesFailed, "only the locked key's range fails")
+	require.Greater(t, s.RangesTotal, int64(2), "the range was split")
+	require.Equal(t, int64(1), b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL"), "every other row is done")
+	splits, err := b.ledger.Splits(ctx, b.job)
+	require.NoError(t, err)
+	require.NotEmpty(t, splits)
+
+	require.NoError(t, holder.Rollback(ctx))
+	res := b.start(spec)
+	require.Equal(t, 1, res.Requeued)
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+}
+
+func ptr[T any](v T) *T { return &v }
