@@ -131,22 +131,30 @@ func setup(t *testing.T, rows int, extra string) *bundle {
 	b.ctl = control.New(b.redis.Client, b.redis.Prefix, ebbtest.Logger(t))
 	t.Cleanup(func() { _ = b.ctl.Close() })
 	orders := b.db.Table("orders")
-	b.db.Exec(t, "CREATE TABLE "+orders+" (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0)")
+	b.db.Exec(t, "CREATE TABLE "+orders+" (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0, overlap boolean)")
 	b.db.Exec(t, fmt.Sprintf("INSERT INTO %s (id, legacy_state) SELECT g, g %% 5 FROM generate_series(1, %d) g", orders, rows))
 	b.db.Exec(t, "ANALYZE "+orders)
 	spec, err := jobspec.Parse([]byte(fmt.Sprintf(`name: %s
 table: %s
 key: id
 pending: status IS NULL
-set: hits = hits + 1, status = 's' || legacy_state
+%s
 read_batch: 500
 database_env: EBB_TEST_DSN
-%s`, b.job, orders, extra)))
+%s`, b.job, orders, setLine(extra), extra)))
 	require.NoError(t, err)
 	b.env = []string{"REDIS_URL=" + ebbtest.RedisURL(), "EBB_PREFIX=" + b.redis.Prefix, "EBB_TEST_DSN=" + ebbtest.DatabaseURL(), "DATABASE_URL="}
 	_, err = b.ctl.Start(context.Background(), b.db.Pool, spec, b.redis.Queue)
 	require.NoError(t, err)
 	return b
+}
+
+// setLine is the job's set, unless extra brings its own.
+func setLine(extra string) string {
+	if strings.Contains(extra, "set:") {
+		return ""
+	}
+	return "set: hits = hits + 1, status = 's' || legacy_state"
 }
 
 func (b *bundle) worker(t *testing.T) *proc {
