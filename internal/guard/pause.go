@@ -1,7 +1,10 @@
-// Package guard decides whether the fleet may write. In this version it owns
-// the pause switches: ebb's global and per-job pause keys and asynq's own
-// queue pause, read between batches. Guard fails closed: a value it cannot
-// read as "off" counts as paused.
+// Package guard decides whether and how fast the fleet may write. It owns
+// the pause switches (ebb's global and per-job keys, asynq's queue pause),
+// the probes that sample load signals, the rules that turn them into run,
+// slow or pause, the leader loop that publishes that decision, and the
+// Follower that turns it into each batch's limits. Guard fails closed: a
+// value it cannot read as "off", a probe that errors and a decision that is
+// not fresh never count as a green light.
 package guard
 
 import (
