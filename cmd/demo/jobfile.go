@@ -12,7 +12,9 @@ import (
 // jobFileTemplate is the demo's backfill, written the way an operator would.
 // The set expression derives status from legacy_state, so verification can
 // check every row's value, not only that it is no longer NULL. The DSN comes
-// from DATABASE_URL in the environment, never from the file.
+// from DATABASE_URL in the environment, never from the file. The fleet is
+// held to 20,000 rows/s and the guard watches the default stop rules
+// (replication lag, lock waits, deadlocks, connections).
 const jobFileTemplate = `name: %s
 table: public.demo_orders
 key: id
@@ -26,6 +28,8 @@ sleep: 50ms
 timeouts: {lock: 1s, statement: 5s}
 retries: 5
 database_env: DATABASE_URL
+rate: 20000
+guard: {check_every: 2s}
 `
 
 // jobFile renders the job file for job name.
