@@ -34,6 +34,7 @@ func TestJobFileIsTheDocumentedJob(t *testing.T) {
 		"sleep":        "50ms",
 		"retries":      5,
 		"database_env": "DATABASE_URL",
+		"rate":         20000,
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -48,8 +49,12 @@ func TestJobFileIsTheDocumentedJob(t *testing.T) {
 	if to["lock"] != "1s" || to["statement"] != "5s" {
 		t.Errorf("timeouts = %#v, want lock 1s, statement 5s", got["timeouts"])
 	}
-	if len(got) != len(want)+2 {
-		t.Errorf("job file has %d fields, want %d: %v", len(got), len(want)+2, got)
+	g, _ := got["guard"].(map[string]any)
+	if g["check_every"] != "2s" || len(g) != 1 {
+		t.Errorf("guard = %#v, want only check_every 2s (the default rules)", got["guard"])
+	}
+	if len(got) != len(want)+3 {
+		t.Errorf("job file has %d fields, want %d: %v", len(got), len(want)+3, got)
 	}
 }
 

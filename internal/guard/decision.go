@@ -3,7 +3,6 @@ package guard
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ebbhq/ebb/internal/jobspec"
@@ -71,19 +70,18 @@ type Limits struct {
 	Green bool
 	// Stale is set when the worker runs without a fresh decision.
 	Stale bool
+	// Waiting is set while the job has no decision at all yet: a new
+	// leader is about to publish its first one.
+	Waiting bool
 }
 
 // Follower turns the leader's decision and the live overrides into limits.
-// It remembers, per job, since when no decision was seen, so a job that
-// never had a leader slows and then pauses just like one whose leader died.
-// Safe for concurrent use.
-type Follower struct {
-	mu      sync.Mutex
-	missing map[string]time.Time
-}
+// It is stateless (the decision carries its own expiry) and safe for
+// concurrent use.
+type Follower struct{}
 
 // NewFollower returns a Follower.
-func NewFollower() *Follower { return &Follower{missing: map[string]time.Time{}} }
+func NewFollower() *Follower { return &Follower{} }
 
 // Limits computes the limits for job at now.
 func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) Limits {
@@ -114,9 +112,14 @@ func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) 
 	if c.Decision != nil {
 		d, _ = ParseDecision(c.Decision) // unreadable counts as missing
 	}
-	staleSince, fresh := f.freshness(spec.Name, d, now)
-	if !fresh {
-		age := now.Sub(staleSince)
+	if d == nil {
+		// The guard has not looked yet: no batch before its first look.
+		lim.Paused, lim.Waiting = true, true
+		lim.Reason = "guard: waiting for the first decision (every worker runs the guard; is one running?)"
+		return lim
+	}
+	if !now.Before(d.Expires) {
+		age := now.Sub(d.Expires)
 		lim.Stale = true
 		if age >= LeaseTTL(every) {
 			lim.Paused = true
@@ -156,26 +159,6 @@ func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) 
 // needs no decision to run.
 func Watched(spec *jobspec.Spec) bool {
 	return len(spec.Guard.Rules) > 0 || (spec.Schedule != nil && len(spec.Schedule.Windows) > 0)
-}
-
-// freshness reports whether d is fresh, and since when it is not.
-func (f *Follower) freshness(job string, d *Decision, now time.Time) (time.Time, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if d != nil && now.Before(d.Expires) {
-		delete(f.missing, job)
-		return time.Time{}, true
-	}
-	if d != nil && !d.Expires.IsZero() {
-		delete(f.missing, job)
-		return d.Expires, false
-	}
-	since, ok := f.missing[job]
-	if !ok {
-		since = now
-		f.missing[job] = now
-	}
-	return since, false
 }
 
 func joinReasons(d *Decision) string {

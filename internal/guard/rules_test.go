@@ -235,13 +235,11 @@ func TestFollower(t *testing.T) {
 		})
 	}
 
-	// Never a decision: slow at once, pause after a lease period.
-	f := guard.NewFollower()
-	l := f.Limits(spec, ledgerControls{}, now)
-	require.True(t, l.Stale)
-	require.False(t, l.Paused)
-	l = f.Limits(spec, ledgerControls{}, now.Add(guard.LeaseTTL(every)))
+	// Never a decision: no batch before the guard's first look.
+	l := guard.NewFollower().Limits(spec, ledgerControls{}, now)
 	require.True(t, l.Paused)
+	require.True(t, l.Waiting)
+	require.Contains(t, l.Reason, "first decision")
 
 	// A job with every rule turned off and no schedule needs no leader.
 	off, err := jobspec.Parse([]byte("name: j\ntable: t\nkey: id\npending: p\nset: s\nguard: {rules: []}\n"))

@@ -317,3 +317,34 @@ guard: {rules: []}`)
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestProbeErrorIsNotGreen: a rule whose probe fails is shown with its error
+// in status, slows the job at once and pauses it after a few checks.
+func TestProbeErrorIsNotGreen(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	b.start(b.spec(`rate: 1000
+guard: {check_every: 1s, rules: [{name: broken, sql: "SELECT count(*) FROM no_such_table", pause_above: 10}]}`))
+	b.worker(workerOpts{})
+	ebbtest.Eventually(t, "the error in status, the job slowed", func() bool {
+		g := b.status().Guard
+		return g != nil && len(g.Signals) == 1 && strings.Contains(g.Signals[0].Err, "no_such_table") && g.State != string(guard.StateRun)
+	})
+	s := b.waitState(control.StatePaused)
+	require.Contains(t, s.PauseReason, "broken: no fresh signal")
+}
+
+// TestScheduleWindowPauses: a window with rate 0 pauses the job and names
+// the window as the reason.
+func TestScheduleWindowPauses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(10_000)
+	b.start(b.spec(`guard: {check_every: 1s, rules: []}
+schedule: {timezone: UTC, windows: [{days: mon-sun, from: "00:00", to: "24:00", rate: 0}]}`))
+	b.worker(workerOpts{})
+	s := b.waitState(control.StatePaused)
+	require.Contains(t, s.PauseReason, "schedule window mon-sun 00:00-24:00 x0 pauses the job")
+	require.Zero(t, s.RowsDone)
+}

@@ -476,11 +476,10 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 		r.gauge(p.Job, 1, -1)
 		return guard.Limits{}, &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
 	}
-	c, err := r.cfg.Ledger.Controls(ctx, p.Job)
+	lim, err := r.follow(ctx, spec, p)
 	if err != nil {
 		return guard.Limits{}, err
 	}
-	lim := r.follower.Limits(spec, c, time.Now())
 	state := 0.0
 	switch {
 	case lim.Stale:
@@ -495,6 +494,26 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 		return lim, &YieldError{Reason: lim.Reason, After: r.cfg.PauseRecheck}
 	}
 	return lim, nil
+}
+
+// follow reads the guard's decision and the overrides. A job the guard has
+// not looked at yet waits here for its first decision (a leader publishes
+// within a check) rather than bouncing the range through the queue.
+func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p Payload) (guard.Limits, error) {
+	deadline := time.Now().Add(guard.LeaseTTL(spec.Guard.CheckEvery.D()))
+	for {
+		c, err := r.cfg.Ledger.Controls(ctx, p.Job)
+		if err != nil {
+			return guard.Limits{}, err
+		}
+		lim := r.follower.Limits(spec, c, time.Now())
+		if !lim.Waiting || time.Now().After(deadline) || r.cfg.Draining() {
+			return lim, nil
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return guard.Limits{}, err
+		}
+	}
 }
 
 func (r *Runner) gauge(job string, paused, state float64) {
