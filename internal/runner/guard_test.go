@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -99,11 +100,7 @@ func TestLockWaitsPause(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(live.Close)
 	// The holder locks every row the job has left to do.
-	holder, err := live.Begin(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = holder.Rollback(context.Background()) })
-	_, err = holder.Exec(ctx, "SELECT id FROM "+orders+" WHERE id > 10000 FOR UPDATE")
-	require.NoError(t, err)
+	holder := lockRows(t, live, orders, "id > 10000")
 	// Live users queue behind it.
 	var waiters sync.WaitGroup
 	for i := range 4 {
@@ -253,11 +250,7 @@ func TestAdaptiveBatchUnderLock(t *testing.T) {
 	b := setup(t)
 	b.seed(20_000)
 	ctx := context.Background()
-	holder, err := b.db.Pool.Begin(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = holder.Rollback(context.Background()) })
-	_, err = holder.Exec(ctx, "SELECT 1 FROM "+b.db.Table("orders")+" WHERE id = 3000 FOR UPDATE")
-	require.NoError(t, err)
+	holder := lockRows(t, b.db.Pool, b.db.Table("orders"), "id = 3000")
 
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
@@ -288,11 +281,7 @@ func TestSplitOnRepeatedTimeouts(t *testing.T) {
 	b := setup(t)
 	b.seed(2_000)
 	ctx := context.Background()
-	holder, err := b.db.Pool.Begin(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = holder.Rollback(context.Background()) })
-	_, err = holder.Exec(ctx, "SELECT 1 FROM "+b.db.Table("orders")+" WHERE id = 500 FOR UPDATE")
-	require.NoError(t, err)
+	holder := lockRows(t, b.db.Pool, b.db.Table("orders"), "id = 500")
 
 	spec := b.spec(`task_span: 1000
 batch: {size: 100, min: 1, max: 100}
@@ -317,6 +306,19 @@ guard: {rules: []}`)
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// lockRows opens a transaction on pool that holds row locks on table's rows
+// matching where, as a live user's long transaction would; roll it back to
+// release them (cleanup does, too).
+func lockRows(t *testing.T, pool *pgxpool.Pool, table, where string) pgx.Tx {
+	t.Helper()
+	tx, err := pool.Begin(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	_, err = tx.Exec(context.Background(), "SELECT 1 FROM "+table+" WHERE "+where+" FOR UPDATE")
+	require.NoError(t, err)
+	return tx
+}
 
 // TestProbeErrorIsNotGreen: a rule whose probe fails is shown with its error
 // in status, slows the job at once and pauses it after a few checks.
