@@ -139,13 +139,12 @@ type GuardStatus struct {
 
 // guardStatus reads the decision, the baseline and the overrides.
 func (c *Control) guardStatus(ctx context.Context, job string, spec *jobspec.Spec, now time.Time) (*GuardStatus, map[string]string, error) {
-	ctl, err := c.ledger.Controls(ctx, job)
+	o, err := c.ledger.Overrides(ctx, job)
 	overrides := map[string]string{}
 	if err != nil {
 		// Unreadable overrides are shown, not hidden: workers fail on them too.
 		overrides["error"] = err.Error()
 	}
-	o := ctl.Overrides
 	if o.Rate != nil {
 		overrides[ledger.OverrideRate] = strconv.FormatFloat(*o.Rate, 'g', -1, 64)
 	}

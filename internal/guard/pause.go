@@ -45,18 +45,24 @@ func (p *Pauser) Check(ctx context.Context, job, queue string) (Pause, error) {
 	if err != nil {
 		return Pause{}, err
 	}
+	return p.Judge(ctx, job, queue, f), nil
+}
+
+// Judge reads switches already fetched (the runner reads them with the rest
+// of a batch's controls in one round trip).
+func (p *Pauser) Judge(ctx context.Context, job, queue string, f ledger.PauseFlags) Pause {
 	if on, odd := FlagOn(f.Global); on {
 		p.warnOdd(ctx, odd, p.ledger.GlobalPauseKey(), f.Global)
-		return Pause{Paused: true, Reason: fmt.Sprintf("%s is set (%q)", p.ledger.GlobalPauseKey(), f.Global)}, nil
+		return Pause{Paused: true, Reason: fmt.Sprintf("%s is set (%q)", p.ledger.GlobalPauseKey(), f.Global)}
 	}
 	if on, odd := FlagOn(f.Job); on {
 		p.warnOdd(ctx, odd, p.ledger.PauseKey(job), f.Job)
-		return Pause{Paused: true, Reason: fmt.Sprintf("%s is set (%q)", p.ledger.PauseKey(job), f.Job)}, nil
+		return Pause{Paused: true, Reason: fmt.Sprintf("%s is set (%q)", p.ledger.PauseKey(job), f.Job)}
 	}
 	if f.QueuePaused {
-		return Pause{Paused: true, Reason: fmt.Sprintf("asynq queue %q is paused (Asynqmon or %s)", queue, ledger.QueuePausedKey(queue))}, nil
+		return Pause{Paused: true, Reason: fmt.Sprintf("asynq queue %q is paused (Asynqmon or %s)", queue, ledger.QueuePausedKey(queue))}
 	}
-	return Pause{}, nil
+	return Pause{}
 }
 
 func (p *Pauser) warnOdd(ctx context.Context, odd bool, key, value string) {

@@ -258,32 +258,41 @@ func (l *Ledger) Decision(ctx context.Context, job string) ([]byte, error) {
 	return b, nil
 }
 
-// Controls is what a worker reads before each batch besides the pause keys.
+// Controls is what a worker reads before each batch: the pause switches,
+// the guard's decision and the live overrides.
 type Controls struct {
+	Pause     PauseFlags
 	Decision  []byte
 	Overrides Overrides
 }
 
-// Controls reads the decision and the overrides in one round trip.
-func (l *Ledger) Controls(ctx context.Context, job string) (Controls, error) {
-	var d *redis.StringCmd
+// Controls reads everything a batch obeys in one round trip: it runs before
+// every batch, so one pipeline instead of one call per key.
+func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, error) {
+	var g, j, d *redis.StringCmd
+	var q *redis.IntCmd
 	var o *redis.MapStringStringCmd
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		g = p.Get(ctx, l.GlobalPauseKey())
+		j = p.Get(ctx, l.PauseKey(job))
+		q = p.Exists(ctx, QueuePausedKey(queue))
 		d = p.Get(ctx, l.DecisionKey(job))
 		o = p.HGetAll(ctx, l.OverridesKey(job))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return Controls{}, fmt.Errorf("read guard decision and overrides of %s: %w", job, err)
+		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
-	if err := firstErr(d, o); err != nil {
-		return Controls{}, fmt.Errorf("read guard decision and overrides of %s: %w", job, err)
+	// As in PauseFlags: check every command, or an unreadable key behind an
+	// absent one would read as "not paused".
+	if err := firstErr(g, j, q, d, o); err != nil {
+		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
 	ov, err := ParseOverrides(l.OverridesKey(job), o.Val())
 	if err != nil {
 		return Controls{}, err
 	}
-	c := Controls{Overrides: ov}
+	c := Controls{Pause: PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, Overrides: ov}
 	if d.Err() == nil {
 		c.Decision = []byte(d.Val())
 	}

@@ -35,13 +35,25 @@ func TestOverrides(t *testing.T) {
 	_, err = b.l.Overrides(ctx, "j")
 	require.ErrorContains(t, err, `field rate="fast" is not a rate`)
 	require.ErrorContains(t, err, `unknown field "colour"`)
-	_, err = b.l.Controls(ctx, "j")
+	_, err = b.l.Controls(ctx, "j", b.env.Queue)
 	require.ErrorContains(t, err, "rate", "workers see the same error")
 
 	require.NoError(t, b.l.ClearOverrides(ctx, "j"))
-	c, err := b.l.Controls(ctx, "j")
+	c, err := b.l.Controls(ctx, "j", b.env.Queue)
 	require.NoError(t, err)
 	require.Equal(t, ledger.Controls{}, c)
+
+	// One round trip reads the pause switches with the rest.
+	require.NoError(t, b.l.SetPause(ctx, "j", "1"))
+	require.NoError(t, b.rdb.Set(ctx, ledger.QueuePausedKey(b.env.Queue), "1", 0).Err())
+	c, err = b.l.Controls(ctx, "j", b.env.Queue)
+	require.NoError(t, err)
+	require.Equal(t, ledger.PauseFlags{Job: "1", QueuePaused: true}, c.Pause)
+	// An unreadable pause key is an error, never "not paused".
+	require.NoError(t, b.rdb.Del(ctx, b.l.PauseKey("j")).Err())
+	require.NoError(t, b.rdb.LPush(ctx, b.l.PauseKey("j"), "x").Err())
+	_, err = b.l.Controls(ctx, "j", b.env.Queue)
+	require.ErrorContains(t, err, "WRONGTYPE")
 }
 
 func TestSlots(t *testing.T) {

@@ -468,15 +468,15 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	if r.cfg.Draining() {
 		return guard.Limits{}, &YieldError{Reason: "worker shutting down", After: time.Second}
 	}
-	pause, err := r.pauser.Check(ctx, p.Job, queue)
+	c, err := r.cfg.Ledger.Controls(ctx, p.Job, queue)
 	if err != nil {
 		return guard.Limits{}, err
 	}
-	if pause.Paused {
+	if pause := r.pauser.Judge(ctx, p.Job, queue, c.Pause); pause.Paused {
 		r.gauge(p.Job, 1, -1)
 		return guard.Limits{}, &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
 	}
-	lim, err := r.follow(ctx, spec, p)
+	lim, err := r.follow(ctx, spec, p, queue, c)
 	if err != nil {
 		return guard.Limits{}, err
 	}
@@ -499,18 +499,18 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 // follow reads the guard's decision and the overrides. A job the guard has
 // not looked at yet waits here for its first decision (a leader publishes
 // within a check) rather than bouncing the range through the queue.
-func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p Payload) (guard.Limits, error) {
+func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p Payload, queue string, c ledger.Controls) (guard.Limits, error) {
 	deadline := time.Now().Add(guard.LeaseTTL(spec.Guard.CheckEvery.D()))
 	for {
-		c, err := r.cfg.Ledger.Controls(ctx, p.Job)
-		if err != nil {
-			return guard.Limits{}, err
-		}
 		lim := r.follower.Limits(spec, c, time.Now())
 		if !lim.Waiting || time.Now().After(deadline) || r.cfg.Draining() {
 			return lim, nil
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return guard.Limits{}, err
+		}
+		var err error
+		if c, err = r.cfg.Ledger.Controls(ctx, p.Job, queue); err != nil {
 			return guard.Limits{}, err
 		}
 	}
