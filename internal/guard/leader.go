@@ -45,6 +45,8 @@ type Leader struct {
 	cfg  LeaderConfig
 	log  *slog.Logger
 	jobs map[string]*leading
+	// lastErr keeps a failing check from logging the same line every tick.
+	lastErr map[string]string
 }
 
 // leading is a job this worker leads.
@@ -78,7 +80,7 @@ func NewLeader(cfg LeaderConfig) (*Leader, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}}, nil
+	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}}, nil
 }
 
 // Run checks due jobs every Tick until ctx ends, then gives up its leases so
@@ -120,8 +122,13 @@ func (g *Leader) tick(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := g.check(ctx, job); err != nil && ctx.Err() == nil {
-			g.log.Warn("guard check failed", slog.String("job", job), slog.Any("err", err))
+		err := g.check(ctx, job)
+		switch {
+		case err == nil:
+			delete(g.lastErr, job)
+		case ctx.Err() == nil && g.lastErr[job] != err.Error():
+			g.lastErr[job] = err.Error()
+			g.log.Warn("guard check failed (logged again only when the error changes)", slog.String("job", job), slog.Any("err", err))
 		}
 	}
 }
