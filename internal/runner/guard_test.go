@@ -48,12 +48,14 @@ func TestFleetRate(t *testing.T) {
 	}
 	ebbtest.Eventually(t, "first rows", func() bool { return b.status().RowsDone > 0 })
 	got := b.rowsPerSecond(10 * time.Second)
+	t.Logf("fleet rate at rate 2000: %.0f rows/s", got)
 	require.InDelta(t, 2000, got, 400, "fleet rate over 10 s")
 
 	_, err := b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: ptr(500.0)}, false)
 	require.NoError(t, err)
 	time.Sleep(5 * time.Second) // the override's promised reaction time
 	got = b.rowsPerSecond(6 * time.Second)
+	t.Logf("fleet rate after set --rate 500: %.0f rows/s", got)
 	require.InDelta(t, 500, got, 100, "fleet rate after enqueuer set --rate 500")
 	require.NotEqual(t, control.StateDone, b.status().State, "the job must still be running for the measurement to count")
 }
