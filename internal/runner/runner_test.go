@@ -120,11 +120,15 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 		pools = b.pools()
 	}
 	log := ebbtest.Logger(b.t)
+	// Like the worker binary, a stop drains: handlers hand their ranges
+	// back between batches instead of running into the shutdown timeout.
+	var stopping atomic.Bool
+	draining := func() bool { return stopping.Load() || (o.draining != nil && o.draining()) }
 	client := asynq.NewClientFromRedisClient(b.redis.Client)
 	id := "w-" + ebbtest.Suffix()
 	r, err := runner.New(runner.Config{
 		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: runner.Enqueuer(client),
-		Pools: pools, Logger: log, Draining: o.draining, PauseRecheck: 200 * time.Millisecond, Metrics: o.metrics,
+		Pools: pools, Logger: log, Draining: draining, PauseRecheck: 200 * time.Millisecond, Metrics: o.metrics,
 	})
 	require.NoError(b.t, err)
 	if !o.noGuard {
@@ -151,6 +155,7 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 	var once atomic.Bool
 	b.t.Cleanup(func() {
 		if once.CompareAndSwap(false, true) {
+			stopping.Store(true)
 			srv.Shutdown()
 		}
 	})
