@@ -33,6 +33,7 @@ Usage:
   enqueuer pause [JOB]                 pause one job (ebb:{JOB}:pause), or every job (ebb:pause)
   enqueuer resume [JOB]                resume one job, or clear the global pause
   enqueuer set JOB --rate N ...        change a running job's rate, max workers, batch max or sleep live
+  enqueuer ui [-addr 127.0.0.1:8080]   web page for on-call: every job, guard, Pause/Resume, Asynqmon at /monitoring
 
 Environment:
   REDIS_URL    Redis of the fleet (default redis://127.0.0.1:6379/0)
@@ -69,6 +70,7 @@ var commands = []command{
 	{"pause", runPause},
 	{"resume", runResume},
 	{"set", runSet},
+	{"ui", runUI},
 }
 
 // env is what every command shares.

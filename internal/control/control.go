@@ -187,10 +187,11 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 			return nil, err
 		}
 		meta = ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now()}
+		if meta.Estimate, err = estimatePending(ctx, pool, spec); err != nil {
+			return nil, err
+		}
 	}
-	stored, err := c.ledger.SaveJob(ctx, spec.Name, specJSON, ledger.Meta{
-		Queue: queue, From: meta.From, To: meta.To, Span: meta.Span, Ranges: meta.Ranges, Created: meta.Created,
-	})
+	stored, err := c.ledger.SaveJob(ctx, spec.Name, specJSON, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +300,18 @@ type Status struct {
 	PauseReason  string           `json:"pause_reason,omitempty"`
 	Failures     []ledger.Failure `json:"failures,omitempty"`
 	Created      time.Time        `json:"created"`
+	// EstimatedRows is the planner's count of pending rows at the first
+	// start; Progress is RowsDone against it (0..1), or ranges done when
+	// there is no estimate.
+	EstimatedRows int64   `json:"estimated_rows"`
+	Progress      float64 `json:"progress"`
+	// AvgRowsPerSec is rows written over the time since the first start.
+	AvgRowsPerSec float64 `json:"avg_rows_per_sec"`
+	// ETASeconds is the time left at the average rate; -1 when unknown.
+	ETASeconds float64 `json:"eta_seconds"`
+	// ExpectedRows is what the job's rate would have written by now (0
+	// without a rate): compare with RowsDone to see whether it keeps pace.
+	ExpectedRows int64 `json:"expected_rows,omitempty"`
 	// Rate and MaxWorkers are the limits in force: the job file's, or a
 	// live override.
 	Rate       float64           `json:"rate"`
@@ -352,6 +365,7 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	if v, ok := s.Overrides[ledger.OverrideMaxWorkers]; ok {
 		s.MaxWorkers, _ = strconv.Atoi(v)
 	}
+	s.progress(snap.Meta, time.Now())
 	switch {
 	case on(snap.Pause.Global):
 		s.PauseReason = c.ledger.GlobalPauseKey() + " is set"
@@ -380,6 +394,33 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 		s.State = StateQueued
 	}
 	return s, nil
+}
+
+// progress fills the progress, average rate, ETA and expected pace.
+func (s *Status) progress(m ledger.Meta, now time.Time) {
+	s.EstimatedRows = m.Estimate
+	switch {
+	case s.RangesTotal > 0 && s.RangesDone >= s.RangesTotal:
+		s.Progress = 1
+	case m.Estimate > 0:
+		s.Progress = min(1, float64(s.RowsDone)/float64(m.Estimate))
+	case s.RangesTotal > 0:
+		s.Progress = float64(s.RangesDone) / float64(s.RangesTotal)
+	}
+	s.ETASeconds = -1
+	elapsed := now.Sub(m.Created).Seconds()
+	if elapsed > 0 {
+		s.AvgRowsPerSec = float64(s.RowsDone) / elapsed
+		if s.Rate > 0 {
+			s.ExpectedRows = int64(s.Rate * elapsed)
+		}
+	}
+	switch {
+	case s.Progress >= 1:
+		s.ETASeconds = 0
+	case s.AvgRowsPerSec > 0 && m.Estimate > s.RowsDone:
+		s.ETASeconds = float64(m.Estimate-s.RowsDone) / s.AvgRowsPerSec
+	}
 }
 
 // Jobs lists the names of every started job.

@@ -105,6 +105,11 @@ type Meta struct {
 	Ranges int64
 	// Created is when the job was first started.
 	Created time.Time
+	// Estimate is the planner's count of pending rows at the first start,
+	// the denominator of progress and ETA.
+	Estimate int64
+	// DryRun marks a job whose batches roll back.
+	DryRun bool
 }
 
 // SaveJob stores the spec (JSON) and, when the job has no meta yet, its
@@ -117,11 +122,13 @@ func (l *Ledger) SaveJob(ctx context.Context, job string, spec []byte, m Meta) (
 	_, err = l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if created {
 			p.HSet(ctx, l.MetaKey(job), map[string]any{
-				"queue":   m.Queue,
-				"from":    m.From,
-				"to":      m.To,
-				"span":    m.Span,
-				"created": m.Created.UTC().Format(time.RFC3339),
+				"queue":    m.Queue,
+				"from":     m.From,
+				"to":       m.To,
+				"span":     m.Span,
+				"created":  m.Created.UTC().Format(time.RFC3339),
+				"estimate": m.Estimate,
+				"dry_run":  strconv.FormatBool(m.DryRun),
 			})
 		} else {
 			// The queue may move (e.g. after Redis lost the old one); the
@@ -161,6 +168,8 @@ func (l *Ledger) Meta(ctx context.Context, job string) (Meta, error) {
 		*f.dst = v
 	}
 	m.Created, _ = time.Parse(time.RFC3339, h["created"])
+	m.Estimate, _ = strconv.ParseInt(h["estimate"], 10, 64)
+	m.DryRun = h["dry_run"] == "true"
 	return m, nil
 }
 
