@@ -28,11 +28,13 @@ const usage = `enqueuer plans, starts and steers ebb backfill jobs.
 
 Usage:
   enqueuer plan -job FILE [--json]     validate, preflight and EXPLAIN a job; nothing is written
-  enqueuer start -job FILE [-queue Q]  store the job in Redis and enqueue its ranges (safe to repeat)
+  enqueuer start -job FILE [-queue Q]  store the job in Redis and enqueue its ranges (safe to repeat);
+                                       --dry-run rolls every batch back
   enqueuer status [JOB] [--json]       progress of one job, or a list of every job
   enqueuer pause [JOB]                 pause one job (ebb:{JOB}:pause), or every job (ebb:pause)
   enqueuer resume [JOB]                resume one job, or clear the global pause
   enqueuer set JOB --rate N ...        change a running job's rate, max workers, batch max or sleep live
+  enqueuer cleanup JOB [--force]       remove the job's Redis keys and asynq tasks (refuses while it runs)
   enqueuer ui [-addr 127.0.0.1:8080]   web page for on-call: every job, guard, Pause/Resume, Asynqmon at /monitoring
 
 Environment:
@@ -71,6 +73,7 @@ var commands = []command{
 	{"resume", runResume},
 	{"set", runSet},
 	{"ui", runUI},
+	{"cleanup", runCleanup},
 }
 
 // env is what every command shares.
@@ -113,7 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		var ue usageError
 		var je *jobspec.Error
 		if errors.As(err, &ue) || errors.As(err, &je) || preflight.IsRefused(err) ||
-			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, control.ErrBadQueue) || errors.Is(err, control.ErrBadGuard) {
+			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, control.ErrBadQueue) || errors.Is(err, control.ErrBadGuard) ||
+			errors.Is(err, control.ErrDryRunMismatch) || errors.Is(err, control.ErrJobActive) {
 			return exitBadInput
 		}
 		return exitFailed

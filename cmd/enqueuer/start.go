@@ -24,12 +24,16 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	jobFile := fs.String("job", "", "job file (YAML)")
 	queue := fs.String("queue", control.DefaultQueue, "asynq queue the workers serve")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	dryRun := fs.Bool("dry-run", false, "roll every batch back: exercise reads, timings and the guard without changing a row (same as dry_run: true)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	spec, err := loadJob(*jobFile)
 	if err != nil {
 		return err
+	}
+	if *dryRun {
+		spec.DryRun = true
 	}
 	pool, err := dial.PostgresDSN(ctx, spec.DatabaseEnv, e.getenv(spec.DatabaseEnv))
 	if err != nil {
@@ -50,6 +54,9 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "job %s: %d ranges over [%d, %d] on queue %s\n", res.Job, res.Ranges, res.From, res.To, res.Queue)
+	if spec.DryRun {
+		fmt.Fprintln(w, "  dry run: every batch rolls back; no row changes. Clean it up (enqueuer cleanup) before the real run.")
+	}
 	if res.KeptSlicing {
 		fmt.Fprintln(w, "  note: the job was started before with another range or task_span; its stored slicing is kept so finished ranges stay finished")
 	}

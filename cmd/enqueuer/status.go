@@ -54,6 +54,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "job %s: %s\n", s.Job, s.State)
+	if s.DryRun {
+		fmt.Fprintln(w, "  dry run: batches roll back, no row changes; rows counts what a real run would write")
+	}
 	fmt.Fprintf(w, "  ranges: %d/%d done, %d failed\n", s.RangesDone, s.RangesTotal, s.RangesFailed)
 	fmt.Fprintf(w, "  rows:   %d written in %d batches\n", s.RowsDone, s.Batches)
 	if s.PauseReason != "" {

@@ -53,6 +53,9 @@ type Executor struct {
 	st     Statements
 	lockTO string
 	stmtTO string
+	// dryRun rolls every write back: the read path, locks, timings and the
+	// guard are exercised, and no row changes.
+	dryRun bool
 }
 
 // NewExecutor returns an executor for spec on pool.
@@ -62,6 +65,7 @@ func NewExecutor(pool *pgxpool.Pool, spec *jobspec.Spec) *Executor {
 		st:     Build(spec),
 		lockTO: millis(spec.Timeouts.Lock.D()),
 		stmtTO: millis(spec.Timeouts.Statement.D()),
+		dryRun: spec.DryRun,
 	}
 }
 
@@ -123,6 +127,9 @@ func (e *Executor) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if e.dryRun {
+		return tx.Rollback(ctx)
 	}
 	return tx.Commit(ctx)
 }

@@ -84,6 +84,9 @@ func ValidQueue(q string) error {
 	return nil
 }
 
+// ErrDryRunMismatch refuses to mix a dry run and a real run of one job.
+var ErrDryRunMismatch = errors.New("dry run and real run of one job")
+
 // ErrBadQueue is a queue name ebb refuses.
 var ErrBadQueue = errors.New("bad queue name")
 
@@ -172,6 +175,16 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 	if err != nil && !fresh {
 		return nil, err
 	}
+	if !fresh && meta.DryRun != spec.DryRun {
+		// Done marks of a dry run mean "rolled back", not "written": a
+		// real run must never skip ranges on their account.
+		was, now := "for real", "as a dry run"
+		if meta.DryRun {
+			was, now = "as a dry run", "for real"
+		}
+		return nil, fmt.Errorf("%w: job %s was started %s and cannot be started %s under the same name; run enqueuer cleanup %s first (or pick another name)",
+			ErrDryRunMismatch, spec.Name, was, now, spec.Name)
+	}
 	res := &StartResult{Job: spec.Name, Queue: queue}
 	if fresh {
 		bounds, err := readBounds(ctx, pool, spec)
@@ -186,7 +199,7 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		if err != nil {
 			return nil, err
 		}
-		meta = ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now()}
+		meta = ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now(), DryRun: spec.DryRun}
 		if meta.Estimate, err = estimatePending(ctx, pool, spec); err != nil {
 			return nil, err
 		}
@@ -292,6 +305,7 @@ type Status struct {
 	Job          string           `json:"job"`
 	Queue        string           `json:"queue"`
 	State        string           `json:"state"`
+	DryRun       bool             `json:"dry_run,omitempty"`
 	RangesTotal  int64            `json:"ranges_total"`
 	RangesDone   int64            `json:"ranges_done"`
 	RangesFailed int64            `json:"ranges_failed"`
@@ -344,7 +358,7 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	s := &Status{
 		Job: job, Queue: snap.Meta.Queue, RangesTotal: snap.Meta.Ranges, RangesDone: snap.RangesDone,
 		RangesFailed: int64(len(snap.Failed)), RowsDone: snap.Rows, Batches: snap.Batches,
-		Failures: snap.Failed, Created: snap.Meta.Created,
+		Failures: snap.Failed, Created: snap.Meta.Created, DryRun: snap.Meta.DryRun,
 	}
 	var spec *jobspec.Spec
 	if raw, err := c.ledger.Spec(ctx, job); err == nil {

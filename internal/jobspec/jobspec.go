@@ -43,6 +43,15 @@ type Spec struct {
 	MaxWorkers int       `yaml:"max_workers" json:"max_workers"`
 	Guard      Guard     `yaml:"guard" json:"guard"`
 	Schedule   *Schedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	// DryRun rolls every batch back: reads, locks, timings and the guard
+	// run for real and no row changes.
+	DryRun bool `yaml:"dry_run,omitempty" json:"dry_run,omitempty"`
+	// Check is a boolean SQL expression every finished row must satisfy,
+	// e.g. status = map_status(legacy_state); enqueuer verify samples it.
+	Check string `yaml:"check,omitempty" json:"check,omitempty"`
+	// Rollback is how to undo the job (free text or SQL), shown in the
+	// runbook and never run.
+	Rollback string `yaml:"rollback,omitempty" json:"rollback,omitempty"`
 }
 
 // Range bounds the key space of the job; both ends are inclusive.

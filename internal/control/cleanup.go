@@ -1,0 +1,154 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ebbhq/ebb/internal/runner"
+)
+
+// ErrJobActive means a command refuses to touch a job that is running.
+var ErrJobActive = errors.New("job is running")
+
+// CleanupResult is what cleanup removed, and the job's last state.
+type CleanupResult struct {
+	Job          string `json:"job"`
+	State        string `json:"state"`
+	RowsDone     int64  `json:"rows_done"`
+	Batches      int64  `json:"batches"`
+	RangesDone   int64  `json:"ranges_done"`
+	RangesTotal  int64  `json:"ranges_total"`
+	KeysRemoved  int64  `json:"keys_removed"`
+	TasksRemoved int    `json:"tasks_removed"`
+	// TasksLeft are tasks asynq would not delete (still active after the
+	// drain wait); they end on their own, finding no spec.
+	TasksLeft int `json:"tasks_left,omitempty"`
+}
+
+// Summary is the one line cleanup leaves behind.
+func (r *CleanupResult) Summary() string {
+	s := fmt.Sprintf("job %s cleaned up: was %s, %d rows in %d batches, %d/%d ranges done; removed %d Redis keys and %d tasks",
+		r.Job, r.State, r.RowsDone, r.Batches, r.RangesDone, r.RangesTotal, r.KeysRemoved, r.TasksRemoved)
+	if r.TasksLeft > 0 {
+		s += fmt.Sprintf("; %d active tasks could not be removed (they stop at their next batch)", r.TasksLeft)
+	}
+	return s
+}
+
+// drainWait bounds how long a forced cleanup waits for the job's running
+// ranges to hand themselves back after it pauses the job.
+const drainWait = 30 * time.Second
+
+// Cleanup removes every trace of job: its ledger keys (progress, overrides,
+// pause flag, guard state) and its tasks in asynq. It refuses while the job
+// runs unless force; forced, it pauses the job first so the running ranges
+// hand themselves back between batches, then removes them.
+func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*CleanupResult, error) {
+	st, err := c.Status(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	res := &CleanupResult{Job: job, State: st.State, RowsDone: st.RowsDone, Batches: st.Batches,
+		RangesDone: st.RangesDone, RangesTotal: st.RangesTotal}
+	active, err := c.jobTasks(st.Queue, job, []asynq.TaskState{asynq.TaskStateActive})
+	if err != nil {
+		return nil, err
+	}
+	if (st.State == StateRunning || len(active) > 0) && !force {
+		return nil, fmt.Errorf("%w: %s has %d ranges in progress; pause it (enqueuer pause %s) and wait for status to say paused, or clean up with --force",
+			ErrJobActive, job, len(active), job)
+	}
+	if len(active) > 0 {
+		if err := c.ledger.SetPause(ctx, job, "cleanup"); err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(drainWait)
+		for len(active) > 0 && time.Now().Before(deadline) {
+			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+				return nil, err
+			}
+			if active, err = c.jobTasks(st.Queue, job, []asynq.TaskState{asynq.TaskStateActive}); err != nil {
+				return nil, err
+			}
+		}
+		for _, t := range active {
+			_ = c.inspector.CancelProcessing(t.ID)
+		}
+		res.TasksLeft = len(active)
+	}
+	rest, err := c.jobTasks(st.Queue, job, []asynq.TaskState{asynq.TaskStatePending, asynq.TaskStateScheduled,
+		asynq.TaskStateRetry, asynq.TaskStateArchived, asynq.TaskStateCompleted})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range rest {
+		if err := c.inspector.DeleteTask(st.Queue, t.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return nil, fmt.Errorf("delete task %s: %w", t.ID, err)
+		}
+		res.TasksRemoved++
+	}
+	if res.KeysRemoved, err = c.ledger.DeleteJob(ctx, job); err != nil {
+		return nil, err
+	}
+	c.log.InfoContext(ctx, "job cleaned up", "job", job, "keys", res.KeysRemoved, "tasks", res.TasksRemoved)
+	return res, nil
+}
+
+// jobTasks lists the job's range tasks in the given states of queue.
+func (c *Control) jobTasks(queue, job string, states []asynq.TaskState) ([]*asynq.TaskInfo, error) {
+	prefix := runner.TaskID(job, 0)
+	prefix = prefix[:strings.LastIndex(prefix, ":r")+2]
+	var out []*asynq.TaskInfo
+	for _, state := range states {
+		for page := 1; ; page++ {
+			var tasks []*asynq.TaskInfo
+			var err error
+			opts := []asynq.ListOption{asynq.PageSize(500), asynq.Page(page)}
+			switch state {
+			case asynq.TaskStateActive:
+				tasks, err = c.inspector.ListActiveTasks(queue, opts...)
+			case asynq.TaskStatePending:
+				tasks, err = c.inspector.ListPendingTasks(queue, opts...)
+			case asynq.TaskStateScheduled:
+				tasks, err = c.inspector.ListScheduledTasks(queue, opts...)
+			case asynq.TaskStateRetry:
+				tasks, err = c.inspector.ListRetryTasks(queue, opts...)
+			case asynq.TaskStateArchived:
+				tasks, err = c.inspector.ListArchivedTasks(queue, opts...)
+			case asynq.TaskStateCompleted:
+				tasks, err = c.inspector.ListCompletedTasks(queue, opts...)
+			}
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s tasks of queue %s: %w", state, queue, err)
+			}
+			for _, t := range tasks {
+				if strings.HasPrefix(t.ID, prefix) {
+					out = append(out, t)
+				}
+			}
+			if len(tasks) < 500 {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,117 @@
+package runner_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/ebbtest"
+)
+
+// jobKeys lists every Redis key of the test's job, redis_rate's included.
+func (b *testBundle) jobKeys() []string {
+	b.t.Helper()
+	ctx := context.Background()
+	var keys []string
+	for _, pattern := range []string{b.redis.Prefix + "{" + b.job + "}*", "rate:" + b.redis.Prefix + "{" + b.job + "}*"} {
+		k, err := b.redis.Client.Keys(ctx, pattern).Result()
+		require.NoError(b.t, err)
+		keys = append(keys, k...)
+	}
+	return keys
+}
+
+// jobTasks counts the job's tasks in asynq, in any state.
+func (b *testBundle) jobTasks() int {
+	b.t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	n := 0
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+		insp.ListPendingTasks, insp.ListActiveTasks, insp.ListScheduledTasks,
+		insp.ListRetryTasks, insp.ListArchivedTasks, insp.ListCompletedTasks,
+	} {
+		tasks, err := list(b.redis.Queue)
+		require.NoError(b.t, err)
+		n += len(tasks)
+	}
+	return n
+}
+
+// TestDryRun: a dry run walks every range and changes no row; status says it
+// was a dry run; a real run under the same name is refused until cleanup,
+// after which it fills every row.
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(12_000)
+	spec := b.spec("task_span: 5000\nguard: {rules: []}\n")
+	spec.DryRun = true
+	b.start(spec)
+	b.worker(workerOpts{concurrency: 2})
+	s := b.waitState(control.StateDone)
+	require.True(t, s.DryRun)
+	require.Equal(t, int64(12_000), s.RowsDone, "rows counts what a real run would write")
+	orders := b.db.Table("orders")
+	require.Equal(t, int64(12_000), b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE status IS NULL AND hits = 0"), "a dry run changed rows")
+
+	ctx := context.Background()
+	spec.DryRun = false
+	_, err := b.ctl.Start(ctx, b.db.Pool, spec, b.redis.Queue)
+	require.ErrorIs(t, err, control.ErrDryRunMismatch)
+	require.ErrorContains(t, err, "enqueuer cleanup "+b.job)
+
+	_, err = b.ctl.Cleanup(ctx, b.job, false)
+	require.NoError(t, err)
+	b.start(spec)
+	s = b.waitState(control.StateDone)
+	require.False(t, s.DryRun)
+	b.assertFilledOnce()
+}
+
+// TestCleanup: cleanup refuses a running job, --force removes it anyway, and
+// afterwards no key of the job and no task of it is left.
+func TestCleanup(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(40_000)
+	ctx := context.Background()
+	b.start(b.spec("rate: 2000\ntask_span: 5000\nguard: {check_every: 1s}\n"))
+	_, err := b.ctl.SetOverrides(ctx, b.job, control.OverrideFlags{MaxWorkers: ptr(3)}, false)
+	require.NoError(t, err)
+	b.worker(workerOpts{concurrency: 2})
+	ebbtest.Eventually(t, "job running", func() bool { return b.status().State == control.StateRunning })
+
+	_, err = b.ctl.Cleanup(ctx, b.job, false)
+	require.ErrorIs(t, err, control.ErrJobActive)
+	require.NotEmpty(t, b.jobKeys(), "a refused cleanup removes nothing")
+
+	res, err := b.ctl.Cleanup(ctx, b.job, true)
+	require.NoError(t, err)
+	require.Positive(t, res.KeysRemoved)
+	require.Positive(t, res.TasksRemoved)
+	require.Contains(t, res.Summary(), "job "+b.job+" cleaned up: was running")
+	ebbtest.Eventually(t, "no key and no task of the job left", func() bool {
+		return len(b.jobKeys()) == 0 && b.jobTasks() == 0
+	})
+	_, err = b.ctl.Status(ctx, b.job)
+	require.ErrorIs(t, err, control.ErrUnknownJob)
+}
+
+// TestCleanupFinished: a finished job's completed tasks and keys go too.
+func TestCleanupFinished(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(5_000)
+	b.start(b.spec("guard: {rules: []}\n"))
+	b.worker(workerOpts{})
+	b.waitState(control.StateDone)
+	require.Positive(t, b.jobTasks(), "completed tasks are retained")
+	res, err := b.ctl.Cleanup(context.Background(), b.job, false)
+	require.NoError(t, err)
+	require.Equal(t, "done", res.State)
+	require.Empty(t, b.jobKeys())
+	require.Zero(t, b.jobTasks())
+}
