@@ -190,6 +190,8 @@ func TestBadInput(t *testing.T) {
 		{"bad schedule", func() []string {
 			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\nschedule: {timezone: Europe/Berlinn, windows: [{days: mon-fri, from: '11:30', to: '14:00', rate: 0.25}]}\n", orders))}
 		}, nil, 2, `"Europe/Berlinn" is not a time zone`},
+		{"verify unknown job", func() []string { return []string{"verify", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
+		{"cleanup unknown job", func() []string { return []string{"cleanup", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"set unknown job", func() []string { return []string{"set", "no-such-job", "--rate", "5"} }, nil, 2, `unknown job "no-such-job"`},
 		{"set nothing", func() []string { return []string{"set", "x"} }, nil, 2, "nothing to set"},
 		{"set bad rate", func() []string { return []string{"set", "x", "--rate", "fast"} }, nil, 2, `"fast" is not a number`},
@@ -227,7 +229,7 @@ func TestPlan(t *testing.T) {
 // TestHelp: every command prints a useful -h and exits 0.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set"} {
+	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set", "verify", "cleanup"} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, &out, &errb, func(string) string { return "" })
 		require.Equal(t, 0, code, cmd)

@@ -34,6 +34,7 @@ Usage:
   enqueuer pause [JOB]                 pause one job (ebb:{JOB}:pause), or every job (ebb:pause)
   enqueuer resume [JOB]                resume one job, or clear the global pause
   enqueuer set JOB --rate N ...        change a running job's rate, max workers, batch max or sleep live
+  enqueuer verify JOB [--json]         count rows left pending (in chunks), spot-check values; exit 1 on problems
   enqueuer cleanup JOB [--force]       remove the job's Redis keys and asynq tasks (refuses while it runs)
   enqueuer ui [-addr 127.0.0.1:8080]   web page for on-call: every job, guard, Pause/Resume, Asynqmon at /monitoring
 
@@ -74,6 +75,7 @@ var commands = []command{
 	{"set", runSet},
 	{"ui", runUI},
 	{"cleanup", runCleanup},
+	{"verify", runVerify},
 }
 
 // env is what every command shares.
@@ -111,6 +113,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
+		}
+		var vf verifyFailed
+		if errors.As(err, &vf) {
+			// The report on stdout already says what is wrong.
+			return exitFailed
 		}
 		fmt.Fprintf(stderr, "enqueuer %s: %v\n", c.name, err)
 		var ue usageError

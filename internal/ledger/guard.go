@@ -409,3 +409,14 @@ func (l *Ledger) Progress(ctx context.Context, job string) (Progress, error) {
 	n, _ := strconv.ParseInt(rows.Val(), 10, 64)
 	return Progress{Finished: done.Val() >= m.Ranges, Rows: n, Created: m.Created}, nil
 }
+
+// VerifyKey holds the last verify report of the job (JSON).
+func (l *Ledger) VerifyKey(job string) string { return l.jobKey(job, "verify") }
+
+// SaveVerify stores a verify report with the job.
+func (l *Ledger) SaveVerify(ctx context.Context, job string, report []byte) error {
+	if err := l.rdb.Set(ctx, l.VerifyKey(job), report, 0).Err(); err != nil {
+		return fmt.Errorf("store verify report of %s: %w", job, err)
+	}
+	return nil
+}

@@ -66,6 +66,7 @@ func TestKeyNames(t *testing.T) {
 		{"baseline", l.BaselineKey, "acme:{orders-status}:baseline"},
 		{"commits", l.CommitsKey, "acme:{orders-status}:commits"},
 		{"splits", l.SplitsKey, "acme:{orders-status}:splits"},
+		{"verify report", l.VerifyKey, "acme:{orders-status}:verify"},
 	}
 	seen := map[string]bool{}
 	for _, tc := range perJob {

@@ -115,3 +115,35 @@ func TestCleanupFinished(t *testing.T) {
 	require.Empty(t, b.jobKeys())
 	require.Zero(t, b.jobTasks())
 }
+
+// TestVerify: verify passes a finished job, then catches a row corrupted on
+// purpose and a row left pending, exits with ErrVerifyFailed and stores its
+// report with the job.
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(30_000)
+	b.start(b.spec("task_span: 5000\nguard: {rules: []}\ncheck: status = 's' || legacy_state AND hits = 1\n"))
+	b.worker(workerOpts{concurrency: 2})
+	b.waitState(control.StateDone)
+	ctx := context.Background()
+	r, err := b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkKeys: 4000})
+	require.NoError(t, err)
+	require.True(t, r.OK, "%v", r.Problems)
+	require.Zero(t, r.Pending)
+	require.Equal(t, 8, r.Chunks, "30,000 keys in chunks of 4,000")
+	require.Greater(t, r.Sampled, 10)
+
+	orders := b.db.Table("orders")
+	b.db.Exec(t, "UPDATE "+orders+" SET status = 'corrupt' WHERE id = 1") // first key of the oldest range: always sampled
+	b.db.Exec(t, "UPDATE "+orders+" SET status = NULL WHERE id = 17777")  // left pending
+	r, err = b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkKeys: 4000})
+	require.ErrorIs(t, err, control.ErrVerifyFailed)
+	require.False(t, r.OK)
+	require.Equal(t, int64(1), r.Pending)
+	require.Equal(t, []int64{17777}, r.PendingKeys)
+	require.Contains(t, r.Mismatches, int64(1))
+	stored, err := b.redis.Client.Get(ctx, b.ledger.VerifyKey(b.job)).Result()
+	require.NoError(t, err)
+	require.Contains(t, stored, `"ok":false`)
+}

@@ -1,0 +1,254 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ebbhq/ebb/internal/chunks"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+)
+
+// ErrVerifyFailed means verify found rows left pending, rows that fail the
+// job's check, or ranges not done.
+var ErrVerifyFailed = errors.New("verify found problems")
+
+// VerifyReport is what verify found; it is stored with the job.
+type VerifyReport struct {
+	Job   string    `json:"job"`
+	Table string    `json:"table"`
+	At    time.Time `json:"at"`
+	OK    bool      `json:"ok"`
+	// Problems says in words what is wrong; empty when OK.
+	Problems     []string `json:"problems,omitempty"`
+	DryRun       bool     `json:"dry_run,omitempty"`
+	RangesTotal  int64    `json:"ranges_total"`
+	RangesDone   int64    `json:"ranges_done"`
+	RangesFailed int64    `json:"ranges_failed"`
+	// LedgerRows is what the workers recorded as written; EstimatedRows
+	// the planner's pending count at the first start.
+	LedgerRows    int64 `json:"ledger_rows"`
+	EstimatedRows int64 `json:"estimated_rows"`
+	// Pending rows still match the pending predicate within the job's range,
+	// counted chunk by chunk; PendingKeys are the first few of them.
+	Pending     int64   `json:"pending"`
+	PendingKeys []int64 `json:"pending_keys,omitempty"`
+	Chunks      int     `json:"chunks"`
+	// Check is the job's check expression; Sampled rows were tested with
+	// it and Mismatches failed it (NULL counts as a failure).
+	Check      string  `json:"check,omitempty"`
+	Sampled    int     `json:"sampled"`
+	Mismatches []int64 `json:"mismatches,omitempty"`
+	Elapsed    string  `json:"elapsed"`
+}
+
+// VerifyOptions tune a verify run.
+type VerifyOptions struct {
+	// Random is how many random ranges are spot-checked besides the oldest
+	// and newest; default 5.
+	Random int
+	// ChunkKeys is the key span of one pending count; default 10 × the
+	// job's read_batch.
+	ChunkKeys int64
+}
+
+const keysShown = 10
+
+// Verify proves a job finished correctly: it counts rows still pending in
+// key-range chunks paced like the job (never one long scan), compares the
+// ledger with the database, and spot-checks sampled rows — the first and
+// last keys of the oldest, newest and some random ranges, plus random keys
+// in them — against the job's check expression. The report is stored with
+// the job; a report with problems comes back with ErrVerifyFailed.
+func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, opt VerifyOptions) (*VerifyReport, error) {
+	st, err := c.Status(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.ledger.Spec(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := jobspec.FromJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := c.ledger.Meta(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	r := &VerifyReport{Job: job, Table: spec.Table, At: began.UTC(), DryRun: meta.DryRun, Check: spec.Check,
+		RangesTotal: st.RangesTotal, RangesDone: st.RangesDone, RangesFailed: st.RangesFailed,
+		LedgerRows: st.RowsDone, EstimatedRows: meta.Estimate}
+	if opt.Random <= 0 {
+		opt.Random = 5
+	}
+	if opt.ChunkKeys <= 0 {
+		opt.ChunkKeys = int64(spec.ReadBatch) * 10
+	}
+	if err := c.countPending(ctx, pool, spec, meta, opt.ChunkKeys, r); err != nil {
+		return nil, err
+	}
+	if spec.Check != "" {
+		if err := c.spotCheck(ctx, pool, spec, meta, opt.Random, r); err != nil {
+			return nil, err
+		}
+	}
+	r.judge()
+	r.Elapsed = time.Since(began).Round(time.Millisecond).String()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode verify report: %w", err)
+	}
+	if err := c.ledger.SaveVerify(ctx, job, b); err != nil {
+		return nil, err
+	}
+	if !r.OK {
+		return r, fmt.Errorf("%w: %s", ErrVerifyFailed, r.Problems[0])
+	}
+	return r, nil
+}
+
+func (r *VerifyReport) judge() {
+	if r.DryRun {
+		r.Problems = append(r.Problems, "the job was a dry run: nothing was written; clean it up and start it for real")
+	}
+	if r.RangesFailed > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d ranges failed (see enqueuer status); fix the cause and run enqueuer start again", r.RangesFailed))
+	}
+	if r.RangesDone < r.RangesTotal {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d of %d ranges are not done yet", r.RangesTotal-r.RangesDone, r.RangesTotal))
+	}
+	if r.Pending > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d rows still match the pending predicate (first keys %v)", r.Pending, r.PendingKeys))
+	}
+	if len(r.Mismatches) > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d of %d sampled rows fail the check %q (keys %v)", len(r.Mismatches), r.Sampled, r.Check, r.Mismatches))
+	}
+	r.OK = len(r.Problems) == 0
+}
+
+// countPending counts pending rows chunk by chunk, sleeping between chunks
+// so verify reads no faster than the job wrote.
+func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, meta ledger.Meta, span int64, r *VerifyReport) error {
+	table, key := tableIdent(spec), pgx.Identifier{spec.Key}.Sanitize()
+	q := fmt.Sprintf("SELECT count(*), (array_agg(%s ORDER BY %s))[1:%d] FROM %s WHERE %s BETWEEN $1 AND $2 AND (%s)",
+		key, key, keysShown, table, key, spec.Pending)
+	n, err := chunks.Count(meta.From, meta.To, span)
+	if err != nil {
+		return err
+	}
+	for i := int64(0); i < n; i++ {
+		ch, err := chunks.At(meta.From, meta.To, span, i)
+		if err != nil {
+			return err
+		}
+		var count int64
+		var keys []int64
+		began := time.Now()
+		if err := readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, q, ch.Lo, ch.Hi).Scan(&count, &keys)
+		}); err != nil {
+			return fmt.Errorf("count pending rows of %s in [%d,%d]: %w", spec.Table, ch.Lo, ch.Hi, err)
+		}
+		r.Chunks++
+		r.Pending += count
+		r.PendingKeys = append(r.PendingKeys, keys[:min(len(keys), keysShown-len(r.PendingKeys))]...)
+		if err := sleepCtx(ctx, pace(spec, ch.Hi-ch.Lo+1, time.Since(began))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pace is the pause after reading keys keys in took: at most the job's
+// rate in keys per second, else the job's sleep.
+func pace(spec *jobspec.Spec, keys int64, took time.Duration) time.Duration {
+	if spec.Rate > 0 {
+		return time.Duration(float64(keys)/spec.Rate*float64(time.Second)) - took
+	}
+	return spec.Sleep.D()
+}
+
+// spotCheck samples rows and tests them with the job's check expression.
+func (c *Control) spotCheck(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, meta ledger.Meta, random int, r *VerifyReport) error {
+	ids := []int64{0, meta.Ranges - 1}
+	for range random {
+		ids = append(ids, rand.Int64N(max(meta.Ranges, 1)))
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	splits, err := c.ledger.Splits(ctx, spec.Name)
+	if err != nil {
+		return err
+	}
+	table, key := tableIdent(spec), pgx.Identifier{spec.Key}.Sanitize()
+	edges := fmt.Sprintf(`(SELECT %[1]s FROM %[2]s WHERE %[1]s BETWEEN $1 AND $2 ORDER BY %[1]s LIMIT 2)
+		UNION (SELECT %[1]s FROM %[2]s WHERE %[1]s BETWEEN $1 AND $2 ORDER BY %[1]s DESC LIMIT 2)
+		UNION (SELECT (SELECT %[1]s FROM %[2]s WHERE %[1]s >= k AND %[1]s <= $2 ORDER BY %[1]s LIMIT 1)
+		       FROM unnest($3::bigint[]) AS k)`, key, table)
+	check := fmt.Sprintf("SELECT %[1]s FROM %[2]s WHERE %[1]s = ANY($1) AND ((%[3]s) IS NOT TRUE) ORDER BY %[1]s", key, table, spec.Check)
+	var sample []int64
+	for _, id := range ids {
+		rg, err := chunks.At(meta.From, meta.To, meta.Span, id)
+		if b, ok := splits[id]; ok {
+			rg, err = chunks.Range{ID: id, Lo: b[0], Hi: b[1]}, nil
+		}
+		if err != nil {
+			continue
+		}
+		randoms := make([]int64, 3)
+		for i := range randoms {
+			randoms[i] = rg.Lo + rand.Int64N(max(rg.Hi-rg.Lo, 1))
+		}
+		if err := readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, edges, rg.Lo, rg.Hi, randoms)
+			if err != nil {
+				return err
+			}
+			keys, err := pgx.CollectRows(rows, pgx.RowTo[*int64])
+			for _, k := range keys {
+				if k != nil {
+					sample = append(sample, *k)
+				}
+			}
+			return err
+		}); err != nil {
+			return fmt.Errorf("sample rows of %s range %d: %w", spec.Table, id, err)
+		}
+	}
+	slices.Sort(sample)
+	sample = slices.Compact(sample)
+	r.Sampled = len(sample)
+	return readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, check, sample)
+		if err != nil {
+			return fmt.Errorf("run check %q: %w", spec.Check, err)
+		}
+		r.Mismatches, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
+}
+
+// readOnly runs fn in a read-only transaction bounded by the job's
+// statement timeout, so verify can never write or hold a long snapshot.
+func readOnly(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, fn func(pgx.Tx) error) error {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", fmt.Sprintf("%dms", spec.Timeouts.Statement.D().Milliseconds())); err != nil {
+		return err
+	}
+	return fn(tx)
+}
