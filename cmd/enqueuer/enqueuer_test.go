@@ -280,3 +280,55 @@ max_workers: 4
 	require.Contains(t, out, "limits: rate 2000 rows/s, max workers 4")
 	require.NotContains(t, out, "overrides")
 }
+
+// TestRunbook: plan --runbook is a Markdown runbook with the job's sizes,
+// expected duration, rules, exact pause/resume commands, verify and the
+// rollback text, which is shown and never run.
+func TestRunbook(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := "rb-" + ebbtest.Suffix()
+	file := b.jobFile(fmt.Sprintf(`name: %s
+table: %s
+key: id
+pending: status IS NULL
+set: status = 's' || legacy_state
+rate: 1000
+max_workers: 2
+check: status = 's' || legacy_state
+rollback: UPDATE orders SET status = NULL WHERE status LIKE 's%%'
+guard:
+  rules:
+    - {signal: lock_waits, pause_above: 5, clear_below: 2, for: 30s}
+`, name, b.db.Table("orders")))
+	code, out, errOut := b.run("plan", "-job", file, "--runbook")
+	require.Equal(t, 0, code, errOut)
+	for _, want := range []string{
+		"# Runbook: backfill " + name,
+		"about 25000 in the table",
+		"1000 rows/s for the whole fleet",
+		"about 25s for 25000 pending rows",
+		"at most 2 across the fleet",
+		"| lock_waits | lock_waits |  | 5 | 2 | 30s |",
+		"`enqueuer pause " + name + "`",
+		"redis-cli SET '" + b.redis.Prefix + "{" + name + "}:pause' 1",
+		"redis-cli SET 'asynq:{ebb}:paused' 1",
+		"`enqueuer verify " + name + "`",
+		"UPDATE orders SET status = NULL WHERE status LIKE 's%'",
+		"ebb never runs this",
+	} {
+		require.Contains(t, out, want)
+	}
+	// Nothing was written: plan needs no Redis at all.
+	require.Empty(t, b.redis.Client.Keys(context.Background(), b.redis.Prefix+"*").Val())
+
+	code, out, errOut = b.run("plan", "-job", file, "--runbook", "--json")
+	require.Equal(t, 0, code, errOut)
+	var p struct {
+		Ranges  int64  `json:"ranges"`
+		Runbook string `json:"runbook"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &p))
+	require.Equal(t, int64(1), p.Ranges)
+	require.Contains(t, p.Runbook, "## Rollback")
+}

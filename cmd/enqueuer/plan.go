@@ -8,18 +8,21 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/jobspec"
 )
 
-const planHelp = `enqueuer plan -job FILE [--json]
+const planHelp = `enqueuer plan -job FILE [--json] [--runbook]
 
 Validates the job file, connects to the database named by its database_env,
 and shows the key bounds, estimated rows, number of ranges, and the EXPLAIN of
 the read and write statements. Nothing is written. Exits 2 when the job is
-invalid or a statement would not use an index on the key.
+invalid or a statement would not use an index on the key. --runbook prints
+a Markdown runbook instead: sizes, rate, expected duration, stop rules, how
+to pause/resume/stop/verify, and the job file's rollback: (shown, never run).
 
 Flags:
 `
@@ -27,7 +30,9 @@ Flags:
 func runPlan(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("plan", planHelp, e)
 	jobFile := fs.String("job", "", "job file (YAML)")
-	asJSON := fs.Bool("json", false, "print one JSON object")
+	asJSON := fs.Bool("json", false, "print one JSON object (with --runbook: the plan plus a runbook field)")
+	asRunbook := fs.Bool("runbook", false, "print a Markdown runbook for on-call")
+	queue := fs.String("queue", control.DefaultQueue, "queue the job will run on (for the runbook's commands)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,6 +52,22 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	p, err := control.Plan(ctx, pool, spec)
 	if err != nil {
 		return err
+	}
+	if *asRunbook {
+		var md strings.Builder
+		if err := writeRunbook(&md, spec, p, *jobFile, e.getenv("EBB_PREFIX"), *queue, time.Now()); err != nil {
+			return err
+		}
+		if !*asJSON {
+			_, err := io.WriteString(e.stdout, md.String())
+			return err
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			*control.PlanReport
+			Runbook string `json:"runbook"`
+		}{p, md.String()})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+)
+
+// runbook is the Markdown the next on-call engineer follows: what the job
+// does, how fast, what stops it, and exactly how to pause, resume, stop,
+// verify and roll back.
+var runbook = template.Must(template.New("runbook").Funcs(template.FuncMap{
+	// cell keeps SQL's || from ending a Markdown table cell.
+	"cell": func(s string) string { return strings.ReplaceAll(s, "|", `\|`) },
+}).Parse(`# Runbook: backfill {{.Spec.Name}}
+
+Generated {{.Now}} by ` + "`enqueuer plan -job {{.File}} --runbook`" + `.{{if .Spec.DryRun}} **This job is a dry run: every batch rolls back.**{{end}}
+
+## What it does
+
+| | |
+|---|---|
+| table | ` + "`{{.Spec.Table}}`" + `, key ` + "`{{.Spec.Key}}`" + ` |
+| rows | about {{.Plan.EstimatedRows}} in the table, about {{.Plan.EstimatedTodo}} pending |
+| pending rows | ` + "`{{cell .Spec.Pending}}`" + ` |
+| change | {{if .Spec.SQL}}` + "`{{cell .Spec.SQL}}`" + `{{else}}` + "`SET {{cell .Spec.Set}}`" + `{{end}} |
+| key range | [{{.Plan.From}}, {{.Plan.To}}] in {{.Plan.Ranges}} ranges of {{.Spec.TaskSpan}} keys |
+| read / write | read {{.Spec.ReadBatch}} keys per step; write {{.Batch}} per transaction; sleep {{.Spec.Sleep.D}} between batches |
+| timeouts | lock {{.Spec.Timeouts.Lock.D}}, statement {{.Spec.Timeouts.Statement.D}} (SET LOCAL in every batch) |
+| fleet rate | {{.Rate}} |
+| batches in flight | {{.Workers}} |
+| expected duration | {{.Duration}} |
+| database | DSN in the environment variable ` + "`{{.Spec.DatabaseEnv}}`" + ` on the workers and the enqueuer |
+
+## Stop rules and signals watched
+
+{{if .Spec.Guard.Rules}}One worker samples these every {{.Spec.Guard.CheckEvery.D}}; a slow rule halves the fleet rate each check while it holds, a pause rule pauses the job (held 30 s after it clears, doubling if it fires again within the hour). A rule whose signal cannot be read counts as a slow-down, then a pause.
+
+| rule | source | slow above | pause above | clear below | for |
+|---|---|---|---|---|---|
+{{range .Spec.Guard.Rules}}| {{.Name}} | {{if .Prometheus}}PromQL ` + "`{{cell .Prometheus}}`" + `{{else if .SQL}}SQL ` + "`{{cell .SQL}}`" + `{{else}}{{.Signal}}{{end}} | {{.SlowAbove}} | {{.PauseAbove}} | {{.ClearBelow}} | {{.For.D}} |
+{{end}}{{else}}**No stop rules** (` + "`guard: {rules: []}`" + `): nothing slows or pauses this job but you.
+{{end}}{{with .Spec.Schedule}}
+Schedule ({{.Timezone}}), the first matching window sets the rate multiplier (0 pauses):
+{{range .Windows}}
+- {{.Days}} {{.From}}–{{.To}}: ×{{.Rate}}{{end}}
+{{end}}
+Watch it: ` + "`enqueuer status {{.Spec.Name}}`" + ` (guard state, reasons and every signal against its limits).
+
+## Retries
+
+A batch that fails with a deadlock, serialization failure, lock or statement timeout or a lost connection is retried up to {{.Spec.Retries}} times with jittered exponential backoff (100 ms doubling to 5 s); a lock timeout, statement timeout or deadlock also cuts the next batch to a tenth. When one spot keeps timing out for all {{.Spec.Retries}} attempts, the rest of its range is split in two and both halves are requeued. Errors retrying cannot fix (syntax, missing column, constraint) fail the range at once; ` + "`enqueuer status`" + ` shows why. Fix the cause, then run ` + "`enqueuer start -job {{.File}}`" + ` again: it re-enqueues failed ranges only.
+
+## Pause, resume, slow down, stop
+
+Pausing finishes the batch in flight, commits it and hands the range back; nothing is cut halfway.
+
+| | command | by hand |
+|---|---|---|
+| pause this job | ` + "`enqueuer pause {{.Spec.Name}}`" + ` | ` + "`redis-cli SET '{{.PauseKey}}' 1`" + ` |
+| resume it | ` + "`enqueuer resume {{.Spec.Name}}`" + ` | ` + "`redis-cli DEL '{{.PauseKey}}'`" + ` |
+| pause every job | ` + "`enqueuer pause`" + ` | ` + "`redis-cli SET {{.GlobalKey}} 1`" + ` |
+| pause the queue | Asynqmon: Queues → {{.Queue}} → Pause | ` + "`redis-cli SET '{{.QueueKey}}' 1`" + ` |
+| slow down | ` + "`enqueuer set {{.Spec.Name}} --rate N`" + ` (also --max-workers, --batch-max, --sleep) | ` + "`redis-cli HSET '{{.OverridesKey}}' rate N`" + ` |
+| back to the file's limits | ` + "`enqueuer set {{.Spec.Name}} --clear`" + ` | ` + "`redis-cli DEL '{{.OverridesKey}}'`" + ` |
+| stop for good | pause, wait for ` + "`enqueuer status`" + ` to say paused, then ` + "`enqueuer cleanup {{.Spec.Name}}`" + ` | |
+
+Scaling workers up or down is safe at any time; a worker that dies loses at most the batch in flight, which the next worker redoes.
+
+## Verify
+
+` + "`enqueuer verify {{.Spec.Name}}`" + ` counts rows still pending in key-range chunks (at the job's pace, read-only) and{{if .Spec.Check}} spot-checks sampled rows with ` + "`{{.Spec.Check}}`" + `{{else}} — the job file has no ` + "`check:`" + ` expression, so values are not spot-checked; add one{{end}}. It exits 1 on any problem and stores its report with the job.
+
+## Rollback
+
+{{if .Spec.Rollback}}From the job file (ebb never runs this):
+
+` + "```" + `
+{{.Spec.Rollback}}
+` + "```" + `
+{{else}}The job file gives no rollback. Write one (` + "`rollback:`" + `) before you start: how to undo the change, and who decides.
+{{end}}
+## Before you start
+
+- [ ] ` + "`enqueuer plan`" + ` shows both statements using the key index (below).
+- [ ] A dry run (` + "`enqueuer start -job {{.File}} --dry-run`" + `, then ` + "`enqueuer cleanup {{.Spec.Name}}`" + `) showed the timings and no guard trouble.
+- [ ] The workers' database role has ` + "`pg_monitor`" + ` so the guard can see lock waits and replication.
+- [ ] Someone on call knows this runbook exists.
+
+## Statements
+
+Read:
+
+` + "```sql" + `
+{{.Plan.ReadSQL}}
+` + "```" + `
+
+Write:
+
+` + "```sql" + `
+{{.Plan.WriteSQL}}
+` + "```" + `
+`))
+
+type runbookData struct {
+	Spec                                               *jobspec.Spec
+	Plan                                               *control.PlanReport
+	File, Now, Batch, Rate, Workers, Duration          string
+	Queue, PauseKey, GlobalKey, QueueKey, OverridesKey string
+}
+
+func writeRunbook(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, file, prefix, queue string, now time.Time) error {
+	l := ledger.New(nil, prefix)
+	d := runbookData{
+		Spec: spec, Plan: p, File: file, Now: now.UTC().Format(time.RFC3339), Batch: batchLine(spec.Batch),
+		Rate: "unlimited", Workers: "unlimited", Duration: "unbounded by a rate: measure it with a dry run",
+		Queue: queue, PauseKey: l.PauseKey(spec.Name), GlobalKey: l.GlobalPauseKey(),
+		QueueKey: ledger.QueuePausedKey(queue), OverridesKey: l.OverridesKey(spec.Name),
+	}
+	if spec.Rate > 0 {
+		d.Rate = fmt.Sprintf("%g rows/s for the whole fleet", spec.Rate)
+		secs := float64(p.EstimatedTodo) / spec.Rate
+		d.Duration = fmt.Sprintf("about %s for %d pending rows at %g rows/s (longer while the guard slows or pauses it)",
+			(time.Duration(secs) * time.Second).Round(time.Second), p.EstimatedTodo, spec.Rate)
+	}
+	if spec.MaxWorkers > 0 {
+		d.Workers = fmt.Sprintf("at most %d across the fleet", spec.MaxWorkers)
+	}
+	if err := runbook.Execute(w, d); err != nil {
+		return fmt.Errorf("render runbook: %w", err)
+	}
+	return nil
+}
