@@ -17,7 +17,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 )
 
-const statusHelp = `enqueuer status [JOB] [--json]
+const statusHelp = `enqueuer status [JOB] [--json] [--watch [--interval 2s]]
 
 Shows a job's state (queued, running, paused, done, failed), ranges
 total/done/failed, rows written, why any range failed, the limits in force
@@ -30,6 +30,8 @@ Flags:
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("status", statusHelp, e)
 	asJSON := fs.Bool("json", false, "print JSON (one object for a job, an array for the list)")
+	watchJob := fs.Bool("watch", false, "follow the job until it is done: progress bars on a terminal, a line per poll elsewhere")
+	every := fs.Duration("interval", 2*time.Second, "how often --watch polls")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -43,7 +45,16 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeFn()
 	if len(pos) == 0 {
+		if *watchJob {
+			return bad("--watch follows one JOB")
+		}
 		return listJobs(ctx, e, c, *asJSON)
+	}
+	if *watchJob {
+		if *every <= 0 {
+			return bad("--interval must be positive")
+		}
+		return watch(ctx, e, c, pos[0], *every)
 	}
 	s, err := c.Status(ctx, pos[0])
 	if err != nil {
@@ -58,7 +69,15 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(w, "  dry run: batches roll back, no row changes; rows counts what a real run would write")
 	}
 	fmt.Fprintf(w, "  ranges: %d/%d done, %d failed\n", s.RangesDone, s.RangesTotal, s.RangesFailed)
-	fmt.Fprintf(w, "  rows:   %d written in %d batches\n", s.RowsDone, s.Batches)
+	fmt.Fprintf(w, "  rows:   %d written in %d batches (%.1f%% of about %d pending at start)\n", s.RowsDone, s.Batches, 100*s.Progress, s.EstimatedRows)
+	pace := fmt.Sprintf("%.0f rows/s average", s.AvgRowsPerSec)
+	if s.ETASeconds >= 0 && s.State != control.StateDone {
+		pace += fmt.Sprintf(", ETA %s", (time.Duration(s.ETASeconds) * time.Second).Round(time.Second))
+	}
+	if s.ExpectedRows > 0 {
+		pace += fmt.Sprintf(", %d%% of the pace the rate allows", 100*s.RowsDone/max(s.ExpectedRows, 1))
+	}
+	fmt.Fprintf(w, "  pace:   %s\n", pace)
 	if s.PauseReason != "" {
 		fmt.Fprintf(w, "  paused: %s\n", s.PauseReason)
 	}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/runner"
+)
+
+// worker runs one in-process worker (runner and guard loop) on the test's
+// queue until cleanup.
+func (b *bundle) worker() {
+	t := b.t
+	l := ledger.New(b.redis.Client, b.redis.Prefix)
+	pools := func(context.Context, string) (*pgxpool.Pool, error) { return b.db.Pool, nil }
+	id := "w-" + ebbtest.Suffix()
+	log := ebbtest.Logger(t)
+	r, err := runner.New(runner.Config{Ledger: l, Redis: b.redis.Client, ID: id, Pools: pools, Logger: log, PauseRecheck: 200 * time.Millisecond})
+	require.NoError(t, err)
+	g, err := guard.NewLeader(guard.LeaderConfig{Ledger: l, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Run(ctx) }()
+	srv := asynq.NewServerFromRedisClient(b.redis.Client, runner.ServerConfig(runner.ServerOptions{
+		Queue: b.redis.Queue, Concurrency: 2, ShutdownTimeout: 10 * time.Second, Logger: log,
+	}))
+	require.NoError(t, srv.Start(r))
+	t.Cleanup(func() {
+		srv.Shutdown()
+		cancel()
+		<-done
+	})
+}
+
+func (b *bundle) state(job string) string {
+	b.t.Helper()
+	code, out, errOut := b.run("status", job, "--json")
+	require.Equal(b.t, 0, code, errOut)
+	var s struct {
+		State string `json:"state"`
+	}
+	require.NoError(b.t, json.Unmarshal([]byte(out), &s), out)
+	return s.State
+}
+
+// TestLifecycle follows a job through status --json as an operator would:
+// queued → running → paused → running → done, and status --watch (no
+// terminal: one line per poll) returns once it is done.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	job := "life-" + ebbtest.Suffix()
+	file := b.jobFile(fmt.Sprintf(`name: %s
+table: %s
+key: id
+pending: status IS NULL
+set: status = 's' || legacy_state
+task_span: 10000
+rate: 5000
+guard: {check_every: 1s, rules: []}
+`, job, b.db.Table("orders")))
+	code, _, errOut := b.run("start", "-job", file, "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "queued", b.state(job))
+
+	b.worker()
+	ebbtest.Eventually(t, "running", func() bool { return b.state(job) == "running" })
+	code, _, errOut = b.run("pause", job)
+	require.Equal(t, 0, code, errOut)
+	ebbtest.Eventually(t, "paused", func() bool { return b.state(job) == "paused" })
+	code, _, errOut = b.run("resume", job)
+	require.Equal(t, 0, code, errOut)
+	ebbtest.Eventually(t, "running again", func() bool { return b.state(job) == "running" })
+
+	code, out, errOut := b.run("status", job, "--watch", "--interval", "200ms")
+	require.Equal(t, 0, code, errOut)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Greater(t, len(lines), 1, "a line per poll:\n%s", out)
+	require.Contains(t, lines[len(lines)-1], job+" done: ranges 3/3, rows 25000/")
+	require.Contains(t, lines[len(lines)-1], "(100.0%)")
+	require.Contains(t, out, "rows/s now")
+	require.Equal(t, "done", b.state(job))
+}
