@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,6 +146,9 @@ type Runner struct {
 	follower *guard.Follower
 	limiter  *redis_rate.Limiter
 	seq      atomic.Int64
+	// paused remembers, per job, the last pause reason this worker saw, so
+	// pause and resume are logged once per transition, not per batch.
+	paused sync.Map
 }
 
 // New returns a Runner.
@@ -474,6 +478,7 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	}
 	if pause := r.pauser.Judge(ctx, p.Job, queue, c.Pause); pause.Paused {
 		r.gauge(p.Job, 1, -1)
+		r.transition(ctx, p.Job, pause.Reason)
 		return guard.Limits{}, &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
 	}
 	lim, err := r.follow(ctx, spec, p, queue, c)
@@ -491,9 +496,23 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	}
 	r.gauge(p.Job, boolFloat(lim.Paused), state)
 	if lim.Paused {
+		r.transition(ctx, p.Job, lim.Reason)
 		return lim, &YieldError{Reason: lim.Reason, After: r.cfg.PauseRecheck}
 	}
+	r.transition(ctx, p.Job, "")
 	return lim, nil
+}
+
+// transition logs when this worker first sees job paused (with the reason)
+// or running again.
+func (r *Runner) transition(ctx context.Context, job, reason string) {
+	prev, _ := r.paused.Swap(job, reason)
+	switch was, _ := prev.(string); {
+	case reason != "" && was == "":
+		r.log.InfoContext(ctx, "job paused", slog.String("job", job), slog.String("reason", reason))
+	case reason == "" && was != "":
+		r.log.InfoContext(ctx, "job resumed", slog.String("job", job), slog.String("was", was))
+	}
 }
 
 // follow reads the guard's decision and the overrides. A job the guard has
