@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: build test demo bench vet fmt
+.PHONY: build test demo bench vet fmt asynqmon
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -20,3 +20,12 @@ bench:
 
 vet:
 	gofmt -l . | (! grep .) && $(GO) vet ./...
+
+# Asynqmon, asynq's web UI, standalone on the fleet's Redis: the same UI
+# `enqueuer ui` embeds under /monitoring/. It listens on ALL interfaces (it has
+# no bind flag) and has no authentication: run it on a trusted machine, or use
+# `enqueuer ui`, which binds to loopback and can require a token.
+ASYNQMON_PORT ?= 8089
+asynqmon:
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/hibiken/asynqmon/cmd/asynqmon@v0.7.2
+	eval "$$(scripts/services.sh)" && bin/asynqmon --port $(ASYNQMON_PORT) --redis-url "$$REDIS_URL"

@@ -1,0 +1,188 @@
+package ui_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/ebbtest"
+)
+
+// browserPath finds a Chromium-family browser. Without one the page test
+// skips, unless EBB_REQUIRE_BROWSER=1 (set by .ci/run) makes a missing
+// browser a failure, so CI never passes by skipping it.
+func browserPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const msg = "no chromium, chromium-browser or google-chrome on PATH; install one (apt-get install -y chromium) to run the on-call page in a browser"
+	if os.Getenv("EBB_REQUIRE_BROWSER") == "1" {
+		t.Fatal(msg + " (EBB_REQUIRE_BROWSER=1)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// browser starts a headless browser for the test and returns its tab.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browserPath(t)),
+		chromedp.Headless,
+		// Tests run as root in containers, where Chromium's sandbox
+		// cannot start.
+		chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	// The first action starts the browser and binds it to this context:
+	// no timeout here, each wait below has its own deadline.
+	require.NoError(t, chromedp.Do(ctx))
+	return ctx
+}
+
+// screenshot saves the tab as PNG: into EBB_ARTIFACTS_DIR when set (CI
+// keeps it), else the test's temporary directory.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("EBB_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, png, 0o644))
+	t.Logf("screenshot: %s", p)
+}
+
+// pageText reads the text of the first element sel matches, "" when there
+// is none yet.
+func pageText(ctx context.Context, sel string) string {
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+		`(() => { const e = document.querySelector(%q); return e ? e.textContent : ""; })()`, sel)))
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))))
+}
+
+// TestBrowser drives the on-call page in headless Chromium against a job
+// that a real worker runs: the page shows it running with its guard
+// signals; its Pause button pauses the fleet's work on it and Resume
+// resumes it; the global buttons flip the global switch; with a token the
+// page asks for it once and the buttons work.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	b := setup(t, "")
+	b.seed(40_000)
+	// A rule that cannot fire on a shared test server, so the page has a
+	// signal to show but other tests' load cannot pause this job.
+	b.start("rate: 2000\nguard: {check_every: 1s, rules: [{signal: lock_waits, slow_above: 100000, pause_above: 200000}]}\n")
+	b.worker(2)
+
+	card := fmt.Sprintf(`section.job[data-job=%q]`, b.job)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(card))))
+	ebbtest.Eventually(t, "the page showing the job running with its guard signal", func() bool {
+		return pageText(ctx, card+" .state") == control.StateRunning &&
+			pageText(ctx, card+` tr[data-rule="lock_waits"] .pause`) == "200000" &&
+			pageText(ctx, card+" .rate-now") != "—"
+	})
+	require.Equal(t, "run", pageText(ctx, card+" .guard-state"))
+	screenshot(t, ctx, "ui.png")
+
+	// Pause: the job's key is set and the worker stops.
+	click(t, ctx, card+` button[data-action="pause"]`)
+	key := b.ledger.PauseKey(b.job)
+	ebbtest.Eventually(t, key+" set and the job paused", func() bool {
+		_, set := b.keySet(key)
+		return set && b.status().State == control.StatePaused
+	})
+	ebbtest.Eventually(t, "the page showing the job paused", func() bool {
+		return pageText(ctx, card+" .state") == control.StatePaused &&
+			pageText(ctx, card+" .pause-reason") == "Paused: "+key+" is set"
+	})
+	screenshot(t, ctx, "ui-paused.png")
+
+	// Resume: the key is cleared and rows move again.
+	before := b.status().RowsDone
+	click(t, ctx, card+` button[data-action="resume"]`)
+	ebbtest.Eventually(t, "the job writing again", func() bool {
+		_, set := b.keySet(key)
+		s := b.status()
+		return !set && s.State != control.StatePaused && s.RowsDone > before
+	})
+
+	// The global switch.
+	global := b.ledger.GlobalPauseKey()
+	click(t, ctx, "#global-pause")
+	ebbtest.Eventually(t, global+" set, shown on the page", func() bool {
+		_, set := b.keySet(global)
+		return set && pageText(ctx, "#fleet-state") == "paused ("+global+" is set)"
+	})
+	click(t, ctx, "#global-resume")
+	ebbtest.Eventually(t, global+" cleared", func() bool {
+		_, set := b.keySet(global)
+		return !set
+	})
+
+	// With a token the page asks for it once per tab.
+	const token = "t0ken-for-the-browser"
+	tokenSrv := b.serve(token)
+	var prompts atomic.Int32
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return // the test ended
+			}
+			prompts.Add(1)
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true, PromptText: token})
+		}
+	}()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(tokenSrv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(card))))
+	click(t, ctx, card+` button[data-action="pause"]`)
+	ebbtest.Eventually(t, key+" set through the token server", func() bool {
+		_, set := b.keySet(key)
+		return set
+	})
+	click(t, ctx, card+` button[data-action="resume"]`)
+	ebbtest.Eventually(t, key+" cleared through the token server", func() bool {
+		_, set := b.keySet(key)
+		return !set
+	})
+	require.Equal(t, int32(1), prompts.Load(), "the page asks for the token once")
+
+	// The rest at full speed; the page follows the job to the end.
+	zero := 0.0
+	_, err := b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: &zero}, false)
+	require.NoError(t, err)
+	ebbtest.Eventually(t, "the page showing the job done", func() bool {
+		return pageText(ctx, card+" .state") == control.StateDone && pageText(ctx, card+" .pct") == "100.0%"
+	})
+	require.Equal(t, int64(40_000), b.status().RowsDone)
+}

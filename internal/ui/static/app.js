@@ -1,0 +1,322 @@
+// ebb on-call page. It polls api/jobs every 2 s and updates one card per
+// job in place (so a click is never lost to a re-render), computes the
+// current rows/s from successive polls, and posts Pause/Resume. Every value
+// from the server goes into textContent, never innerHTML: a job's failure
+// reason is database text.
+'use strict';
+
+(() => {
+  const POLL_MS = 2000;
+  // A "now" rate over less than a second is mostly noise from the poll
+  // jitter; keep the previous figure until the window is long enough.
+  const MIN_RATE_WINDOW_MS = 1000;
+  const TOKEN_KEY = 'ebb-ui-token';
+
+  let info = { global_pause_key: '', token_required: false, monitoring: '' };
+  // job -> {rows, t, now}: the sample the current rate is measured from.
+  const samples = new Map();
+  let timer = null;
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+
+  function fmtInt(n) {
+    return Math.round(n).toLocaleString('en-US');
+  }
+
+  function fmtRate(r) {
+    if (r === null || r === undefined || !isFinite(r)) return '—';
+    return r >= 100 ? fmtInt(r) : r.toFixed(1);
+  }
+
+  // Like the CLI's fmtNum (Go's 'g' with 4 digits).
+  function fmtNum(v) {
+    if (v === null || v === undefined) return '';
+    return String(Number(v.toPrecision(4)));
+  }
+
+  function fmtDuration(sec) {
+    if (sec === null || sec === undefined || sec < 0 || !isFinite(sec)) return 'unknown';
+    sec = Math.round(sec);
+    const h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+    if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
+    if (m > 0) return `${m}m ${String(s).padStart(2, '0')}s`;
+    return `${s}s`;
+  }
+
+  // Poll failures and action failures are shown apart: the next good poll
+  // clears the first, but must not hide "the token was refused".
+  function showError(msg) {
+    const el = $('#error');
+    el.textContent = msg;
+    el.hidden = false;
+  }
+
+  function showActionError(msg) {
+    const el = $('#action-error');
+    el.textContent = msg;
+    el.hidden = false;
+  }
+
+  async function errorText(res) {
+    try {
+      const body = await res.json();
+      if (body && body.error) return body.error;
+    } catch (_) { /* not JSON: fall back to the status line */ }
+    return `${res.status} ${res.statusText}`;
+  }
+
+  // post sends a state-changing request. The server wants JSON (a
+  // cross-site form cannot send it) and, when it has a token, the token:
+  // asked once, kept for this tab only.
+  async function post(path) {
+    const headers = { 'Content-Type': 'application/json', 'Accept': 'application/json' };
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers['Authorization'] = 'Bearer ' + token;
+    return fetch(path, { method: 'POST', headers, body: '{}', cache: 'no-store' });
+  }
+
+  async function act(path, what) {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let res;
+      try {
+        res = await post(path);
+      } catch (e) {
+        showActionError(`${what}: ${e.message}`);
+        return;
+      }
+      if (res.status === 401) {
+        const token = window.prompt(`This ebb ui needs its token to ${what}. Token:`);
+        if (!token) {
+          showActionError(`${what}: not done, no token given`);
+          return;
+        }
+        sessionStorage.setItem(TOKEN_KEY, token);
+        continue;
+      }
+      if (!res.ok) {
+        showActionError(`${what}: ${await errorText(res)}`);
+        return;
+      }
+      $('#action-error').hidden = true;
+      await refresh();
+      return;
+    }
+    sessionStorage.removeItem(TOKEN_KEY);
+    showActionError(`${what}: the token was refused`);
+  }
+
+  function newCard(name) {
+    const card = $('#job-template').content.firstElementChild.cloneNode(true);
+    card.dataset.job = name;
+    $('.name', card).textContent = name;
+    for (const btn of card.querySelectorAll('button[data-action]')) {
+      btn.dataset.job = name;
+      const pause = btn.dataset.action === 'pause';
+      btn.addEventListener('click', () => act(
+        `api/jobs/${encodeURIComponent(name)}/${pause ? 'pause' : 'resume'}`,
+        `${pause ? 'pause' : 'resume'} ${name}`));
+    }
+    return card;
+  }
+
+  function renderSignals(card, g) {
+    const table = $('.signals', card);
+    const body = $('tbody', table);
+    body.replaceChildren();
+    const signals = (g && g.signals) || [];
+    table.hidden = signals.length === 0;
+    for (const s of signals) {
+      const tr = document.createElement('tr');
+      tr.dataset.rule = s.rule;
+      if (s.action) tr.className = 'acting-' + s.action;
+      const base = g.baseline && s.rule in g.baseline ? fmtNum(g.baseline[s.rule]) : '';
+      const value = s.value !== undefined && s.value !== null ? fmtNum(s.value) : 'no reading: ' + (s.error || '');
+      const cells = [
+        [s.rule === s.signal || !s.signal ? s.rule : `${s.rule} (${s.signal})`, 'rule'],
+        [value, 'value'],
+        [fmtNum(s.slow_above), 'slow'],
+        [fmtNum(s.pause_above), 'pause'],
+        [fmtNum(s.clear_below), 'clear'],
+        [base, 'baseline'],
+        [(s.action || '') + (s.note ? ` (${s.note})` : ''), 'action'],
+      ];
+      for (const [text, cls] of cells) {
+        const td = document.createElement('td');
+        td.className = cls;
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+  }
+
+  function renderGuard(card, g) {
+    const box = $('.guard', card);
+    const reasons = $('.guard-reasons', card);
+    reasons.replaceChildren();
+    if (!g) {
+      box.dataset.guard = 'off';
+      $('.guard-state', card).textContent = 'off';
+      $('.guard-detail', card).textContent = '(no rules, no schedule)';
+      renderSignals(card, null);
+      return;
+    }
+    box.dataset.guard = g.stale ? 'stale' : g.state;
+    $('.guard-state', card).textContent = g.stale ? `${g.state}, stale` : g.state;
+    const detail = [`rate ×${fmtNum(g.rate_factor)}`];
+    if (g.window) detail.push(`window ${g.window}`);
+    if (g.leader) detail.push(`leader ${g.leader}`);
+    if (g.at) detail.push(`checked ${fmtDuration((Date.now() - Date.parse(g.at)) / 1000)} ago`);
+    $('.guard-detail', card).textContent = detail.join(' · ');
+    for (const r of g.reasons || []) {
+      const li = document.createElement('li');
+      li.textContent = r;
+      reasons.appendChild(li);
+    }
+    renderSignals(card, g);
+  }
+
+  function renderCard(card, s, now) {
+    card.dataset.state = s.state;
+    card.className = `job state-${s.state}`;
+    if (s.guard && !s.guard.stale && s.guard.state === 'slow') card.classList.add('guard-slow');
+    if (s.guard && s.guard.stale) card.classList.add('guard-stale');
+
+    $('.state', card).textContent = s.state;
+    $('.queue', card).textContent = `queue ${s.queue}`;
+    // A switch left on does not matter to a job that has finished.
+    const reason = $('.pause-reason', card);
+    const held = s.pause_reason && s.state !== 'done';
+    reason.hidden = !held;
+    reason.textContent = held ? `Paused: ${s.pause_reason}` : '';
+
+    const pct = Math.max(0, Math.min(1, s.progress || 0)) * 100;
+    $('.fill', card).style.width = pct.toFixed(1) + '%';
+    $('.pct', card).textContent = pct.toFixed(1) + '%';
+    $('.bar', card).setAttribute('aria-valuenow', pct.toFixed(1));
+
+    $('.rows', card).textContent = s.estimated_rows > 0
+      ? `${fmtInt(s.rows_done)} / ~${fmtInt(s.estimated_rows)} estimated`
+      : `${fmtInt(s.rows_done)} (no estimate)`;
+    $('.ranges', card).textContent =
+      `${fmtInt(s.ranges_done)} / ${fmtInt(s.ranges_total)} done, ${fmtInt(s.ranges_failed)} failed`;
+
+    // The current rate: rows over the time between two polls.
+    let smp = samples.get(s.job);
+    if (!smp) {
+      smp = { rows: s.rows_done, t: now, now: null };
+      samples.set(s.job, smp);
+    } else if (now - smp.t >= MIN_RATE_WINDOW_MS) {
+      smp.now = Math.max(0, (s.rows_done - smp.rows) * 1000 / (now - smp.t));
+      smp.rows = s.rows_done;
+      smp.t = now;
+    }
+    $('.rate-now', card).textContent = s.state === 'done' ? '0' : fmtRate(smp.now);
+    $('.rate-avg', card).textContent = fmtRate(s.avg_rows_per_sec);
+    $('.eta', card).textContent = s.eta_seconds === 0 ? 'done' : fmtDuration(s.eta_seconds);
+    $('.pace', card).textContent = s.expected_rows > 0
+      ? `${fmtInt(s.expected_rows)} rows expected by now at the rate limit`
+      : 'no rate limit';
+
+    const limits = [
+      s.rate > 0 ? `rate ${fmtNum(s.rate)} rows/s` : 'rate unlimited',
+      s.max_workers > 0 ? `max workers ${s.max_workers}` : 'max workers unlimited',
+    ];
+    if (s.overrides) {
+      const kv = Object.keys(s.overrides).sort().map((k) => `${k}=${s.overrides[k]}`);
+      limits.push(`overrides (enqueuer set): ${kv.join(' ')}`);
+    }
+    $('.limits', card).textContent = limits.join(', ');
+
+    renderGuard(card, s.guard);
+
+    const failures = $('.failures', card);
+    failures.replaceChildren();
+    for (const f of s.failures || []) {
+      const li = document.createElement('li');
+      li.textContent = `range ${f.range} failed: ${f.reason}`;
+      failures.appendChild(li);
+    }
+  }
+
+  function renderFleet(jobs) {
+    const fleet = $('#fleet');
+    const held = info.global_pause_key &&
+      jobs.some((s) => s.pause_reason === `${info.global_pause_key} is set`);
+    let state;
+    if (jobs.length === 0) state = 'no jobs';
+    else if (held) state = `paused (${info.global_pause_key} is set)`;
+    else state = 'not paused globally';
+    fleet.dataset.state = jobs.length === 0 ? 'unknown' : (held ? 'paused' : 'running');
+    $('#fleet-state').textContent = state;
+  }
+
+  function render(jobs) {
+    const main = $('#jobs');
+    const now = Date.now();
+    const seen = new Set();
+    jobs.forEach((s, i) => {
+      seen.add(s.job);
+      let card = main.querySelector(`section.job[data-job="${CSS.escape(s.job)}"]`);
+      if (!card) card = newCard(s.job);
+      renderCard(card, s, now);
+      // Keep the server's (name) order, moving a card only when it is out
+      // of place: a moved node loses focus and a half-done click.
+      const at = main.children[i];
+      if (at !== card) main.insertBefore(card, at || null);
+    });
+    for (const card of Array.from(main.children)) {
+      if (!seen.has(card.dataset.job)) {
+        samples.delete(card.dataset.job);
+        card.remove();
+      }
+    }
+    $('#empty').hidden = jobs.length > 0;
+    renderFleet(jobs);
+    $('#updated').textContent = `updated ${new Date(now).toLocaleTimeString()}`;
+  }
+
+  async function refresh() {
+    try {
+      const res = await fetch('api/jobs', { cache: 'no-store', headers: { 'Accept': 'application/json' } });
+      if (!res.ok) throw new Error(await errorText(res));
+      render(await res.json());
+      document.body.dataset.loaded = 'true';
+      $('#error').hidden = true;
+    } catch (e) {
+      showError(`cannot read jobs (the page keeps trying): ${e.message}`);
+    }
+  }
+
+  // tick polls, then schedules the next poll; a tick asked for while one
+  // runs (the tab became visible) is dropped, so polls never pile up.
+  let polling = false;
+  async function tick() {
+    if (polling) return;
+    polling = true;
+    clearTimeout(timer);
+    try {
+      await refresh();
+    } finally {
+      polling = false;
+      timer = setTimeout(tick, POLL_MS);
+    }
+  }
+
+  async function start() {
+    try {
+      const res = await fetch('api/info', { cache: 'no-store' });
+      if (res.ok) info = await res.json();
+    } catch (_) { /* refresh reports the outage */ }
+    if (info.monitoring) $('#monitoring-link').hidden = false;
+    $('#global-pause').addEventListener('click', () => act('api/pause', 'pause every job'));
+    $('#global-resume').addEventListener('click', () => act('api/resume', 'resume every job'));
+    document.addEventListener('visibilitychange', () => {
+      // A hidden tab catches up at once when it comes back.
+      if (!document.hidden) tick();
+    });
+    tick();
+  }
+
+  start();
+})();
