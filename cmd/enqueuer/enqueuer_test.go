@@ -229,7 +229,7 @@ func TestPlan(t *testing.T) {
 // TestHelp: every command prints a useful -h and exits 0.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set", "verify", "cleanup"} {
+	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set", "verify", "cleanup", "ui"} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, &out, &errb, func(string) string { return "" })
 		require.Equal(t, 0, code, cmd)

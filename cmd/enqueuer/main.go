@@ -36,7 +36,8 @@ Usage:
   enqueuer set JOB --rate N ...        change a running job's rate, max workers, batch max or sleep live
   enqueuer verify JOB [--json]         count rows left pending (in chunks), spot-check values; exit 1 on problems
   enqueuer cleanup JOB [--force]       remove the job's Redis keys and asynq tasks (refuses while it runs)
-  enqueuer ui [-addr 127.0.0.1:8080]   web page for on-call: every job, guard, Pause/Resume, Asynqmon at /monitoring
+  enqueuer ui [-addr 127.0.0.1:8080] [-auth-token TOKEN]
+                                       web page for on-call: every job, guard, Pause/Resume, Asynqmon at /monitoring
 
 Environment:
   REDIS_URL    Redis of the fleet (default redis://127.0.0.1:6379/0)
