@@ -289,8 +289,22 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 	}
 	if m := g.cfg.Metrics; m != nil {
 		for _, s := range v.Signals {
-			if s.Value != nil {
-				m.GuardSignal.WithLabelValues(job, s.Rule).Set(*s.Value)
+			if s.Value == nil {
+				// A blind rule has no resolved limits either; keep the
+				// last ones rather than blank the dashboard's lines.
+				continue
+			}
+			m.GuardSignal.WithLabelValues(job, s.Rule).Set(*s.Value)
+			// A limit the rule lacks (or lost in an edited spec) is deleted,
+			// not zeroed: a zero line would read as "pause above 0".
+			for kind, limit := range map[string]*float64{
+				metrics.ThresholdSlow: s.Slow, metrics.ThresholdPause: s.Pause, metrics.ThresholdClear: s.Clear,
+			} {
+				if limit != nil {
+					m.GuardThreshold.WithLabelValues(job, s.Rule, kind).Set(*limit)
+				} else {
+					m.GuardThreshold.DeleteLabelValues(job, s.Rule, kind)
+				}
 			}
 		}
 	}

@@ -1,5 +1,11 @@
 // Package metrics owns every ebb_* Prometheus collector. Collectors are
 // registered on a registry the caller passes in, never the global default.
+//
+// Two kinds live here: the instruments the runner and the guard update as
+// they work (Metrics), and collectors that read shared state from Redis at
+// scrape time (ProgressCollector for ranges, progress and ETA, and
+// QueueCollector for asynq's queues). The scrape-time collectors never fail
+// a scrape: what they cannot read in time is left out and logged at debug.
 package metrics
 
 import (
@@ -16,7 +22,18 @@ type Metrics struct {
 	RateWait      *prometheus.CounterVec
 	GuardState    *prometheus.GaugeVec
 	GuardSignal   *prometheus.GaugeVec
+	// GuardThreshold holds each rule's limits next to GuardSignal, so a
+	// dashboard can draw the line a signal must cross. Relative limits
+	// (1.2x) are exported resolved against the baseline.
+	GuardThreshold *prometheus.GaugeVec
 }
+
+// Threshold kinds of ebb_guard_threshold, one per limit of a guard rule.
+const (
+	ThresholdSlow  = "slow"
+	ThresholdPause = "pause"
+	ThresholdClear = "clear"
+)
 
 // New creates the collectors and registers them on reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
@@ -47,8 +64,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		GuardSignal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_guard_signal", Help: "Last value of each guard rule's signal, set by the worker that leads the guard.",
 		}, []string{"job", "signal"}),
+		GuardThreshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_guard_threshold", Help: "Limits of each guard rule (kind slow, pause or clear), set by the worker that leads the guard.",
+		}, []string{"job", "signal", "kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal} {
+	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
