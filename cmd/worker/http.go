@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -10,35 +12,82 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
+	"github.com/ebbhq/ebb/internal/metrics"
 )
 
+// readyTimeout bounds one /readyz check; the k8s probe gives up after 2 s.
+const readyTimeout = 2 * time.Second
+
+// readiness decides /readyz: a worker is ready only while it can do its
+// work, i.e. Redis and the databases its jobs write to answer.
+type readiness struct {
+	ping  func(context.Context) *redis.StatusCmd
+	pools *dial.Pools
+	// envs are DSN variables that must answer even when no task has opened
+	// their pool yet (DATABASE_URL when set): a worker whose database is
+	// down is not ready, whether or not it has served a task.
+	envs []string
+}
+
+// check returns why the worker is not ready, or "" when it is.
+func (rd readiness) check(ctx context.Context) string {
+	if err := rd.ping(ctx).Err(); err != nil {
+		return fmt.Sprintf("redis unreachable: %v", err)
+	}
+	var bad []string
+	for _, env := range rd.envs {
+		// Get opens the pool on first use (dial pings it, and its errors
+		// never show the password) and keeps it for the tasks.
+		if _, err := rd.pools.Get(ctx, env); err != nil {
+			bad = append(bad, err.Error())
+		}
+	}
+	// Ping outside Each: Each holds the pools' lock, and a slow ping must
+	// not stall a task that is opening a pool.
+	open := map[string]*pgxpool.Pool{}
+	rd.pools.Each(func(env string, p *pgxpool.Pool) { open[env] = p })
+	for env, p := range open {
+		if err := p.Ping(ctx); err != nil {
+			bad = append(bad, fmt.Sprintf("postgres unreachable (%s): %v", env, err))
+		}
+	}
+	return strings.Join(bad, "; ")
+}
+
 // mux serves /metrics, /healthz (the process is alive) and /readyz (Redis
-// and every open database pool answer).
-func mux(reg *prometheus.Registry, ping func(context.Context) *redis.StatusCmd, pools *dial.Pools) http.Handler {
+// and the databases answer; 503 with the reason when not).
+func mux(reg *prometheus.Registry, rd readiness) http.Handler {
 	m := http.NewServeMux()
 	m.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	m.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
-		if err := ping(ctx).Err(); err != nil {
-			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		bad := ""
-		pools.Each(func(env string, p *pgxpool.Pool) {
-			if err := p.Ping(ctx); err != nil {
-				bad = env
-			}
-		})
-		if bad != "" {
-			http.Error(w, "postgres unreachable ("+bad+")", http.StatusServiceUnavailable)
+		if reason := rd.check(ctx); reason != "" {
+			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return m
+}
+
+// jobProgress feeds the ebb_ranges, ebb_progress_ratio and ebb_eta_seconds
+// collector from the same status `enqueuer status` prints, so the dashboard
+// and the CLI never disagree.
+func jobProgress(ctl *control.Control) func(context.Context, string) (metrics.JobProgress, error) {
+	return func(ctx context.Context, job string) (metrics.JobProgress, error) {
+		s, err := ctl.Status(ctx, job)
+		if err != nil {
+			return metrics.JobProgress{}, err
+		}
+		return metrics.JobProgress{
+			RangesTotal: s.RangesTotal, RangesDone: s.RangesDone, RangesFailed: s.RangesFailed,
+			Progress: s.Progress, ETASeconds: s.ETASeconds,
+		}, nil
+	}
 }

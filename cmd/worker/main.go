@@ -108,6 +108,28 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 	if err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
+	// Fleet-wide state read from Redis at scrape time: every worker exports
+	// the same ranges, progress, ETA and queue sizes (dashboards take max,
+	// not sum), so they are there whichever workers are up.
+	ctl := control.New(rdb, os.Getenv("EBB_PREFIX"), log)
+	defer ctl.Close()
+	progress, err := metrics.NewProgressCollector(metrics.ProgressConfig{
+		JobsFunc: ctl.Jobs, ProgressFunc: jobProgress(ctl), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	defer inspector.Close()
+	queues, err := metrics.NewQueueCollector(inspector, metrics.QueueConfig{
+		PingFunc: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(reg.Register(progress), reg.Register(queues)); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
 
 	var draining atomic.Bool
 	led := ledger.New(rdb, os.Getenv("EBB_PREFIX"))
@@ -139,7 +161,11 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 		if err != nil {
 			return fmt.Errorf("listen on -metrics-addr %s: %w", metricsAddr, err)
 		}
-		httpSrv = &http.Server{Handler: mux(reg, rdb.Ping, pools), ReadHeaderTimeout: 5 * time.Second}
+		ready := readiness{ping: rdb.Ping, pools: pools}
+		if os.Getenv("DATABASE_URL") != "" {
+			ready.envs = []string{"DATABASE_URL"}
+		}
+		httpSrv = &http.Server{Handler: mux(reg, ready), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server stopped", slog.Any("err", err))
