@@ -69,7 +69,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(w, "  dry run: batches roll back, no row changes; rows counts what a real run would write")
 	}
 	fmt.Fprintf(w, "  ranges: %d/%d done, %d failed\n", s.RangesDone, s.RangesTotal, s.RangesFailed)
-	fmt.Fprintf(w, "  rows:   %d written in %d batches (%.1f%% of about %d pending at start)\n", s.RowsDone, s.Batches, 100*s.Progress, s.EstimatedRows)
+	fmt.Fprintf(w, "  rows:   %d written in %d batches, %d retries (%.1f%% of about %d pending at start)\n", s.RowsDone, s.Batches, s.Retries, 100*s.Progress, s.EstimatedRows)
 	pace := fmt.Sprintf("%.0f rows/s average", s.AvgRowsPerSec)
 	if s.ETASeconds >= 0 && s.State != control.StateDone {
 		pace += fmt.Sprintf(", ETA %s", (time.Duration(s.ETASeconds) * time.Second).Round(time.Second))

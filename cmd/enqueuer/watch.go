@@ -84,6 +84,9 @@ func summary(s *control.Status, rateNow float64) string {
 	if s.PauseReason != "" {
 		fmt.Fprintf(&b, "; paused: %s", s.PauseReason)
 	}
+	if s.Retries > 0 {
+		fmt.Fprintf(&b, "; %d batch retries", s.Retries)
+	}
 	if s.RangesFailed > 0 {
 		fmt.Fprintf(&b, "; %d ranges failed", s.RangesFailed)
 	}

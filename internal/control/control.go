@@ -311,6 +311,7 @@ type Status struct {
 	RangesFailed int64            `json:"ranges_failed"`
 	RowsDone     int64            `json:"rows_done"`
 	Batches      int64            `json:"batches"`
+	Retries      int64            `json:"retries"`
 	PauseReason  string           `json:"pause_reason,omitempty"`
 	Failures     []ledger.Failure `json:"failures,omitempty"`
 	Created      time.Time        `json:"created"`
@@ -357,7 +358,7 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	}
 	s := &Status{
 		Job: job, Queue: snap.Meta.Queue, RangesTotal: snap.Meta.Ranges, RangesDone: snap.RangesDone,
-		RangesFailed: int64(len(snap.Failed)), RowsDone: snap.Rows, Batches: snap.Batches,
+		RangesFailed: int64(len(snap.Failed)), RowsDone: snap.Rows, Batches: snap.Batches, Retries: snap.Retries,
 		Failures: snap.Failed, Created: snap.Meta.Created, DryRun: snap.Meta.DryRun,
 	}
 	var spec *jobspec.Spec

@@ -247,6 +247,15 @@ func (l *Ledger) Commit(ctx context.Context, job string, rangeID, key, rows int6
 	return nil
 }
 
+// Retried counts one batch attempt that failed transiently and is retried,
+// for status; the retry path is rare, so it costs a round trip only then.
+func (l *Ledger) Retried(ctx context.Context, job string) error {
+	if err := l.rdb.HIncrBy(ctx, l.StatsKey(job), "retries", 1).Err(); err != nil {
+		return fmt.Errorf("count a retry of %s: %w", job, err)
+	}
+	return nil
+}
+
 // Touch marks the job alive without a commit (a range started).
 func (l *Ledger) Touch(ctx context.Context, job string, ttl time.Duration) error {
 	if err := l.rdb.Set(ctx, l.AliveKey(job), 1, ttl).Err(); err != nil {

@@ -13,11 +13,13 @@ import (
 // Snapshot is everything the ledger knows about a job's progress, read in
 // one round trip so the numbers agree with each other.
 type Snapshot struct {
-	Meta        Meta
-	RangesDone  int64
-	Failed      []Failure
-	Rows        int64
-	Batches     int64
+	Meta       Meta
+	RangesDone int64
+	Failed     []Failure
+	Rows       int64
+	Batches    int64
+	// Retries counts batch attempts that failed transiently and were retried.
+	Retries     int64
 	Alive       bool
 	Pause       PauseFlags
 	SpecPresent bool
@@ -68,6 +70,7 @@ func (l *Ledger) Snapshot(ctx context.Context, job string) (Snapshot, error) {
 	}
 	s.Rows, _ = strconv.ParseInt(stats.Val()["rows"], 10, 64)
 	s.Batches, _ = strconv.ParseInt(stats.Val()["batches"], 10, 64)
+	s.Retries, _ = strconv.ParseInt(stats.Val()["retries"], 10, 64)
 	for k, v := range failed.Val() {
 		r, err := strconv.ParseInt(k, 10, 64)
 		if err != nil {

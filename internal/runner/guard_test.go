@@ -272,6 +272,7 @@ guard: {rules: []}`)
 	require.NoError(t, holder.Rollback(ctx))
 	b.waitState(control.StateDone)
 	b.assertFilledOnce()
+	require.Positive(t, b.status().Retries, "status counts the retried batches")
 }
 
 // TestSplitOnRepeatedTimeouts: a range that keeps timing out at one row is

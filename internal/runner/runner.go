@@ -363,6 +363,9 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 				r.log.WarnContext(ctx, "transient error, retrying batch", append(attrs, slog.Int("attempt", attempts),
 					slog.Int("next_size", sizer.Size()), slog.Any("err", err))...)
 				r.count(p.Job, "retried")
+				if err := l.Retried(ctx, p.Job); err != nil {
+					return err
+				}
 				if err := sleep(ctx, bo.NextBackOff()); err != nil {
 					return err
 				}
