@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
@@ -99,6 +100,20 @@ func (g *Leader) Run(ctx context.Context) error {
 	}
 }
 
+// drop forgets a job this worker no longer leads, and the signal values it
+// exported for it: only the leader's numbers are current, and a stale
+// gauge on a former leader would draw a second, frozen line.
+func (g *Leader) drop(job string) {
+	if _, ok := g.jobs[job]; !ok {
+		return
+	}
+	delete(g.jobs, job)
+	if m := g.cfg.Metrics; m != nil {
+		m.GuardSignal.DeletePartialMatch(prometheus.Labels{"job": job})
+		m.GuardThreshold.DeletePartialMatch(prometheus.Labels{"job": job})
+	}
+}
+
 func (g *Leader) releaseAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -144,7 +159,7 @@ func (g *Leader) check(ctx context.Context, job string) error {
 	}
 	prog, err := l.Progress(ctx, job)
 	if errors.Is(err, ledger.ErrNotFound) {
-		delete(g.jobs, job)
+		g.drop(job)
 		return nil
 	}
 	if err != nil {
@@ -152,7 +167,7 @@ func (g *Leader) check(ctx context.Context, job string) error {
 	}
 	if prog.Finished {
 		if cur != nil {
-			delete(g.jobs, job)
+			g.drop(job)
 			return l.ReleaseLeader(ctx, job, g.cfg.ID)
 		}
 		return nil
@@ -170,7 +185,7 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return err
 	}
 	if !ok {
-		delete(g.jobs, job)
+		g.drop(job)
 		return nil
 	}
 	if cur == nil || !sameSpec(cur.spec, spec) {
@@ -190,7 +205,7 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return err
 	}
 	if !put {
-		delete(g.jobs, job) // lost the lease between renew and publish
+		g.drop(job) // lost the lease between renew and publish
 	}
 	return nil
 }
