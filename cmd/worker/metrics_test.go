@@ -109,27 +109,7 @@ func sample(mfs map[string]*dto.MetricFamily, name string, want map[string]strin
 	if !ok {
 		return 0, false
 	}
-next:
-	for _, m := range mf.GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Untyped != nil:
-			return m.GetUntyped().GetValue(), true
-		}
-	}
-	return 0, false
+	return ebbtest.Sample(mf, want)
 }
 
 // closedAddr is a loopback address nothing listens on.
