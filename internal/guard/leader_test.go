@@ -73,3 +73,88 @@ guard: {check_every: 1s, rules: [{name: one, sql: "SELECT 1", pause_above: 5}]}
 	require.NoError(t, err)
 	require.Equal(t, "other", who, "a live lease is never stolen")
 }
+
+// TestLeaderSlowHalvesAndRestores: while a slow rule holds, each check
+// halves the rate factor; after it clears the factor climbs back ×1.5 a
+// check to 1, and the decision says it is restoring.
+func TestLeaderSlowHalvesAndRestores(t *testing.T) {
+	t.Parallel()
+	db := ebbtest.Schema(t)
+	rd := ebbtest.Redis(t)
+	l := ledger.New(rd.Client, rd.Prefix)
+	ctx := context.Background()
+	knob := db.Table("knob")
+	db.Exec(t, "CREATE TABLE "+knob+" (v float8 NOT NULL)")
+	db.Exec(t, "INSERT INTO "+knob+" VALUES (10)")
+	spec, err := jobspec.Parse([]byte(`name: slow-down
+table: t
+key: id
+pending: p
+set: s
+rate: 1000
+guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM ` + knob + `", slow_above: 5, clear_below: 5}]}
+`))
+	require.NoError(t, err)
+	b, err := spec.JSON()
+	require.NoError(t, err)
+	_, err = l.SaveJob(ctx, spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
+	require.NoError(t, err)
+	g, err := guard.NewLeader(guard.LeaderConfig{
+		Ledger: l, ID: "me", Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
+		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
+	})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	decision := func() *guard.Decision {
+		raw, err := l.Decision(ctx, spec.Name)
+		require.NoError(t, err)
+		if raw == nil {
+			return nil
+		}
+		d, err := guard.ParseDecision(raw)
+		require.NoError(t, err)
+		return d
+	}
+	// Record the factors of successive decisions.
+	var seen []float64
+	var last time.Time
+	record := func() {
+		if d := decision(); d != nil && d.At.After(last) {
+			last = d.At
+			seen = append(seen, d.GuardFactor)
+		}
+	}
+	ebbtest.Eventually(t, "three checks slowed", func() bool {
+		record()
+		return len(seen) >= 3
+	})
+	require.Equal(t, []float64{0.5, 0.25, 0.125}, seen[:3], "halved every check while the rule holds")
+	d := decision()
+	require.Equal(t, guard.StateSlow, d.State)
+	require.Contains(t, d.Reasons[0], "load=10 above slow limit 5")
+
+	db.Exec(t, "UPDATE "+knob+" SET v = 1")
+	ebbtest.Eventually(t, "back to the full rate", func() bool {
+		record()
+		return seen[len(seen)-1] == 1
+	})
+	// Gradually: ×1.5 a check, never a jump straight back to 1.
+	restored := seen[lastIndex(seen, 0.125)+1:]
+	require.Greater(t, len(restored), 3, "factors after the clear: %v", seen)
+	for i := 1; i < len(restored); i++ {
+		require.LessOrEqual(t, restored[i], restored[i-1]*1.5+1e-9, "%v", seen)
+	}
+}
+
+func lastIndex(s []float64, v float64) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
+}
