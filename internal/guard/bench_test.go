@@ -1,0 +1,41 @@
+package guard_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+)
+
+// BenchmarkFollowerLimits measures what every batch pays to obey the guard:
+// decoding the leader's decision (default rules, their signals and memory)
+// and turning it and the overrides into limits.
+func BenchmarkFollowerLimits(b *testing.B) {
+	spec, err := jobspec.Parse([]byte("name: j\ntable: t\nkey: id\npending: p\nset: s\nrate: 1000\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	e := guard.NewEvaluator(spec.Guard.Rules, time.Second, 0, nil)
+	readings := map[string]guard.Reading{}
+	for _, r := range spec.Guard.Rules {
+		readings[r.Name] = guard.Reading{Value: 0.5}
+	}
+	v := e.Step(now, readings, nil)
+	raw, err := json.Marshal(guard.Decision{State: v.State, Factor: 1, GuardFactor: 1, Signals: v.Signals,
+		Rules: e.States(), At: now, Expires: now.Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := guard.NewFollower()
+	c := ledger.Controls{Decision: raw}
+	b.ReportAllocs()
+	for b.Loop() {
+		if lim := f.Limits(spec, c, now); lim.Paused {
+			b.Fatal("paused")
+		}
+	}
+}
