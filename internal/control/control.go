@@ -365,7 +365,12 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	if raw, err := c.ledger.Spec(ctx, job); err == nil {
 		spec, _ = jobspec.FromJSON(raw)
 	}
-	if s.Guard, s.Overrides, err = c.guardStatus(ctx, job, spec, time.Now()); err != nil {
+	// Freshness is judged on Redis's clock, as the workers judge it.
+	now, err := c.ledger.Now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.Guard, s.Overrides, err = c.guardStatus(ctx, job, spec, now); err != nil {
 		return nil, err
 	}
 	if len(s.Overrides) == 0 {
@@ -391,10 +396,10 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	case s.Guard != nil && s.Guard.State == string(guard.StatePause):
 		s.PauseReason = "guard: " + strings.Join(s.Guard.Reasons, "; ")
 	case s.Guard != nil && s.Guard.Stale && !s.Guard.Expires.IsZero() &&
-		time.Since(s.Guard.Expires) >= guard.LeaseTTL(spec.Guard.CheckEvery.D()):
+		now.Sub(s.Guard.Expires) >= guard.LeaseTTL(spec.Guard.CheckEvery.D()):
 		// Workers pause on their own once the decision is this old.
 		s.PauseReason = fmt.Sprintf("guard: no fresh decision for %s (the leader is gone and no worker took over; are workers running?)",
-			time.Since(s.Guard.Expires).Round(time.Second))
+			now.Sub(s.Guard.Expires).Round(time.Second))
 	}
 	switch {
 	case s.RangesDone >= s.RangesTotal:

@@ -38,7 +38,9 @@ type LeaderConfig struct {
 	// Hold overrides DefaultHold (tests); zero keeps it.
 	Hold       time.Duration
 	HTTPClient *http.Client
-	Now        func() time.Time
+	// Now is the clock decisions are stamped with; default Redis's TIME,
+	// the clock workers judge freshness by.
+	Now func(ctx context.Context) (time.Time, error)
 }
 
 // Leader runs the guard loop.
@@ -79,7 +81,7 @@ func NewLeader(cfg LeaderConfig) (*Leader, error) {
 		cfg.Tick = time.Second
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = cfg.Ledger.Now
 	}
 	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}}, nil
 }
@@ -152,7 +154,10 @@ func (g *Leader) tick(ctx context.Context) {
 // job's check is due.
 func (g *Leader) check(ctx context.Context, job string) error {
 	l := g.cfg.Ledger
-	now := g.cfg.Now()
+	now, err := g.cfg.Now(ctx)
+	if err != nil {
+		return err
+	}
 	cur := g.jobs[job]
 	if cur != nil && now.Sub(cur.last) < cur.spec.Guard.CheckEvery.D() {
 		return nil
@@ -189,7 +194,7 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return nil
 	}
 	if cur == nil || !sameSpec(cur.spec, spec) {
-		if cur, err = g.lead(ctx, job, spec, prog); err != nil {
+		if cur, err = g.lead(ctx, job, spec, prog, now); err != nil {
 			return err
 		}
 		g.jobs[job] = cur
@@ -212,14 +217,14 @@ func (g *Leader) check(ctx context.Context, job string) error {
 
 // lead sets up sampling for a job this worker just started leading,
 // resuming the previous leader's rule memory.
-func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog ledger.Progress) (*leading, error) {
+func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog ledger.Progress, now time.Time) (*leading, error) {
 	l := g.cfg.Ledger
 	pool, err := g.cfg.Pools(ctx, spec.DatabaseEnv)
 	if err != nil {
 		return nil, fmt.Errorf("guard of %s: %w", job, err)
 	}
 	sampler, err := NewSampler(SamplerConfig{
-		Spec: spec, Primary: pool, Getenv: g.cfg.Getenv, HTTPClient: g.cfg.HTTPClient, Now: g.cfg.Now,
+		Spec: spec, Primary: pool, Getenv: g.cfg.Getenv, HTTPClient: g.cfg.HTTPClient,
 		Replica: func(ctx context.Context, env string) (*pgxpool.Pool, error) { return g.cfg.Pools(ctx, env) },
 		CommitP95: func(ctx context.Context) (float64, error) {
 			ts, err := l.CommitTimes(ctx, job)
@@ -247,7 +252,7 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 		// Rules without a baseline report it as "no fresh signal".
 		g.log.Warn("guard baseline incomplete", slog.String("job", job), slog.Any("err", err))
 	}
-	cur.rows, cur.rowsAt = prog.Rows, g.cfg.Now()
+	cur.rows, cur.rowsAt = prog.Rows, now
 	g.log.Info("guard leader", slog.String("job", job), slog.String("worker", g.cfg.ID), slog.Int("rules", len(spec.Guard.Rules)))
 	return cur, nil
 }

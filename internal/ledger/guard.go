@@ -259,11 +259,15 @@ func (l *Ledger) Decision(ctx context.Context, job string) ([]byte, error) {
 }
 
 // Controls is what a worker reads before each batch: the pause switches,
-// the guard's decision and the live overrides.
+// the guard's decision and the live overrides, and Redis's clock.
 type Controls struct {
 	Pause     PauseFlags
 	Decision  []byte
 	Overrides Overrides
+	// Now is Redis's TIME: the leader stamps decisions with it too, so a
+	// worker whose clock is off neither pauses on a fresh decision nor runs
+	// on a stale one.
+	Now time.Time
 }
 
 // Controls reads everything a batch obeys in one round trip: it runs before
@@ -272,7 +276,9 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	var g, j, d *redis.StringCmd
 	var q *redis.IntCmd
 	var o *redis.MapStringStringCmd
+	var now *redis.TimeCmd
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		now = p.Time(ctx)
 		g = p.Get(ctx, l.GlobalPauseKey())
 		j = p.Get(ctx, l.PauseKey(job))
 		q = p.Exists(ctx, QueuePausedKey(queue))
@@ -285,14 +291,14 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	}
 	// As in PauseFlags: check every command, or an unreadable key behind an
 	// absent one would read as "not paused".
-	if err := firstErr(g, j, q, d, o); err != nil {
+	if err := firstErr(now, g, j, q, d, o); err != nil {
 		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
 	ov, err := ParseOverrides(l.OverridesKey(job), o.Val())
 	if err != nil {
 		return Controls{}, err
 	}
-	c := Controls{Pause: PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, Overrides: ov}
+	c := Controls{Pause: PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, Overrides: ov, Now: now.Val()}
 	if d.Err() == nil {
 		c.Decision = []byte(d.Val())
 	}
@@ -378,6 +384,15 @@ func (l *Ledger) Splits(ctx context.Context, job string) (map[int64][2]int64, er
 		out[rid] = [2]int64{a, b}
 	}
 	return out, nil
+}
+
+// Now is Redis's clock, the one time every worker and the leader share.
+func (l *Ledger) Now(ctx context.Context) (time.Time, error) {
+	t, err := l.rdb.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read Redis time: %w", err)
+	}
+	return t, nil
 }
 
 // Progress is what the guard leader needs to know about a job each check.

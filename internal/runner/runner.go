@@ -524,7 +524,7 @@ func (r *Runner) transition(ctx context.Context, job, reason string) {
 func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p Payload, queue string, c ledger.Controls) (guard.Limits, error) {
 	deadline := time.Now().Add(guard.LeaseTTL(spec.Guard.CheckEvery.D()))
 	for {
-		lim := r.follower.Limits(spec, c, time.Now())
+		lim := r.follower.Limits(spec, c, c.Now)
 		if !lim.Waiting || time.Now().After(deadline) || r.cfg.Draining() {
 			return lim, nil
 		}
