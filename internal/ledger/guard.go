@@ -185,8 +185,10 @@ func (l *Ledger) SlotsHeld(ctx context.Context, job string) ([]string, error) {
 }
 
 // leaseScript takes the lease when it is free or renews it when holder has
-// it; it never steals a live lease.
+// it; it never steals a live lease, and never leads a job whose meta is gone
+// (cleaned up), which would leave keys behind the cleanup.
 var leaseScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local cur = redis.call('GET', KEYS[1])
 if cur == false or cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -197,7 +199,7 @@ return 0
 
 // AcquireLeader takes or renews the guard lease of job for holder.
 func (l *Ledger) AcquireLeader(ctx context.Context, job, holder string, ttl time.Duration) (bool, error) {
-	n, err := leaseScript.Run(ctx, l.rdb, []string{l.LeaderKey(job)}, holder, ttl.Milliseconds()).Int()
+	n, err := leaseScript.Run(ctx, l.rdb, []string{l.LeaderKey(job), l.MetaKey(job)}, holder, ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("take guard lease of %s: %w", job, err)
 	}
@@ -233,7 +235,7 @@ func (l *Ledger) Leader(ctx context.Context, job string) (string, error) {
 // PutDecision stores the leader's decision, but only while holder still
 // holds the lease, so a leader that lost it cannot overwrite its successor.
 func (l *Ledger) PutDecision(ctx context.Context, job, holder string, decision []byte) (bool, error) {
-	n, err := putDecision.Run(ctx, l.rdb, []string{l.LeaderKey(job), l.DecisionKey(job)}, holder, decision).Int()
+	n, err := putDecision.Run(ctx, l.rdb, []string{l.LeaderKey(job), l.DecisionKey(job), l.MetaKey(job)}, holder, decision).Int()
 	if err != nil {
 		return false, fmt.Errorf("publish guard decision of %s: %w", job, err)
 	}
@@ -242,6 +244,7 @@ func (l *Ledger) PutDecision(ctx context.Context, job, holder string, decision [
 
 var putDecision = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
 `)

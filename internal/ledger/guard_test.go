@@ -135,7 +135,12 @@ func TestLeaderLease(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	ok, err := b.l.AcquireLeader(ctx, "j", "a", 300*time.Millisecond)
+	// No job, no lease: a cleaned-up job gets no leader and no decision.
+	ok, err := b.l.AcquireLeader(ctx, "j", "a", time.Minute)
+	require.NoError(t, err)
+	require.False(t, ok)
+	b.saveJob(t, "j")
+	ok, err = b.l.AcquireLeader(ctx, "j", "a", 300*time.Millisecond)
 	require.NoError(t, err)
 	require.True(t, ok)
 	ok, _ = b.l.AcquireLeader(ctx, "j", "b", time.Minute)
@@ -171,6 +176,17 @@ func TestLeaderLease(t *testing.T) {
 	none, err := b.l.Decision(ctx, "other")
 	require.NoError(t, err)
 	require.Nil(t, none)
+
+	// A leader whose job is cleaned up under it writes nothing back.
+	ok, err = b.l.AcquireLeader(ctx, "j", "b", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = b.l.DeleteJob(ctx, "j")
+	require.NoError(t, err)
+	put, err = b.l.PutDecision(ctx, "j", "b", []byte(`{}`))
+	require.NoError(t, err)
+	require.False(t, put)
+	require.Zero(t, b.rdb.Exists(ctx, b.l.DecisionKey("j")).Val())
 }
 
 func TestBaselineAndCommitTimes(t *testing.T) {
