@@ -23,33 +23,16 @@ import (
 func TestLeaderHandsOver(t *testing.T) {
 	t.Parallel()
 	db := ebbtest.Schema(t)
-	rd := ebbtest.Redis(t)
-	l := ledger.New(rd.Client, rd.Prefix)
-	ctx := context.Background()
-	spec, err := jobspec.Parse([]byte(`name: hand-over
+	m, err := metrics.New(prometheus.NewRegistry())
+	require.NoError(t, err)
+	l, rd, spec := runLeader(t, db, m, `name: hand-over
 table: t
 key: id
 pending: p
 set: s
 guard: {check_every: 1s, rules: [{name: one, sql: "SELECT 1", pause_above: 5}]}
-`))
-	require.NoError(t, err)
-	b, err := spec.JSON()
-	require.NoError(t, err)
-	_, err = l.SaveJob(ctx, spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
-	require.NoError(t, err)
-
-	m, err := metrics.New(prometheus.NewRegistry())
-	require.NoError(t, err)
-	g, err := guard.NewLeader(guard.LeaderConfig{
-		Ledger: l, ID: "me", Metrics: m, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
-		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
-	})
-	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = g.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+`)
+	ctx := context.Background()
 
 	ebbtest.Eventually(t, "a decision and the signal in /metrics", func() bool {
 		raw, err := l.Decision(ctx, spec.Name)
@@ -80,34 +63,18 @@ guard: {check_every: 1s, rules: [{name: one, sql: "SELECT 1", pause_above: 5}]}
 func TestLeaderSlowHalvesAndRestores(t *testing.T) {
 	t.Parallel()
 	db := ebbtest.Schema(t)
-	rd := ebbtest.Redis(t)
-	l := ledger.New(rd.Client, rd.Prefix)
 	ctx := context.Background()
 	knob := db.Table("knob")
 	db.Exec(t, "CREATE TABLE "+knob+" (v float8 NOT NULL)")
 	db.Exec(t, "INSERT INTO "+knob+" VALUES (10)")
-	spec, err := jobspec.Parse([]byte(`name: slow-down
+	l, _, spec := runLeader(t, db, nil, `name: slow-down
 table: t
 key: id
 pending: p
 set: s
 rate: 1000
-guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM ` + knob + `", slow_above: 5, clear_below: 5}]}
-`))
-	require.NoError(t, err)
-	b, err := spec.JSON()
-	require.NoError(t, err)
-	_, err = l.SaveJob(ctx, spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
-	require.NoError(t, err)
-	g, err := guard.NewLeader(guard.LeaderConfig{
-		Ledger: l, ID: "me", Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
-		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
-	})
-	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = g.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM `+knob+`", slow_above: 5, clear_below: 5}]}
+`)
 
 	decision := func() *guard.Decision {
 		raw, err := l.Decision(ctx, spec.Name)
@@ -157,4 +124,29 @@ func lastIndex(s []float64, v float64) int {
 		}
 	}
 	return -1
+}
+
+// runLeader stores the job in jobYAML on a fresh prefix and runs one guard
+// leader ("me", checking every 100 ms) on it until the test ends.
+func runLeader(t *testing.T, db *ebbtest.DB, m *metrics.Metrics, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, *jobspec.Spec) {
+	t.Helper()
+	rd := ebbtest.Redis(t)
+	l := ledger.New(rd.Client, rd.Prefix)
+	ctx := context.Background()
+	spec, err := jobspec.Parse([]byte(jobYAML))
+	require.NoError(t, err)
+	b, err := spec.JSON()
+	require.NoError(t, err)
+	_, err = l.SaveJob(ctx, spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
+	require.NoError(t, err)
+	g, err := guard.NewLeader(guard.LeaderConfig{
+		Ledger: l, ID: "me", Metrics: m, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
+		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
+	})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l, rd, spec
 }
