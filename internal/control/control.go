@@ -393,6 +393,8 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 		s.PauseReason = c.ledger.PauseKey(job) + " is set"
 	case snap.Pause.QueuePaused:
 		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
+	case s.Overrides["error"] != "":
+		s.PauseReason = "bad live override, fix it with enqueuer set: " + s.Overrides["error"]
 	case s.Guard != nil && s.Guard.State == string(guard.StatePause):
 		s.PauseReason = "guard: " + strings.Join(s.Guard.Reasons, "; ")
 	case s.Guard != nil && s.Guard.Stale && !s.Guard.Expires.IsZero() &&

@@ -142,7 +142,7 @@ func (c *Control) guardStatus(ctx context.Context, job string, spec *jobspec.Spe
 	o, err := c.ledger.Overrides(ctx, job)
 	overrides := map[string]string{}
 	if err != nil {
-		// Unreadable overrides are shown, not hidden: workers fail on them too.
+		// Unreadable overrides are shown, not hidden: workers pause on them.
 		overrides["error"] = err.Error()
 	}
 	if o.Rate != nil {

@@ -267,6 +267,10 @@ type Controls struct {
 	Pause     PauseFlags
 	Decision  []byte
 	Overrides Overrides
+	// BadOverrides names override fields that do not parse. It is not a
+	// read error: the worker pauses the job on it (fail closed, like a
+	// garbage pause value) instead of failing its ranges.
+	BadOverrides error
 	// Now is Redis's TIME: the leader stamps decisions with it too, so a
 	// worker whose clock is off neither pauses on a fresh decision nor runs
 	// on a stale one.
@@ -297,11 +301,8 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	if err := firstErr(now, g, j, q, d, o); err != nil {
 		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
-	ov, err := ParseOverrides(l.OverridesKey(job), o.Val())
-	if err != nil {
-		return Controls{}, err
-	}
-	c := Controls{Pause: PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, Overrides: ov, Now: now.Val()}
+	ov, bad := ParseOverrides(l.OverridesKey(job), o.Val())
+	c := Controls{Pause: PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, Overrides: ov, BadOverrides: bad, Now: now.Val()}
 	if d.Err() == nil {
 		c.Decision = []byte(d.Val())
 	}

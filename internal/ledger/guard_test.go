@@ -35,11 +35,12 @@ func TestOverrides(t *testing.T) {
 	_, err = b.l.Overrides(ctx, "j")
 	require.ErrorContains(t, err, `field rate="fast" is not a rate`)
 	require.ErrorContains(t, err, `unknown field "colour"`)
-	_, err = b.l.Controls(ctx, "j", b.env.Queue)
-	require.ErrorContains(t, err, "rate", "workers see the same error")
+	c, err := b.l.Controls(ctx, "j", b.env.Queue)
+	require.NoError(t, err, "a bad override is not a Redis error")
+	require.ErrorContains(t, c.BadOverrides, `field rate="fast"`, "workers see the same error")
 
 	require.NoError(t, b.l.ClearOverrides(ctx, "j"))
-	c, err := b.l.Controls(ctx, "j", b.env.Queue)
+	c, err = b.l.Controls(ctx, "j", b.env.Queue)
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), c.Now, 5*time.Second, "Redis's clock comes along")
 	c.Now = time.Time{}

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
@@ -146,4 +147,28 @@ func TestVerify(t *testing.T) {
 	stored, err := b.redis.Client.Get(ctx, b.ledger.VerifyKey(b.job)).Result()
 	require.NoError(t, err)
 	require.Contains(t, stored, `"ok":false`)
+}
+
+// TestBadOverridePauses: a typo in a live override (redis-cli HSET) pauses
+// the job with a reason naming the field, burns no retry and fails no
+// range; fixing it resumes the job.
+func TestBadOverridePauses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	ctx := context.Background()
+	b.start(b.spec("rate: 3000\ntask_span: 5000\nguard: {rules: []}\n"))
+	b.worker(workerOpts{concurrency: 2})
+	ebbtest.Eventually(t, "job running", func() bool { return b.status().RowsDone > 0 })
+
+	require.NoError(t, b.redis.Client.HSet(ctx, b.ledger.OverridesKey(b.job), "rate", "fast").Err())
+	s := b.waitState(control.StatePaused)
+	require.Contains(t, s.PauseReason, `field rate="fast"`)
+	rows := b.status().RowsDone
+	ebbtest.Never(t, 2*time.Second, "rows committed with a bad override", func() bool { return b.status().RowsDone != rows })
+
+	require.NoError(t, b.redis.Client.HDel(ctx, b.ledger.OverridesKey(b.job), "rate").Err())
+	s = b.waitState(control.StateDone)
+	require.Zero(t, s.RangesFailed)
+	b.assertFilledOnce()
 }

@@ -479,7 +479,13 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	if err != nil {
 		return guard.Limits{}, err
 	}
-	if pause := r.pauser.Judge(ctx, p.Job, queue, c.Pause); pause.Paused {
+	pause := r.pauser.Judge(ctx, p.Job, queue, c.Pause)
+	if !pause.Paused && c.BadOverrides != nil {
+		// A typo in a live override must not run the job at a limit
+		// nobody asked for, nor burn its ranges' retries: pause until fixed.
+		pause.Paused, pause.Reason = true, fmt.Sprintf("bad live override, fix it with enqueuer set: %v", c.BadOverrides)
+	}
+	if pause.Paused {
 		r.gauge(p.Job, 1, -1)
 		r.transition(ctx, p.Job, pause.Reason)
 		return guard.Limits{}, &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
