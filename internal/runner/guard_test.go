@@ -126,7 +126,7 @@ guard: {check_every: 1s, rules: [{signal: lock_waits, pause_above: 3, clear_belo
 	require.NotNil(t, s.Guard)
 	require.Equal(t, string(guard.StatePause), s.Guard.State)
 	// Paused means no batch commits.
-	rows := b.status().RowsDone
+	rows := b.settled().RowsDone
 	ebbtest.Never(t, 2*time.Second, "rows committed while paused", func() bool { return b.status().RowsDone != rows })
 
 	require.NoError(t, holder.Rollback(ctx))
@@ -193,7 +193,7 @@ guard: {check_every: 1s, rules: [{name: checkout_p95, prometheus: 'histogram_qua
 	prom.value.Store(0.26) // 1.3x
 	s := b.waitState(control.StatePaused)
 	require.Contains(t, s.PauseReason, "checkout_p95=0.26 above pause limit 0.24")
-	rows := b.status().RowsDone
+	rows := b.settled().RowsDone
 	ebbtest.Never(t, 2*time.Second, "rows committed while paused", func() bool { return b.status().RowsDone != rows })
 
 	prom.value.Store(0.2)
@@ -233,7 +233,7 @@ func TestStaleDecision(t *testing.T) {
 	s := b.waitState(control.StatePaused)
 	require.Contains(t, s.PauseReason, "no fresh decision")
 	require.True(t, s.Guard.Stale)
-	rows := b.status().RowsDone
+	rows := b.settled().RowsDone
 	ebbtest.Never(t, 2*time.Second, "rows committed without a fresh decision", func() bool { return b.status().RowsDone != rows })
 	require.Equal(t, 1.0, testutil.ToFloat64(m.Paused.WithLabelValues(b.job)))
 

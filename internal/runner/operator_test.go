@@ -164,7 +164,7 @@ func TestBadOverridePauses(t *testing.T) {
 	require.NoError(t, b.redis.Client.HSet(ctx, b.ledger.OverridesKey(b.job), "rate", "fast").Err())
 	s := b.waitState(control.StatePaused)
 	require.Contains(t, s.PauseReason, `field rate="fast"`)
-	rows := b.status().RowsDone
+	rows := b.settled().RowsDone
 	ebbtest.Never(t, 2*time.Second, "rows committed with a bad override", func() bool { return b.status().RowsDone != rows })
 
 	require.NoError(t, b.redis.Client.HDel(ctx, b.ledger.OverridesKey(b.job), "rate").Err())

@@ -181,6 +181,19 @@ func (b *testBundle) status() *control.Status {
 	return s
 }
 
+// settled waits until no handler of the test's queue is active, so every
+// batch that was in flight when the job paused has committed (a pause lets
+// the batch in flight finish), and returns the status then.
+func (b *testBundle) settled() *control.Status {
+	b.t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	ebbtest.Eventually(b.t, "ranges handed back", func() bool {
+		info, err := insp.GetQueueInfo(b.redis.Queue)
+		return err == nil && info.Active == 0
+	})
+	return b.status()
+}
+
 func (b *testBundle) waitState(state string) *control.Status {
 	b.t.Helper()
 	var s *control.Status
@@ -310,12 +323,7 @@ func TestPause(t *testing.T) {
 			// switch flipped; wait for those to land.
 			before := b.status().Batches
 			require.Equal(t, control.StatePaused, b.status().State)
-			insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
-			ebbtest.Eventually(t, "ranges handed back", func() bool {
-				info, err := insp.GetQueueInfo(b.redis.Queue)
-				return err == nil && info.Active == 0
-			})
-			settled := b.status().Batches
+			settled := b.settled().Batches
 			require.LessOrEqual(t, settled-before, int64(2), "batches committed after pause beyond those in flight")
 			ebbtest.Never(t, 3*time.Second, "a commit while paused", func() bool {
 				return b.status().Batches != settled
