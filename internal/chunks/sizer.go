@@ -2,6 +2,7 @@ package chunks
 
 import (
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -10,8 +11,12 @@ import (
 // do. A small batch holds row locks briefly: a user write that collides with
 // a 1 s batch waits up to 1 s, so the target is the lock time users can bear.
 //
-// It is pure and not safe for concurrent use: each worker goroutine owns one.
+// It is pure and safe for concurrent use: a worker shares one per job among
+// its goroutines and across ranges, so what one range learnt about commit
+// times holds for the next one instead of starting over at the initial size.
 type Sizer struct {
+	mu      sync.Mutex
+	given   SizerConfig
 	cfg     SizerConfig
 	size    int
 	capped  int
@@ -55,23 +60,47 @@ const (
 
 // NewSizer returns a sizer starting at cfg.Initial, clamped to [Min, Max].
 func NewSizer(cfg SizerConfig) *Sizer {
+	given := cfg
 	if cfg.Min < 1 {
 		cfg.Min = 1
 	}
 	if cfg.Max < cfg.Min {
 		cfg.Max = cfg.Min
 	}
-	s := &Sizer{cfg: cfg}
+	s := &Sizer{given: given, cfg: cfg}
 	s.size = s.clamp(cfg.Initial)
 	return s
 }
 
-// Size is the batch size to cut next.
-func (s *Sizer) Size() int { return s.size }
+// Config is the configuration the sizer was built with, as given.
+func (s *Sizer) Config() SizerConfig { return s.given }
 
-// Cap lowers the ceiling at run time (an operator's --batch-max); zero or
-// negative restores the configured one.
+// Size is the batch size to cut next.
+func (s *Sizer) Size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size
+}
+
+// CapAndSize applies Cap(limit) and returns the size to cut next, in one
+// step, so a concurrent Observe cannot slip between the two.
+func (s *Sizer) CapAndSize(limit int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cap(limit)
+	return s.size
+}
+
+// Cap lowers the ceiling at run time (an operator's --batch-max, or the most
+// rows the fleet's rate allows in one batch); zero or negative restores the
+// configured one.
 func (s *Sizer) Cap(limit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cap(limit)
+}
+
+func (s *Sizer) cap(limit int) {
 	if limit <= 0 || limit > s.cfg.Max {
 		limit = s.cfg.Max
 	}
@@ -89,6 +118,8 @@ func (s *Sizer) Observe(cutAt int, took time.Duration, out Outcome, green bool) 
 	if s.cfg.Target <= 0 {
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	blown := took > panicFactor*s.cfg.Target || out == Contended
 	if blown {
 		// A contended batch cut at a bigger, older size was already

@@ -1,6 +1,7 @@
 package chunks
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -85,4 +86,26 @@ func TestSizerClampsInitial(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, 50, NewSizer(SizerConfig{Initial: 1, Min: 50, Max: 100, Target: target}).Size())
 	require.Equal(t, 100, NewSizer(SizerConfig{Initial: 1000, Min: 50, Max: 100, Target: target}).Size())
+}
+
+// TestSizerShared: a worker's goroutines share one sizer per job. Slow
+// commits reported from many goroutines at once still steer it down, always
+// within its bounds (and -race sees no data race).
+func TestSizerShared(t *testing.T) {
+	t.Parallel()
+	s := NewSizer(SizerConfig{Initial: 500, Min: 50, Max: 5000, Target: target})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 * window {
+				size := s.CapAndSize(1000)
+				require.True(t, size >= 50 && size <= 1000, "size %d out of bounds", size)
+				s.Observe(size, 2*target, Committed, true)
+			}
+		}()
+	}
+	wg.Wait()
+	require.Less(t, s.Size(), 500, "commits at twice the target shrink the shared size")
 }

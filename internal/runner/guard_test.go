@@ -353,3 +353,38 @@ schedule: {timezone: UTC, windows: [{days: mon-sun, from: "00:00", to: "24:00", 
 	require.Contains(t, s.PauseReason, "schedule window mon-sun 00:00-24:00 x0 pauses the job")
 	require.Zero(t, s.RowsDone)
 }
+
+// TestSizerLearnsAcrossRangesUnderRate: commits run at twice the target, the
+// fleet rate caps every batch below the job's size, and each range holds
+// only four batches, fewer than one step of the sizer looks at. The worker still shrinks its batches: the sizer takes
+// feedback from batches cut at the rate's cap, and what it learnt in one
+// range carries into the next.
+func TestSizerLearnsAcrossRangesUnderRate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	orders := b.db.Table("orders")
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	// A batch of 500 keys commits in 100 ms, twice the target: 250 is the
+	// size that meets it.
+	sql := fmt.Sprintf(`WITH s AS (SELECT pg_sleep(($2::bigint - $1::bigint + 1) * 0.0002)) UPDATE %s SET status = 's' || legacy_state, hits = hits + 1 FROM s WHERE id BETWEEN $1 AND $2 AND status IS NULL`, orders)
+	b.start(b.spec(`task_span: 2000
+read_batch: 2000
+rate: 500
+batch: {size: 2000, min: 10, max: 2000, target: 50ms}
+guard: {rules: []}
+sql: ` + sql))
+	b.worker(workerOpts{metrics: m})
+	ebbtest.Eventually(t, "batches cut below the rate's cap of 500", func() bool {
+		size := testutil.ToFloat64(m.BatchSize.WithLabelValues(b.job))
+		return size > 0 && size < 500
+	})
+	// The rest at full speed: the sizer's part is proven.
+	zero := 0.0
+	_, err = b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: &zero}, false)
+	require.NoError(t, err)
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+}

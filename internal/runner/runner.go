@@ -146,6 +146,11 @@ type Runner struct {
 	follower *guard.Follower
 	limiter  *redis_rate.Limiter
 	seq      atomic.Int64
+	// sizers holds one batch sizer per job (*chunks.Sizer), shared by this
+	// worker's goroutines and kept across ranges: each range would
+	// otherwise start at the job's initial size again, forgetting a ÷10
+	// cut the last range needed.
+	sizers sync.Map
 	// paused remembers, per job, the last pause reason this worker saw, so
 	// pause and resume are logged once per transition, not per batch.
 	paused sync.Map
@@ -294,9 +299,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 		return err
 	}
 
-	sizer := chunks.NewSizer(chunks.SizerConfig{
-		Initial: spec.Batch.Size, Min: spec.Batch.Min, Max: spec.Batch.Max, Target: spec.Batch.Target.D(),
-	})
+	sizer := r.sizer(spec)
 	slot := fmt.Sprintf("%s:%d", r.cfg.ID, r.seq.Add(1))
 	recheck := func() (guard.Limits, error) { return r.limits(ctx, queue, spec, p) }
 	bo := newBackoff()
@@ -328,8 +331,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 				}
 			}
 			fresh = false
-			sizer.Cap(lim.BatchMax)
-			size := min(sizer.Size(), rateCap(lim.Rate))
+			size := sizer.CapAndSize(batchCap(lim))
 			j := min(i+size, len(keys))
 			lo, hi := keys[i], keys[j-1]
 			release, err := r.throttle(ctx, spec, slot, j-i, lim, recheck)
@@ -395,6 +397,32 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 	}
 	r.log.InfoContext(ctx, "range done", append(attrs, slog.Int64("rows", rows), slog.Duration("elapsed", time.Since(start)))...)
 	return nil
+}
+
+// sizer returns this worker's sizer for the job, a new one when the job's
+// batch settings changed (enqueuer start with an edited file).
+func (r *Runner) sizer(spec *jobspec.Spec) *chunks.Sizer {
+	cfg := chunks.SizerConfig{Initial: spec.Batch.Size, Min: spec.Batch.Min, Max: spec.Batch.Max, Target: spec.Batch.Target.D()}
+	if v, ok := r.sizers.Load(spec.Name); ok {
+		if s := v.(*chunks.Sizer); s.Config() == cfg {
+			return s
+		}
+	}
+	s := chunks.NewSizer(cfg)
+	r.sizers.Store(spec.Name, s)
+	return s
+}
+
+// batchCap is the ceiling of the next batch: the operator's batch_max and
+// a second's worth of the fleet's rate. It goes to the sizer as its cap,
+// not on top of its size, so the sizer's feedback stays about batches cut
+// at the size it chose (it ignores any other).
+func batchCap(lim guard.Limits) int {
+	c := lim.BatchMax
+	if rc := rateCap(lim.Rate); lim.Rate > 0 && (c <= 0 || rc < c) {
+		c = rc
+	}
+	return c
 }
 
 // committed records a committed batch in the ledger and the metrics. The
