@@ -136,8 +136,8 @@ func (l *Ledger) ClearOverrides(ctx context.Context, job string) error {
 	return nil
 }
 
-// acquireSlot takes a slot when fewer than ARGV[2] unexpired slots are held.
-// Time comes from Redis, so worker clocks do not matter; expired slots (a
+// acquireSlot takes a slot when fewer than ARGV[2] unexpired slots are held,
+// or renews the lease of one ARGV[1] already holds. Time comes from Redis, so worker clocks do not matter; expired slots (a
 // worker died holding one) are dropped first.
 var acquireSlot = redis.NewScript(`
 local t = redis.call('TIME')
@@ -146,6 +146,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local limit = tonumber(ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
   return 1
 end
 if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then
@@ -156,8 +157,9 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
 return 1
 `)
 
-// AcquireSlot takes one of limit fleet-wide slots for holder, leased for ttl.
-// It reports false when all slots are taken.
+// AcquireSlot takes one of limit fleet-wide slots for holder, leased for ttl,
+// or renews holder's lease when it holds one. It reports false when all
+// slots are taken (a renewal after the lease ran out may find that too).
 func (l *Ledger) AcquireSlot(ctx context.Context, job, holder string, limit int, ttl time.Duration) (bool, error) {
 	n, err := acquireSlot.Run(ctx, l.rdb, []string{l.SlotsKey(job)}, holder, limit, ttl.Milliseconds()).Int()
 	if err != nil {

@@ -63,24 +63,42 @@ func TestFleetRate(t *testing.T) {
 // TestMaxWorkersInProcess: with max_workers 1 and three workers of two
 // slots each, no two batches are ever in flight: each batch takes a
 // transaction-scoped advisory lock, and a batch that finds it taken records
-// an overlap.
+// an overlap. A batch that outlasts the slot's lease keeps its slot, since
+// the lease is renewed while the batch runs.
 func TestMaxWorkersInProcess(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.seed(6_000)
-	orders := b.db.Table("orders")
-	b.db.Exec(t, "ALTER TABLE "+orders+" ADD COLUMN overlap boolean")
-	lock := time.Now().UnixNano() % 1_000_000
-	sql := fmt.Sprintf(`WITH l AS (SELECT pg_try_advisory_xact_lock(%d) AS got), s AS (SELECT pg_sleep(0.01)) UPDATE %s SET status = 'x', hits = hits + 1, overlap = NOT (SELECT got FROM l) FROM s WHERE id BETWEEN $1 AND $2 AND status IS NULL`, lock, orders)
-	spec := b.spec("max_workers: 1\ntask_span: 1000\nbatch: 100\nguard: {rules: []}\nsql: " + sql)
-	b.start(spec)
-	for range 3 {
-		b.worker(workerOpts{concurrency: 2})
+	tests := []struct {
+		name      string
+		rows      int
+		span      int
+		sleep     string
+		slotLease time.Duration
+	}{
+		{name: "short batches", rows: 6_000, span: 1000, sleep: "0.01"},
+		{name: "batches longer than the slot lease", rows: 400, span: 200, sleep: "1", slotLease: 300 * time.Millisecond},
 	}
-	b.waitState(control.StateDone)
-	b.assertFilledOnce()
-	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE overlap"), "batches overlapped")
-	require.Positive(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE overlap = false"))
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.seed(tc.rows)
+			orders := b.db.Table("orders")
+			b.db.Exec(t, "ALTER TABLE "+orders+" ADD COLUMN overlap boolean")
+			lock := time.Now().UnixNano() % 1_000_000
+			// The lock is taken first and held through the sleep until COMMIT, so
+			// any two batches whose transactions overlap at all are caught.
+			sql := fmt.Sprintf(`WITH l AS (SELECT pg_try_advisory_xact_lock(%d) AS got), s AS (SELECT got, pg_sleep(%s) FROM l) UPDATE %s SET status = 'x', hits = hits + 1, overlap = NOT s.got FROM s WHERE id BETWEEN $1 AND $2 AND status IS NULL`, lock, tc.sleep, orders)
+			spec := b.spec(fmt.Sprintf("max_workers: 1\ntask_span: %d\nbatch: 100\nguard: {rules: []}\nsql: %s", tc.span, sql))
+			b.start(spec)
+			for range 3 {
+				b.worker(workerOpts{concurrency: 2, slotLease: tc.slotLease})
+			}
+			b.waitState(control.StateDone)
+			b.assertFilledOnce()
+			require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE overlap"), "batches overlapped")
+			require.Positive(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE overlap = false"))
+		})
+	}
 }
 
 // TestLockWaitsPause: a transaction holds row locks the job needs and more

@@ -130,6 +130,9 @@ type Config struct {
 	// default 2s. A range that was still paused when dequeued comes back
 	// after five times that.
 	PauseRecheck time.Duration
+	// SlotLease is the lease of a max_workers slot, renewed while its batch
+	// runs: a dead worker's slot frees within it. Default 5s.
+	SlotLease time.Duration
 	// AliveTTL is how long "running" shows after the last commit; default 15s.
 	AliveTTL time.Duration
 	// ShutdownTimeout is the asynq server's; a job whose worst batch takes
@@ -179,6 +182,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.PauseRecheck <= 0 {
 		c.PauseRecheck = 2 * time.Second
+	}
+	if c.SlotLease <= 0 {
+		c.SlotLease = 5 * time.Second
 	}
 	if c.AliveTTL <= 0 {
 		c.AliveTTL = 15 * time.Second

@@ -107,6 +107,8 @@ type workerOpts struct {
 	metrics  *metrics.Metrics
 	draining func() bool
 	pools    runner.PoolFunc
+	// slotLease is the max_workers slot lease; zero keeps the default.
+	slotLease time.Duration
 }
 
 // worker starts one asynq server running the runner, shut down at cleanup.
@@ -129,6 +131,7 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 	r, err := runner.New(runner.Config{
 		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: runner.Enqueuer(client),
 		Pools: pools, Logger: log, Draining: draining, PauseRecheck: 200 * time.Millisecond, Metrics: o.metrics,
+		SlotLease: o.slotLease,
 	})
 	require.NoError(b.t, err)
 	if !o.noGuard {

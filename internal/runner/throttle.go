@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -56,14 +57,15 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 	if lim.MaxWorkers <= 0 {
 		return func() {}, nil
 	}
-	ttl := slotTTL(spec)
 	for {
-		ok, err := l.AcquireSlot(ctx, spec.Name, slot, lim.MaxWorkers, ttl)
+		ok, err := l.AcquireSlot(ctx, spec.Name, slot, lim.MaxWorkers, r.cfg.SlotLease)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
+			stop := r.keepSlot(ctx, spec.Name, slot, lim.MaxWorkers)
 			return func() {
+				stop()
 				// Released even when ctx is done, or the slot would idle
 				// until its lease ran out.
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -89,11 +91,40 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 // errRecut asks the caller to cut the batch again under new limits.
 var errRecut = errors.New("limits changed; cut the batch again")
 
-// slotTTL outlives any one attempt (its lock and statement timeouts) with a
-// margin, so a live holder never loses its slot mid-batch and a dead one's
-// slot frees within seconds.
-func slotTTL(spec *jobspec.Spec) time.Duration {
-	return spec.Timeouts.Lock.D() + spec.Timeouts.Statement.D() + 3*time.Second
+// keepSlot renews the batch's slot every third of its lease until stop is
+// called. The lease can then be short, so a dead worker's slot frees within
+// seconds, and still never run out under a batch that takes longer than it
+// (a slow COMMIT, a long statement_timeout).
+func (r *Runner) keepSlot(ctx context.Context, job, slot string, limit int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every := r.cfg.SlotLease / 3
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			// Not tied to ctx: the batch in flight finishes after a pause
+			// or a lost lease, and keeps its slot while it does.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every)
+			ok, err := r.cfg.Ledger.AcquireSlot(rctx, job, slot, limit, r.cfg.SlotLease)
+			cancel()
+			if err != nil || !ok {
+				r.log.WarnContext(ctx, "could not renew batch slot; max_workers may be exceeded until this batch ends",
+					"job", job, "slot", slot, "err", err)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // burst is the GCRA burst: the largest batch the job may cut, so any batch
