@@ -42,7 +42,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ebb_rows_total", Help: "Rows changed by committed write batches.",
 		}, []string{"job"}),
 		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ebb_batches_total", Help: "Write batches by outcome (committed, retried, failed).",
+			Name: "ebb_batches_total", Help: "Write batches by outcome (committed, retried, failed; rolled_back in a dry run).",
 		}, []string{"job", "outcome"}),
 		BatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ebb_batch_duration_seconds",

@@ -6,10 +6,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/metrics"
 )
 
 // jobKeys lists every Redis key of the test's job, redis_rate's included.
@@ -51,16 +54,21 @@ func TestDryRun(t *testing.T) {
 	spec := b.spec("task_span: 5000\nguard: {rules: []}\n")
 	spec.DryRun = true
 	b.start(spec)
-	b.worker(workerOpts{concurrency: 2})
+	m, err := metrics.New(prometheus.NewRegistry())
+	require.NoError(t, err)
+	b.worker(workerOpts{concurrency: 2, metrics: m})
 	s := b.waitState(control.StateDone)
 	require.True(t, s.DryRun)
 	require.Equal(t, int64(12_000), s.RowsDone, "rows counts what a real run would write")
+	require.Positive(t, testutil.ToFloat64(m.Batches.WithLabelValues(b.job, "rolled_back")), "dry-run batches counted as rolled back")
+	require.Zero(t, testutil.ToFloat64(m.Batches.WithLabelValues(b.job, "committed")), "no dry-run batch counted as committed")
+	require.Zero(t, testutil.ToFloat64(m.Rows.WithLabelValues(b.job)), "ebb_rows_total counts rows changed, and a dry run changes none")
 	orders := b.db.Table("orders")
 	require.Equal(t, int64(12_000), b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE status IS NULL AND hits = 0"), "a dry run changed rows")
 
 	ctx := context.Background()
 	spec.DryRun = false
-	_, err := b.ctl.Start(ctx, b.db.Pool, spec, b.redis.Queue)
+	_, err = b.ctl.Start(ctx, b.db.Pool, spec, b.redis.Queue)
 	require.ErrorIs(t, err, control.ErrDryRunMismatch)
 	require.ErrorContains(t, err, "enqueuer cleanup "+b.job)
 

@@ -381,7 +381,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 			}
 			attempts = 0
 			bo.Reset()
-			if err := r.committed(ctx, p, hi, n, took, j-i); err != nil {
+			if err := r.committed(ctx, p, hi, n, took, j-i, spec.DryRun); err != nil {
 				return err
 			}
 			sizer.Observe(size, took, chunks.Committed, lim.Green)
@@ -431,9 +431,10 @@ func batchCap(lim guard.Limits) int {
 	return c
 }
 
-// committed records a committed batch in the ledger and the metrics. The
-// checkpoint is written only after COMMIT returned.
-func (r *Runner) committed(ctx context.Context, p Payload, hi, n int64, took time.Duration, keys int) error {
+// committed records a committed (or, in a dry run, rolled back) batch in
+// the ledger and the metrics. The checkpoint is written only after COMMIT
+// returned.
+func (r *Runner) committed(ctx context.Context, p Payload, hi, n int64, took time.Duration, keys int, dryRun bool) error {
 	// The rows are committed: record that even if ctx was cancelled a moment
 	// ago, or the range would look behind its real position. Bounded so a
 	// Redis outage cannot hang the worker.
@@ -445,8 +446,14 @@ func (r *Runner) committed(ctx context.Context, p Payload, hi, n int64, took tim
 		return err
 	}
 	if m := r.cfg.Metrics; m != nil {
-		m.Rows.WithLabelValues(p.Job).Add(float64(n))
-		m.Batches.WithLabelValues(p.Job, "committed").Inc()
+		// A dry run's batches rolled back: a dashboard must not read
+		// them as rows changed.
+		if dryRun {
+			m.Batches.WithLabelValues(p.Job, "rolled_back").Inc()
+		} else {
+			m.Rows.WithLabelValues(p.Job).Add(float64(n))
+			m.Batches.WithLabelValues(p.Job, "committed").Inc()
+		}
 		m.BatchDuration.WithLabelValues(p.Job).Observe(took.Seconds())
 		m.BatchSize.WithLabelValues(p.Job).Set(float64(keys))
 	}
