@@ -356,7 +356,10 @@ func (l *Ledger) CommitTimes(ctx context.Context, job string) ([]time.Duration, 
 // Split records two ranges that replace what is left of parent and returns
 // their IDs. The parent is not marked done here: the caller enqueues the
 // children first, then marks the parent done, so a crash in between redoes
-// work (idempotent) instead of losing it.
+// work (idempotent) instead of losing it. A parent split before gets its
+// first halves back: a retry after a failed enqueue must not leave orphan
+// range IDs that no task will ever finish. Those halves cover what the
+// retry would split, since a range's checkpoint only moves forward.
 func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2][2]int64) ([2]int64, error) {
 	ids, err := splitScript.Run(ctx, l.rdb, []string{l.MetaKey(job), l.SplitsKey(job)},
 		fmt.Sprintf("%d:%d", halves[0][0], halves[0][1]), fmt.Sprintf("%d:%d", halves[1][0], halves[1][1]), parent).Int64Slice()
@@ -366,11 +369,26 @@ func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2]
 	return [2]int64{ids[0], ids[1]}, nil
 }
 
+// splitScript allots two range IDs to the halves of a split parent, once per
+// parent.
+// KEYS[1] meta, KEYS[2] splits.
+// ARGV[1], ARGV[2] "lo:hi" of each half; ARGV[3] the parent's range ID.
+// Returns the halves' IDs: new ones (HINCRBY meta ranges 2), or those of the
+// parent's earlier split, kept in the splits field "parent:ID" as "a,b".
 var splitScript = redis.NewScript(`
+local before = redis.call('HGET', KEYS[2], 'parent:' .. ARGV[3])
+if before then
+  local a, b = string.match(before, '^(%d+),(%d+)$')
+  return {tonumber(a), tonumber(b)}
+end
 local last = redis.call('HINCRBY', KEYS[1], 'ranges', 2)
-redis.call('HSET', KEYS[2], last - 2, ARGV[1], last - 1, ARGV[2])
+redis.call('HSET', KEYS[2], last - 2, ARGV[1], last - 1, ARGV[2], 'parent:' .. ARGV[3], (last - 2) .. ',' .. (last - 1))
 return {last - 2, last - 1}
 `)
+
+// splitParentPrefix marks the fields of the splits hash that remember which
+// parent a split came from; the others are range ID → "lo:hi".
+const splitParentPrefix = "parent:"
 
 // Splits returns the bounds of ranges made by splitting, by range ID.
 func (l *Ledger) Splits(ctx context.Context, job string) (map[int64][2]int64, error) {
@@ -380,6 +398,9 @@ func (l *Ledger) Splits(ctx context.Context, job string) (map[int64][2]int64, er
 	}
 	out := make(map[int64][2]int64, len(h))
 	for k, v := range h {
+		if strings.HasPrefix(k, splitParentPrefix) {
+			continue
+		}
 		rid, err1 := strconv.ParseInt(k, 10, 64)
 		lo, hi, ok := strings.Cut(v, ":")
 		a, err2 := strconv.ParseInt(lo, 10, 64)

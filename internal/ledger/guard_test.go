@@ -226,6 +226,23 @@ func TestSplit(t *testing.T) {
 	sp, err := b.l.Splits(ctx, "j")
 	require.NoError(t, err)
 	require.Equal(t, map[int64][2]int64{10: {350, 374}, 11: {375, 400}}, sp)
+
+	// The parent's retry (its enqueue failed) splits again: it gets the same
+	// halves, and the job counts no orphan range that nothing would finish.
+	again, err := b.l.Split(ctx, "j", 3, [2][2]int64{{360, 380}, {381, 400}})
+	require.NoError(t, err)
+	require.Equal(t, ids, again)
+	m, err = b.l.Meta(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, int64(12), m.Ranges, "a second split of one parent adds no range")
+	sp, err = b.l.Splits(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, map[int64][2]int64{10: {350, 374}, 11: {375, 400}}, sp)
+
+	// Another parent gets halves of its own.
+	other, err := b.l.Split(ctx, "j", 5, [2][2]int64{{550, 574}, {575, 600}})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{12, 13}, other)
 }
 
 // TestRateKeyWithRedisRate checks the limiter key ends up where DeleteJob
