@@ -166,6 +166,7 @@ func TestBadInput(t *testing.T) {
 		{"missing job file", func() []string { return []string{"plan", "-job", "/nonexistent.yaml"} }, nil, 2, "no such file"},
 		{"unknown job", func() []string { return []string{"status", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"pause unknown job", func() []string { return []string{"pause", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
+		{"resume unknown job", func() []string { return []string{"resume", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"queue with a brace", func() []string { return []string{"start", "-job", b.goodJob("brace"), "-queue", "a{b}"} }, nil, 2, "break asynq's Redis hash tags"},
 		{"unknown command", func() []string { return []string{"frobnicate"} }, nil, 2, "unknown command"},
 		{"unreachable redis", func() []string { return []string{"status", "x"} },

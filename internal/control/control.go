@@ -458,8 +458,15 @@ func (c *Control) Pause(ctx context.Context, job string) error {
 	return c.ledger.SetPause(ctx, job, "1")
 }
 
-// Resume clears the pause flag of job, or the global one.
+// Resume clears the pause flag of job, or the global one. An unknown job is
+// an error: clearing an absent key would succeed, and a typo would print
+// "resumed" while the real job stays paused.
 func (c *Control) Resume(ctx context.Context, job string) error {
+	if job != "" {
+		if _, err := c.ledger.Meta(ctx, job); errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("%w %q: nothing to resume", ErrUnknownJob, job)
+		}
+	}
 	return c.ledger.ClearPause(ctx, job)
 }
 
