@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 type bundle struct {
@@ -135,6 +136,28 @@ func TestStatusAndPause(t *testing.T) {
 	code, out, _ = b.run("status")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, name)
+}
+
+// TestStatusListErrors: the job list skips a name whose ledger is gone (a
+// job cleaned up while listing) but reports a job it cannot read instead of
+// leaving it out.
+func TestStatusListErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	l := ledger.New(b.redis.Client, b.redis.Prefix)
+	name := "list-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.goodJob(name), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	require.NoError(t, b.redis.Client.SAdd(ctx, l.JobsKey(), "gone-"+ebbtest.Suffix()).Err())
+	code, out, errOut := b.run("status")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, name)
+
+	require.NoError(t, b.redis.Client.HSet(ctx, l.MetaKey(name), "from", "garbage").Err())
+	code, out, errOut = b.run("status")
+	require.Equal(t, 1, code, "stdout: %s", out)
+	require.Contains(t, errOut, `meta field from="garbage" is not a number`)
 }
 
 // TestBadInput: every operator mistake exits 2 with a message naming the

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -172,8 +173,13 @@ func listJobs(ctx context.Context, e *env, c *control.Control, asJSON bool) erro
 	var all []*control.Status
 	for _, j := range jobs {
 		s, err := c.Status(ctx, j)
+		if errors.Is(err, control.ErrUnknownJob) {
+			continue // cleaned up while we listed, or its ledger was removed by hand
+		}
 		if err != nil {
-			continue // a job whose ledger was removed by hand
+			// Anything else (Redis failing, a meta edited by hand) must
+			// show, not make the job silently vanish from the list.
+			return err
 		}
 		all = append(all, s)
 	}
