@@ -189,6 +189,7 @@ func TestBadInput(t *testing.T) {
 		{"missing job file", func() []string { return []string{"plan", "-job", "/nonexistent.yaml"} }, nil, 2, "no such file"},
 		{"unknown job", func() []string { return []string{"status", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"pause unknown job", func() []string { return []string{"pause", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
+		{"watch with json", func() []string { return []string{"status", "no-such-job", "--watch", "--json"} }, nil, 2, "--watch and --json do not mix"},
 		{"resume unknown job", func() []string { return []string{"resume", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"queue with a brace", func() []string { return []string{"start", "-job", b.goodJob("brace"), "-queue", "a{b}"} }, nil, 2, "break asynq's Redis hash tags"},
 		{"unknown command", func() []string { return []string{"frobnicate"} }, nil, 2, "unknown command"},
@@ -253,6 +254,11 @@ func TestPlan(t *testing.T) {
 // TestHelp: every command prints a useful -h and exits 0.
 func TestHelp(t *testing.T) {
 	t.Parallel()
+	var top bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-h"}, &top, &top, func(string) string { return "" }))
+	for _, flag := range []string{"--watch", "--runbook", "plan -job FILE [--json]", "status [JOB] [--json]", "cleanup JOB [--force] [--json]"} {
+		require.Contains(t, top.String(), flag, "the top-level help lists it")
+	}
 	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set", "verify", "cleanup", "ui"} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, &out, &errb, func(string) string { return "" })

@@ -18,7 +18,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 )
 
-const statusHelp = `enqueuer status [JOB] [--json] [--watch [--interval 2s]]
+const statusHelp = `enqueuer status [JOB] [--json | --watch [--interval 2s]]
 
 Shows a job's state (queued, running, paused, done, failed), ranges
 total/done/failed, rows written, why any range failed, the limits in force
@@ -39,6 +39,11 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	if len(pos) > 1 {
 		return bad("status takes at most one JOB, got %v", pos)
+	}
+	if *watchJob && *asJSON {
+		// --watch draws bars or plain lines; silently dropping --json
+		// would hand a script text it cannot parse.
+		return bad("--watch and --json do not mix; poll status JOB --json instead for machine-readable output")
 	}
 	c, closeFn, err := connect(ctx, e)
 	if err != nil {
