@@ -121,8 +121,20 @@ func TestStatusAndPause(t *testing.T) {
 
 	code, out, _ := b.run("pause", name)
 	require.Equal(t, 0, code)
-	require.Contains(t, out, b.redis.Prefix+"{"+name+"}:pause")
-	require.Equal(t, "paused", status()["state"])
+	key := b.redis.Prefix + "{" + name + "}:pause"
+	require.Contains(t, out, key)
+	s = status()
+	require.Equal(t, "paused", s["state"])
+	// The flag records who paused and when, and status shows it.
+	v := b.redis.Client.Get(context.Background(), key).Val()
+	require.Regexp(t, `^paused by \S+@\S+ via enqueuer at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, v)
+	require.Equal(t, key+" is set ("+v+")", s["pause_reason"])
+	code, out, _ = b.run("status", name)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "paused: "+key+" is set (paused by ")
+	// A flag set by hand still pauses, and says only that it is set.
+	require.NoError(t, b.redis.Client.Set(context.Background(), key, "1", 0).Err())
+	require.Equal(t, key+" is set", status()["pause_reason"])
 	code, _, _ = b.run("resume", name)
 	require.Equal(t, 0, code)
 	require.Equal(t, "queued", status()["state"])

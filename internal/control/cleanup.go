@@ -64,7 +64,7 @@ func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*Cleanup
 			ErrJobActive, job, len(active), job)
 	}
 	if len(active) > 0 {
-		if err := c.ledger.SetPause(ctx, job, "cleanup"); err != nil {
+		if err := c.ledger.SetPause(ctx, job, PauseValue("enqueuer cleanup --force", time.Now())); err != nil {
 			return nil, err
 		}
 		deadline := time.Now().Add(drainWait)

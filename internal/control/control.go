@@ -388,9 +388,9 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	s.progress(snap.Meta, time.Now())
 	switch {
 	case on(snap.Pause.Global):
-		s.PauseReason = c.ledger.GlobalPauseKey() + " is set"
+		s.PauseReason = flagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
 	case on(snap.Pause.Job):
-		s.PauseReason = c.ledger.PauseKey(job) + " is set"
+		s.PauseReason = flagReason(c.ledger.PauseKey(job), snap.Pause.Job)
 	case snap.Pause.QueuePaused:
 		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
 	case s.Overrides["error"] != "":
@@ -448,14 +448,35 @@ func (s *Status) progress(m ledger.Meta, now time.Time) {
 // Jobs lists the names of every started job.
 func (c *Control) Jobs(ctx context.Context) ([]string, error) { return c.ledger.Jobs(ctx) }
 
-// Pause sets the pause flag of job, or of every job when job is "".
-func (c *Control) Pause(ctx context.Context, job string) error {
+// Pause sets the pause flag of job, or of every job when job is "". The
+// flag's value says who paused and when (PauseValue), so status shows whom
+// to ask before resuming; by is e.g. "alice@db-1 via enqueuer".
+func (c *Control) Pause(ctx context.Context, job, by string) error {
 	if job != "" {
 		if _, err := c.ledger.Meta(ctx, job); errors.Is(err, ledger.ErrNotFound) {
 			return fmt.Errorf("%w %q: nothing to pause", ErrUnknownJob, job)
 		}
 	}
-	return c.ledger.SetPause(ctx, job, "1")
+	return c.ledger.SetPause(ctx, job, PauseValue(by, time.Now()))
+}
+
+// PauseValue is what a pause flag set by ebb holds: "paused by BY at TIME"
+// (RFC 3339, UTC). guard.FlagOn reads it as on; redis-cli SET … 1 still
+// works, it only says nothing about who.
+func PauseValue(by string, at time.Time) string {
+	if by == "" {
+		by = "unknown"
+	}
+	return guard.PausedByPrefix + by + " at " + at.UTC().Format(time.RFC3339)
+}
+
+// flagReason is the pause reason of a set flag: the key, plus its value
+// when that says more than "1" (who paused and when).
+func flagReason(key, value string) string {
+	if v := strings.TrimSpace(value); v != "1" {
+		return fmt.Sprintf("%s is set (%s)", key, v)
+	}
+	return key + " is set"
 }
 
 // Resume clears the pause flag of job, or the global one. An unknown job is
