@@ -315,12 +315,16 @@ type Status struct {
 	PauseReason  string           `json:"pause_reason,omitempty"`
 	Failures     []ledger.Failure `json:"failures,omitempty"`
 	Created      time.Time        `json:"created"`
+	// Finished is when the last range was done; the average rate and pace
+	// stop there instead of decaying while the finished job sits in Redis.
+	Finished *time.Time `json:"finished,omitempty"`
 	// EstimatedRows is the planner's count of pending rows at the first
 	// start; Progress is RowsDone against it (0..1), or ranges done when
 	// there is no estimate.
 	EstimatedRows int64   `json:"estimated_rows"`
 	Progress      float64 `json:"progress"`
-	// AvgRowsPerSec is rows written over the time since the first start.
+	// AvgRowsPerSec is rows written over the time from the first start to
+	// now, or to Finished once the job is done.
 	AvgRowsPerSec float64 `json:"avg_rows_per_sec"`
 	// ETASeconds is the time left at the average rate; -1 when unknown.
 	ETASeconds float64 `json:"eta_seconds"`
@@ -385,8 +389,12 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	if v, ok := s.Overrides[ledger.OverrideMaxWorkers]; ok {
 		s.MaxWorkers, _ = strconv.Atoi(v)
 	}
-	s.progress(snap.Meta, time.Now())
+	finished := s.RangesDone >= s.RangesTotal ||
+		(s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal)
 	switch {
+	case finished:
+		// Nothing can pause a job with no range left to run: a switch left
+		// on, or a guard nobody runs any more, is no alarm.
 	case on(snap.Pause.Global):
 		s.PauseReason = flagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
 	case on(snap.Pause.Job):
@@ -415,6 +423,12 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	default:
 		s.State = StateQueued
 	}
+	end := time.Now()
+	if s.State == StateDone && !snap.Meta.Finished.IsZero() {
+		f := snap.Meta.Finished
+		s.Finished, end = &f, f
+	}
+	s.progress(snap.Meta, end)
 	return s, nil
 }
 
