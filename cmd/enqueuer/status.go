@@ -75,7 +75,14 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(w, "  dry run: batches roll back, no row changes; rows counts what a real run would write")
 	}
 	fmt.Fprintf(w, "  ranges: %d/%d done, %d failed\n", s.RangesDone, s.RangesTotal, s.RangesFailed)
-	fmt.Fprintf(w, "  rows:   %d written in %d batches, %d retries (%.1f%% of about %d pending at start)\n", s.RowsDone, s.Batches, s.Retries, 100*s.Progress, s.EstimatedRows)
+	basis := fmt.Sprintf("%.1f%% of about %d pending at start", 100*s.Progress, s.EstimatedRows)
+	if s.ProgressBasis == control.BasisRanges && s.State != control.StateDone {
+		basis = fmt.Sprintf("%.1f%% by ranges done; the estimate of %d pending rows was too low", 100*s.Progress, s.EstimatedRows)
+		if s.EstimatedRows == 0 {
+			basis = fmt.Sprintf("%.1f%% by ranges done; no row estimate", 100*s.Progress)
+		}
+	}
+	fmt.Fprintf(w, "  rows:   %d written in %d batches, %d retries (%s)\n", s.RowsDone, s.Batches, s.Retries, basis)
 	pace := fmt.Sprintf("%.0f rows/s average", s.AvgRowsPerSec)
 	if s.ETASeconds >= 0 && s.State != control.StateDone {
 		pace += fmt.Sprintf(", ETA %s", (time.Duration(s.ETASeconds) * time.Second).Round(time.Second))

@@ -109,13 +109,13 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	if err := pool.QueryRow(ctx, "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", spec.Table).Scan(&p.EstimatedRows); err != nil {
 		return nil, fmt.Errorf("estimate rows of %s: %w", spec.Table, err)
 	}
-	if p.EstimatedTodo, err = estimatePending(ctx, pool, spec); err != nil {
-		return nil, err
-	}
 	from, to, err := bounds.resolve(spec)
 	if err == nil {
 		p.From, p.To = from, to
 		if p.Ranges, err = chunks.Count(from, to, spec.TaskSpan); err != nil {
+			return nil, err
+		}
+		if p.EstimatedTodo, err = estimatePending(ctx, pool, spec, from, to); err != nil {
 			return nil, err
 		}
 	} else if !errors.Is(err, ErrEmpty) {
@@ -200,7 +200,7 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 			return nil, err
 		}
 		meta = ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now(), DryRun: spec.DryRun}
-		if meta.Estimate, err = estimatePending(ctx, pool, spec); err != nil {
+		if meta.Estimate, err = estimatePending(ctx, pool, spec, from, to); err != nil {
 			return nil, err
 		}
 	}
@@ -318,15 +318,22 @@ type Status struct {
 	// Finished is when the last range was done; the average rate and pace
 	// stop there instead of decaying while the finished job sits in Redis.
 	Finished *time.Time `json:"finished,omitempty"`
-	// EstimatedRows is the planner's count of pending rows at the first
-	// start; Progress is RowsDone against it (0..1), or ranges done when
-	// there is no estimate.
+	// EstimatedRows is the planner's count of pending rows in the job's key
+	// range at the first start. Progress (0..1) is RowsDone against it
+	// while it is plausible; with no estimate, or once more rows were
+	// written than it predicted, or as many while ranges remain (stale
+	// statistics: the estimate is plainly
+	// wrong), Progress is the share of ranges done, and ProgressBasis says
+	// which.
 	EstimatedRows int64   `json:"estimated_rows"`
 	Progress      float64 `json:"progress"`
+	ProgressBasis string  `json:"progress_basis"`
 	// AvgRowsPerSec is rows written over the time from the first start to
 	// now, or to Finished once the job is done.
 	AvgRowsPerSec float64 `json:"avg_rows_per_sec"`
-	// ETASeconds is the time left at the average rate; -1 when unknown.
+	// ETASeconds is the time left, -1 when unknown: rows left at the
+	// average rate on the rows basis, ranges left at the average time per
+	// range so far on the ranges basis.
 	ETASeconds float64 `json:"eta_seconds"`
 	// ExpectedRows is what the job's rate would have written by now (0
 	// without a rate): compare with RowsDone to see whether it keeps pace.
@@ -432,14 +439,24 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	return s, nil
 }
 
+// Progress bases.
+const (
+	BasisRows   = "rows"
+	BasisRanges = "ranges"
+)
+
 // progress fills the progress, average rate, ETA and expected pace.
 func (s *Status) progress(m ledger.Meta, now time.Time) {
 	s.EstimatedRows = m.Estimate
+	s.ProgressBasis = BasisRanges
+	if m.Estimate > 0 && s.RowsDone < m.Estimate {
+		s.ProgressBasis = BasisRows
+	}
 	switch {
 	case s.RangesTotal > 0 && s.RangesDone >= s.RangesTotal:
 		s.Progress = 1
-	case m.Estimate > 0:
-		s.Progress = min(1, float64(s.RowsDone)/float64(m.Estimate))
+	case s.ProgressBasis == BasisRows:
+		s.Progress = float64(s.RowsDone) / float64(m.Estimate)
 	case s.RangesTotal > 0:
 		s.Progress = float64(s.RangesDone) / float64(s.RangesTotal)
 	}
@@ -452,10 +469,12 @@ func (s *Status) progress(m ledger.Meta, now time.Time) {
 		}
 	}
 	switch {
-	case s.Progress >= 1:
+	case s.RangesTotal > 0 && s.RangesDone >= s.RangesTotal:
 		s.ETASeconds = 0
-	case s.AvgRowsPerSec > 0 && m.Estimate > s.RowsDone:
+	case s.ProgressBasis == BasisRows && s.AvgRowsPerSec > 0 && m.Estimate > s.RowsDone:
 		s.ETASeconds = float64(m.Estimate-s.RowsDone) / s.AvgRowsPerSec
+	case s.ProgressBasis == BasisRanges && s.RangesDone > 0 && elapsed > 0:
+		s.ETASeconds = elapsed * float64(s.RangesTotal-s.RangesDone) / float64(s.RangesDone)
 	}
 }
 

@@ -219,3 +219,30 @@ func TestFinishedStatus(t *testing.T) {
 	require.InDelta(t, 30.0, s.AvgRowsPerSec, 1e-9, "3000 rows over 100 s")
 	require.Zero(t, s.ETASeconds)
 }
+
+// TestEstimateInRange: the pending estimate behind plan, the runbook's
+// duration and status counts only the job's key range, not the whole
+// table; and when more rows were written than estimated, progress and ETA
+// follow the ranges instead of claiming 100% and an ETA of zero.
+func TestEstimateInRange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	ctx := context.Background()
+	spec := b.spec("range: {from: 1, to: 2000}\ntask_span: 1000\nguard: {rules: []}\n")
+	p, err := control.Plan(ctx, b.db.Pool, spec)
+	require.NoError(t, err)
+	require.InDelta(t, 2000, p.EstimatedTodo, 1000, "pending rows in [1, 2000] of 20,000")
+	b.start(spec)
+	s := b.status()
+	require.InDelta(t, 2000, s.EstimatedRows, 1000)
+	require.Equal(t, control.BasisRows, s.ProgressBasis)
+
+	// Range 0 wrote far more rows than the whole job was estimated to.
+	require.NoError(t, b.ledger.Commit(ctx, b.job, 0, 1000, 3*s.EstimatedRows, time.Millisecond, time.Second))
+	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0))
+	s = b.status()
+	require.Equal(t, control.BasisRanges, s.ProgressBasis)
+	require.Equal(t, 0.5, s.Progress, "one of two ranges done")
+	require.Positive(t, s.ETASeconds, "the time one more range took so far, not 0 for a job half done")
+}
