@@ -89,6 +89,9 @@ func TestCleanup(t *testing.T) {
 
 	_, err = b.ctl.Cleanup(ctx, b.job, false)
 	require.ErrorIs(t, err, control.ErrJobActive)
+	// Status says paused the moment the flag is set: the advice must be
+	// about active ranges, which is what cleanup checks.
+	require.ErrorContains(t, err, "once no range is active")
 	require.NotEmpty(t, b.jobKeys(), "a refused cleanup removes nothing")
 
 	res, err := b.ctl.Cleanup(ctx, b.job, true)
