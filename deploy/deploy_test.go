@@ -407,6 +407,21 @@ func TestCompose(t *testing.T) {
 		}
 	}
 	require.Contains(t, c.Services["prometheus"].Ports, "127.0.0.1:9091:9090")
+	// enqueuer ui listens on 127.0.0.1:8080 by default: Asynqmon takes
+	// 8089 and the version make asynqmon installs, never a moving tag.
+	for name, s := range c.Services {
+		for _, p := range s.Ports {
+			require.False(t, strings.HasPrefix(p, "127.0.0.1:8080:"), "%s publishes %s, enqueuer ui's default port", name, p)
+		}
+	}
+	require.Contains(t, c.Services["asynqmon"].Ports, "127.0.0.1:8089:8080")
+	makefile, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	require.Contains(t, string(makefile), "ASYNQMON_PORT ?= 8089")
+	version := regexp.MustCompile(`asynqmon/cmd/asynqmon@(v[0-9.]+)`).FindStringSubmatch(string(makefile))
+	require.Len(t, version, 2, "make asynqmon pins a version")
+	// asynqmon's Docker Hub tags are the release version without the v.
+	require.Equal(t, "hibiken/asynqmon:"+strings.TrimPrefix(version[1], "v"), c.Services["asynqmon"].Image)
 	require.Contains(t, c.Services["prometheus"].Volumes, "./prometheus.yml:/etc/prometheus/prometheus.yml:ro")
 	require.Contains(t, c.Services["grafana"].Ports, "127.0.0.1:3000:3000")
 	require.Contains(t, c.Services["grafana"].Volumes, "./grafana/provisioning:/etc/grafana/provisioning:ro")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 type bundle struct {
@@ -120,8 +121,20 @@ func TestStatusAndPause(t *testing.T) {
 
 	code, out, _ := b.run("pause", name)
 	require.Equal(t, 0, code)
-	require.Contains(t, out, b.redis.Prefix+"{"+name+"}:pause")
-	require.Equal(t, "paused", status()["state"])
+	key := b.redis.Prefix + "{" + name + "}:pause"
+	require.Contains(t, out, key)
+	s = status()
+	require.Equal(t, "paused", s["state"])
+	// The flag records who paused and when, and status shows it.
+	v := b.redis.Client.Get(context.Background(), key).Val()
+	require.Regexp(t, `^paused by \S+@\S+ via enqueuer at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, v)
+	require.Equal(t, key+" is set ("+v+")", s["pause_reason"])
+	code, out, _ = b.run("status", name)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "paused: "+key+" is set (paused by ")
+	// A flag set by hand still pauses, and says only that it is set.
+	require.NoError(t, b.redis.Client.Set(context.Background(), key, "1", 0).Err())
+	require.Equal(t, key+" is set", status()["pause_reason"])
 	code, _, _ = b.run("resume", name)
 	require.Equal(t, 0, code)
 	require.Equal(t, "queued", status()["state"])
@@ -135,6 +148,28 @@ func TestStatusAndPause(t *testing.T) {
 	code, out, _ = b.run("status")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, name)
+}
+
+// TestStatusListErrors: the job list skips a name whose ledger is gone (a
+// job cleaned up while listing) but reports a job it cannot read instead of
+// leaving it out.
+func TestStatusListErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	l := ledger.New(b.redis.Client, b.redis.Prefix)
+	name := "list-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.goodJob(name), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	require.NoError(t, b.redis.Client.SAdd(ctx, l.JobsKey(), "gone-"+ebbtest.Suffix()).Err())
+	code, out, errOut := b.run("status")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, name)
+
+	require.NoError(t, b.redis.Client.HSet(ctx, l.MetaKey(name), "from", "garbage").Err())
+	code, out, errOut = b.run("status")
+	require.Equal(t, 1, code, "stdout: %s", out)
+	require.Contains(t, errOut, `meta field from="garbage" is not a number`)
 }
 
 // TestBadInput: every operator mistake exits 2 with a message naming the
@@ -166,6 +201,8 @@ func TestBadInput(t *testing.T) {
 		{"missing job file", func() []string { return []string{"plan", "-job", "/nonexistent.yaml"} }, nil, 2, "no such file"},
 		{"unknown job", func() []string { return []string{"status", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"pause unknown job", func() []string { return []string{"pause", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
+		{"watch with json", func() []string { return []string{"status", "no-such-job", "--watch", "--json"} }, nil, 2, "--watch and --json do not mix"},
+		{"resume unknown job", func() []string { return []string{"resume", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"queue with a brace", func() []string { return []string{"start", "-job", b.goodJob("brace"), "-queue", "a{b}"} }, nil, 2, "break asynq's Redis hash tags"},
 		{"unknown command", func() []string { return []string{"frobnicate"} }, nil, 2, "unknown command"},
 		{"unreachable redis", func() []string { return []string{"status", "x"} },
@@ -229,6 +266,11 @@ func TestPlan(t *testing.T) {
 // TestHelp: every command prints a useful -h and exits 0.
 func TestHelp(t *testing.T) {
 	t.Parallel()
+	var top bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-h"}, &top, &top, func(string) string { return "" }))
+	for _, flag := range []string{"--watch", "--runbook", "plan -job FILE [--json]", "status [JOB] [--json]", "cleanup JOB [--force] [--json]"} {
+		require.Contains(t, top.String(), flag, "the top-level help lists it")
+	}
 	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set", "verify", "cleanup", "ui"} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, &out, &errb, func(string) string { return "" })
@@ -314,6 +356,7 @@ guard:
 		"redis-cli SET '" + b.redis.Prefix + "{" + name + "}:pause' 1",
 		"redis-cli SET 'asynq:{ebb}:paused' 1",
 		"`enqueuer verify " + name + "`",
+		"`enqueuer cleanup " + name + "` once no range is active",
 		"UPDATE orders SET status = NULL WHERE status LIKE 's%'",
 		"ebb never runs this",
 	} {

@@ -27,15 +27,19 @@ import (
 const usage = `enqueuer plans, starts and steers ebb backfill jobs.
 
 Usage:
-  enqueuer plan -job FILE [--json]     validate, preflight and EXPLAIN a job; nothing is written
+  enqueuer plan -job FILE [--json] [--runbook]
+                                       validate, preflight and EXPLAIN a job; nothing is written;
+                                       --runbook prints a Markdown runbook for on-call
   enqueuer start -job FILE [-queue Q]  store the job in Redis and enqueue its ranges (safe to repeat);
                                        --dry-run rolls every batch back
   enqueuer status [JOB] [--json]       progress of one job, or a list of every job
+  enqueuer status JOB --watch          follow one job until it ends (bars on a terminal, else a line per poll)
   enqueuer pause [JOB]                 pause one job (ebb:{JOB}:pause), or every job (ebb:pause)
   enqueuer resume [JOB]                resume one job, or clear the global pause
   enqueuer set JOB --rate N ...        change a running job's rate, max workers, batch max or sleep live
   enqueuer verify JOB [--json]         count rows left pending (in chunks), spot-check values; exit 1 on problems
-  enqueuer cleanup JOB [--force]       remove the job's Redis keys and asynq tasks (refuses while it runs)
+  enqueuer cleanup JOB [--force] [--json]
+                                       remove the job's Redis keys and asynq tasks (refuses while it runs)
   enqueuer ui [-addr 127.0.0.1:8080] [-auth-token TOKEN]
                                        web page for on-call: every job, guard, Pause/Resume, Asynqmon at /monitoring
 

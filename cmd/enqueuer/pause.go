@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/user"
+	"strconv"
 )
 
 const pauseHelp = `enqueuer pause [JOB]
 
 Pauses one job (sets ebb:{JOB}:pause) or, without JOB, every job (sets
 ebb:pause). Workers finish the batch in flight, commit, checkpoint and hand
-the range back; nothing is cut halfway. Same as: redis-cli SET 'ebb:{JOB}:pause' 1
+the range back; nothing is cut halfway. The flag's value records who paused
+and when ("paused by USER@HOST via enqueuer at TIME"), which status shows.
+Same as: redis-cli SET 'ebb:{JOB}:pause' 1
 `
 
 const resumeHelp = `enqueuer resume [JOB]
@@ -17,6 +22,24 @@ const resumeHelp = `enqueuer resume [JOB]
 Clears the pause flag of one job or, without JOB, the global one. Workers pick
 the ranges up again within seconds.
 `
+
+// operator names who runs enqueuer, USER@HOST, for the pause flag's value.
+// Containers often have no passwd entry for the uid: fall back to $USER,
+// then to the uid, rather than refuse to pause.
+func operator(e *env) string {
+	name := e.getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	if name == "" {
+		name = "uid " + strconv.Itoa(os.Getuid())
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return name + "@" + host + " via enqueuer"
+}
 
 func runPause(ctx context.Context, e *env, args []string) error {
 	return setPause(ctx, e, args, true)
@@ -54,7 +77,7 @@ func setPause(ctx context.Context, e *env, args []string, pause bool) error {
 		key = l.PauseKey(job)
 	}
 	if pause {
-		if err := c.Pause(ctx, job); err != nil {
+		if err := c.Pause(ctx, job, operator(e)); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "paused: %s set; workers stop after the batch in flight\n", key)

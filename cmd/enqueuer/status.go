@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -17,7 +18,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 )
 
-const statusHelp = `enqueuer status [JOB] [--json] [--watch [--interval 2s]]
+const statusHelp = `enqueuer status [JOB] [--json | --watch [--interval 2s]]
 
 Shows a job's state (queued, running, paused, done, failed), ranges
 total/done/failed, rows written, why any range failed, the limits in force
@@ -38,6 +39,11 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	}
 	if len(pos) > 1 {
 		return bad("status takes at most one JOB, got %v", pos)
+	}
+	if *watchJob && *asJSON {
+		// --watch draws bars or plain lines; silently dropping --json
+		// would hand a script text it cannot parse.
+		return bad("--watch and --json do not mix; poll status JOB --json instead for machine-readable output")
 	}
 	c, closeFn, err := connect(ctx, e)
 	if err != nil {
@@ -69,7 +75,14 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(w, "  dry run: batches roll back, no row changes; rows counts what a real run would write")
 	}
 	fmt.Fprintf(w, "  ranges: %d/%d done, %d failed\n", s.RangesDone, s.RangesTotal, s.RangesFailed)
-	fmt.Fprintf(w, "  rows:   %d written in %d batches, %d retries (%.1f%% of about %d pending at start)\n", s.RowsDone, s.Batches, s.Retries, 100*s.Progress, s.EstimatedRows)
+	basis := fmt.Sprintf("%.1f%% of about %d pending at start", 100*s.Progress, s.EstimatedRows)
+	if s.ProgressBasis == control.BasisRanges && s.State != control.StateDone {
+		basis = fmt.Sprintf("%.1f%% by ranges done; the estimate of %d pending rows was too low", 100*s.Progress, s.EstimatedRows)
+		if s.EstimatedRows == 0 {
+			basis = fmt.Sprintf("%.1f%% by ranges done; no row estimate", 100*s.Progress)
+		}
+	}
+	fmt.Fprintf(w, "  rows:   %d written in %d batches, %d retries (%s)\n", s.RowsDone, s.Batches, s.Retries, basis)
 	pace := fmt.Sprintf("%.0f rows/s average", s.AvgRowsPerSec)
 	if s.ETASeconds >= 0 && s.State != control.StateDone {
 		pace += fmt.Sprintf(", ETA %s", (time.Duration(s.ETASeconds) * time.Second).Round(time.Second))
@@ -172,8 +185,13 @@ func listJobs(ctx context.Context, e *env, c *control.Control, asJSON bool) erro
 	var all []*control.Status
 	for _, j := range jobs {
 		s, err := c.Status(ctx, j)
+		if errors.Is(err, control.ErrUnknownJob) {
+			continue // cleaned up while we listed, or its ledger was removed by hand
+		}
 		if err != nil {
-			continue // a job whose ledger was removed by hand
+			// Anything else (Redis failing, a meta edited by hand) must
+			// show, not make the job silently vanish from the list.
+			return err
 		}
 		all = append(all, s)
 	}

@@ -24,9 +24,8 @@ func watch(ctx context.Context, e *env, c *control.Control, job string, every ti
 	if err != nil {
 		return err
 	}
-	f, isFile := e.stdout.(*os.File)
 	var v watcher = &lineWatcher{w: e.stdout}
-	if isFile && term.IsTerminal(int(f.Fd())) {
+	if f, ok := barsFit(e.stdout); ok {
 		v = newBarWatcher(ctx, f, s)
 	}
 	defer v.close()
@@ -54,6 +53,22 @@ func watch(ctx context.Context, e *env, c *control.Control, job string, every ti
 			return err
 		}
 	}
+}
+
+// barsFit reports whether out is a terminal that progress bars can be
+// drawn on. A pty without a window size (some CI runners, docker exec
+// without -t sizing, script(1)) is a terminal of width 0, where the bars
+// cannot render: plain lines work there.
+func barsFit(out io.Writer) (*os.File, bool) {
+	f, ok := out.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, false
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || width <= 0 {
+		return nil, false
+	}
+	return f, true
 }
 
 type watcher interface {

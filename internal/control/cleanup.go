@@ -60,11 +60,13 @@ func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*Cleanup
 		return nil, err
 	}
 	if (st.State == StateRunning || len(active) > 0) && !force {
-		return nil, fmt.Errorf("%w: %s has %d ranges in progress; pause it (enqueuer pause %s) and wait for status to say paused, or clean up with --force",
+		// Status says paused as soon as the flag is set, while batches in
+		// flight still commit: the ranges active in asynq are what counts.
+		return nil, fmt.Errorf("%w: %s has %d ranges active; pause it (enqueuer pause %s), then run cleanup again once no range is active (each finishes its batch in flight first, seconds), or clean up with --force",
 			ErrJobActive, job, len(active), job)
 	}
 	if len(active) > 0 {
-		if err := c.ledger.SetPause(ctx, job, "cleanup"); err != nil {
+		if err := c.ledger.SetPause(ctx, job, PauseValue("enqueuer cleanup --force", time.Now())); err != nil {
 			return nil, err
 		}
 		deadline := time.Now().Add(drainWait)

@@ -109,13 +109,13 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	if err := pool.QueryRow(ctx, "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", spec.Table).Scan(&p.EstimatedRows); err != nil {
 		return nil, fmt.Errorf("estimate rows of %s: %w", spec.Table, err)
 	}
-	if p.EstimatedTodo, err = estimatePending(ctx, pool, spec); err != nil {
-		return nil, err
-	}
 	from, to, err := bounds.resolve(spec)
 	if err == nil {
 		p.From, p.To = from, to
 		if p.Ranges, err = chunks.Count(from, to, spec.TaskSpan); err != nil {
+			return nil, err
+		}
+		if p.EstimatedTodo, err = estimatePending(ctx, pool, spec, from, to); err != nil {
 			return nil, err
 		}
 	} else if !errors.Is(err, ErrEmpty) {
@@ -200,7 +200,7 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 			return nil, err
 		}
 		meta = ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now(), DryRun: spec.DryRun}
-		if meta.Estimate, err = estimatePending(ctx, pool, spec); err != nil {
+		if meta.Estimate, err = estimatePending(ctx, pool, spec, from, to); err != nil {
 			return nil, err
 		}
 	}
@@ -315,14 +315,25 @@ type Status struct {
 	PauseReason  string           `json:"pause_reason,omitempty"`
 	Failures     []ledger.Failure `json:"failures,omitempty"`
 	Created      time.Time        `json:"created"`
-	// EstimatedRows is the planner's count of pending rows at the first
-	// start; Progress is RowsDone against it (0..1), or ranges done when
-	// there is no estimate.
+	// Finished is when the last range was done; the average rate and pace
+	// stop there instead of decaying while the finished job sits in Redis.
+	Finished *time.Time `json:"finished,omitempty"`
+	// EstimatedRows is the planner's count of pending rows in the job's key
+	// range at the first start. Progress (0..1) is RowsDone against it
+	// while it is plausible; with no estimate, or once more rows were
+	// written than it predicted, or as many while ranges remain (stale
+	// statistics: the estimate is plainly
+	// wrong), Progress is the share of ranges done, and ProgressBasis says
+	// which.
 	EstimatedRows int64   `json:"estimated_rows"`
 	Progress      float64 `json:"progress"`
-	// AvgRowsPerSec is rows written over the time since the first start.
+	ProgressBasis string  `json:"progress_basis"`
+	// AvgRowsPerSec is rows written over the time from the first start to
+	// now, or to Finished once the job is done.
 	AvgRowsPerSec float64 `json:"avg_rows_per_sec"`
-	// ETASeconds is the time left at the average rate; -1 when unknown.
+	// ETASeconds is the time left, -1 when unknown: rows left at the
+	// average rate on the rows basis, ranges left at the average time per
+	// range so far on the ranges basis.
 	ETASeconds float64 `json:"eta_seconds"`
 	// ExpectedRows is what the job's rate would have written by now (0
 	// without a rate): compare with RowsDone to see whether it keeps pace.
@@ -385,12 +396,16 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	if v, ok := s.Overrides[ledger.OverrideMaxWorkers]; ok {
 		s.MaxWorkers, _ = strconv.Atoi(v)
 	}
-	s.progress(snap.Meta, time.Now())
+	finished := s.RangesDone >= s.RangesTotal ||
+		(s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal)
 	switch {
+	case finished:
+		// Nothing can pause a job with no range left to run: a switch left
+		// on, or a guard nobody runs any more, is no alarm.
 	case on(snap.Pause.Global):
-		s.PauseReason = c.ledger.GlobalPauseKey() + " is set"
+		s.PauseReason = flagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
 	case on(snap.Pause.Job):
-		s.PauseReason = c.ledger.PauseKey(job) + " is set"
+		s.PauseReason = flagReason(c.ledger.PauseKey(job), snap.Pause.Job)
 	case snap.Pause.QueuePaused:
 		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
 	case s.Overrides["error"] != "":
@@ -415,17 +430,33 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 	default:
 		s.State = StateQueued
 	}
+	end := time.Now()
+	if s.State == StateDone && !snap.Meta.Finished.IsZero() {
+		f := snap.Meta.Finished
+		s.Finished, end = &f, f
+	}
+	s.progress(snap.Meta, end)
 	return s, nil
 }
+
+// Progress bases.
+const (
+	BasisRows   = "rows"
+	BasisRanges = "ranges"
+)
 
 // progress fills the progress, average rate, ETA and expected pace.
 func (s *Status) progress(m ledger.Meta, now time.Time) {
 	s.EstimatedRows = m.Estimate
+	s.ProgressBasis = BasisRanges
+	if m.Estimate > 0 && s.RowsDone < m.Estimate {
+		s.ProgressBasis = BasisRows
+	}
 	switch {
 	case s.RangesTotal > 0 && s.RangesDone >= s.RangesTotal:
 		s.Progress = 1
-	case m.Estimate > 0:
-		s.Progress = min(1, float64(s.RowsDone)/float64(m.Estimate))
+	case s.ProgressBasis == BasisRows:
+		s.Progress = float64(s.RowsDone) / float64(m.Estimate)
 	case s.RangesTotal > 0:
 		s.Progress = float64(s.RangesDone) / float64(s.RangesTotal)
 	}
@@ -438,28 +469,58 @@ func (s *Status) progress(m ledger.Meta, now time.Time) {
 		}
 	}
 	switch {
-	case s.Progress >= 1:
+	case s.RangesTotal > 0 && s.RangesDone >= s.RangesTotal:
 		s.ETASeconds = 0
-	case s.AvgRowsPerSec > 0 && m.Estimate > s.RowsDone:
+	case s.ProgressBasis == BasisRows && s.AvgRowsPerSec > 0 && m.Estimate > s.RowsDone:
 		s.ETASeconds = float64(m.Estimate-s.RowsDone) / s.AvgRowsPerSec
+	case s.ProgressBasis == BasisRanges && s.RangesDone > 0 && elapsed > 0:
+		s.ETASeconds = elapsed * float64(s.RangesTotal-s.RangesDone) / float64(s.RangesDone)
 	}
 }
 
 // Jobs lists the names of every started job.
 func (c *Control) Jobs(ctx context.Context) ([]string, error) { return c.ledger.Jobs(ctx) }
 
-// Pause sets the pause flag of job, or of every job when job is "".
-func (c *Control) Pause(ctx context.Context, job string) error {
+// Pause sets the pause flag of job, or of every job when job is "". The
+// flag's value says who paused and when (PauseValue), so status shows whom
+// to ask before resuming; by is e.g. "alice@db-1 via enqueuer".
+func (c *Control) Pause(ctx context.Context, job, by string) error {
 	if job != "" {
 		if _, err := c.ledger.Meta(ctx, job); errors.Is(err, ledger.ErrNotFound) {
 			return fmt.Errorf("%w %q: nothing to pause", ErrUnknownJob, job)
 		}
 	}
-	return c.ledger.SetPause(ctx, job, "1")
+	return c.ledger.SetPause(ctx, job, PauseValue(by, time.Now()))
 }
 
-// Resume clears the pause flag of job, or the global one.
+// PauseValue is what a pause flag set by ebb holds: "paused by BY at TIME"
+// (RFC 3339, UTC). guard.FlagOn reads it as on; redis-cli SET … 1 still
+// works, it only says nothing about who.
+func PauseValue(by string, at time.Time) string {
+	if by == "" {
+		by = "unknown"
+	}
+	return guard.PausedByPrefix + by + " at " + at.UTC().Format(time.RFC3339)
+}
+
+// flagReason is the pause reason of a set flag: the key, plus its value
+// when that says more than "1" (who paused and when).
+func flagReason(key, value string) string {
+	if v := strings.TrimSpace(value); v != "1" {
+		return fmt.Sprintf("%s is set (%s)", key, v)
+	}
+	return key + " is set"
+}
+
+// Resume clears the pause flag of job, or the global one. An unknown job is
+// an error: clearing an absent key would succeed, and a typo would print
+// "resumed" while the real job stays paused.
 func (c *Control) Resume(ctx context.Context, job string) error {
+	if job != "" {
+		if _, err := c.ledger.Meta(ctx, job); errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("%w %q: nothing to resume", ErrUnknownJob, job)
+		}
+	}
 	return c.ledger.ClearPause(ctx, job)
 }
 

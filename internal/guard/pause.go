@@ -76,13 +76,20 @@ func (p *Pauser) warnOdd(ctx context.Context, odd bool, key, value string) {
 // FlagOn reads a pause key's value. Only "", "0", "false" and "off" mean not
 // paused; anything else pauses, and odd is true when the value is not one of
 // the usual "on" words, so a typo pauses loudly instead of being ignored.
+// enqueuer and the on-call page store who paused and when ("paused by
+// alice@host via enqueuer at 2024-05-01T10:00:00Z"): a value starting with
+// "paused by" is a usual one.
 func FlagOn(v string) (on, odd bool) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	switch v {
 	case "", "0", "false", "off":
 		return false, false
 	case "1", "true", "on", "yes", "paused":
 		return true, false
-	default:
-		return true, true
 	}
+	return true, !strings.HasPrefix(v, PausedByPrefix)
 }
+
+// PausedByPrefix starts the pause value enqueuer and the on-call page write:
+// "paused by WHO at TIME". FlagOn reads it as on, without a warning.
+const PausedByPrefix = "paused by "

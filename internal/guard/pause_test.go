@@ -19,6 +19,10 @@ func TestFlagOn(t *testing.T) {
 		{"1", true, false},
 		{"true", true, false},
 		{" on ", true, false},
+		{"paused by alice@db-1 via enqueuer at 2024-05-01T10:00:00Z", true, false},
+		{"Paused by on-call page (10.0.0.7:51234) at 2024-05-01T10:00:00Z", true, false},
+		{"paused", true, false},
+		{"pausedby", true, true},
 		{"banana", true, true},
 		{"-1", true, true},
 	}

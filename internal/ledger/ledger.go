@@ -111,6 +111,9 @@ type Meta struct {
 	Estimate int64
 	// DryRun marks a job whose batches roll back.
 	DryRun bool
+	// Finished is when the last range was marked done (Redis time), zero
+	// while the job is not finished. Status freezes its averages there.
+	Finished time.Time
 }
 
 // SaveJob stores the spec (JSON) and, when the job has no meta yet, its
@@ -171,6 +174,9 @@ func (l *Ledger) Meta(ctx context.Context, job string) (Meta, error) {
 	m.Created, _ = time.Parse(time.RFC3339, h["created"])
 	m.Estimate, _ = strconv.ParseInt(h["estimate"], 10, 64)
 	m.DryRun = h["dry_run"] == "true"
+	if sec, err := strconv.ParseInt(h["finished"], 10, 64); err == nil {
+		m.Finished = time.Unix(sec, 0)
+	}
 	return m, nil
 }
 
@@ -264,13 +270,34 @@ func (l *Ledger) Touch(ctx context.Context, job string, ttl time.Duration) error
 	return nil
 }
 
-// MarkDone marks a range finished and clears any old failure of it.
+// markDone marks a range done, clears its failure and, when that was the
+// last range, stamps the job's finish time once (Redis time, so worker
+// clocks do not matter). A job that is not finished (done marks removed by
+// hand to redo ranges) loses its stamp. A missing meta (the job was cleaned
+// up) is not recreated.
+//
+// KEYS[1] done set, KEYS[2] failed hash, KEYS[3] meta hash
+// ARGV[1] range ID
+// Returns 1 when every range is done, else 0.
+var markDone = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+local ranges = tonumber(redis.call('HGET', KEYS[3], 'ranges'))
+if not ranges then
+  return 0
+end
+if redis.call('SCARD', KEYS[1]) >= ranges then
+  redis.call('HSETNX', KEYS[3], 'finished', redis.call('TIME')[1])
+  return 1
+end
+redis.call('HDEL', KEYS[3], 'finished')
+return 0
+`)
+
+// MarkDone marks a range finished and clears any old failure of it; the
+// last range also records when the job finished (Meta.Finished).
 func (l *Ledger) MarkDone(ctx context.Context, job string, rangeID int64) error {
-	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, l.DoneKey(job), id(rangeID))
-		p.HDel(ctx, l.FailedKey(job), id(rangeID))
-		return nil
-	})
+	err := markDone.Run(ctx, l.rdb, []string{l.DoneKey(job), l.FailedKey(job), l.MetaKey(job)}, id(rangeID)).Err()
 	if err != nil {
 		return fmt.Errorf("mark %s range %d done: %w", job, rangeID, err)
 	}

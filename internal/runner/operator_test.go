@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/metrics"
 )
 
@@ -95,6 +97,9 @@ func TestCleanup(t *testing.T) {
 
 	_, err = b.ctl.Cleanup(ctx, b.job, false)
 	require.ErrorIs(t, err, control.ErrJobActive)
+	// Status says paused the moment the flag is set: the advice must be
+	// about active ranges, which is what cleanup checks.
+	require.ErrorContains(t, err, "once no range is active")
 	require.NotEmpty(t, b.jobKeys(), "a refused cleanup removes nothing")
 
 	res, err := b.ctl.Cleanup(ctx, b.job, true)
@@ -179,4 +184,76 @@ func TestBadOverridePauses(t *testing.T) {
 	s = b.waitState(control.StateDone)
 	require.Zero(t, s.RangesFailed)
 	b.assertFilledOnce()
+}
+
+// TestFinishedStatus: a finished job raises no alarm and its average stops
+// at the finish. Its guard decision went stale long ago (the fleet is gone)
+// and a pause switch was left on, yet status shows no pause reason; the
+// average rate is rows over created → finished, not over created → now.
+func TestFinishedStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(3_000)
+	ctx := context.Background()
+	b.start(b.spec("task_span: 1000\nguard: {check_every: 1s, rules: [{signal: lock_waits, pause_above: 1000}]}\n"))
+	// The guard leader of a fleet that stopped an hour ago.
+	ok, err := b.ledger.AcquireLeader(ctx, b.job, "gone", time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	old := time.Now().Add(-time.Hour)
+	d, err := json.Marshal(guard.Decision{State: guard.StateRun, Factor: 1, GuardFactor: 1, Leader: "gone", At: old, Expires: old.Add(2 * time.Second)})
+	require.NoError(t, err)
+	ok, err = b.ledger.PutDecision(ctx, b.job, "gone", d)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Contains(t, b.status().PauseReason, "no fresh decision", "an unfinished job with a dead fleet is an alarm")
+
+	for r := int64(0); r < 3; r++ {
+		require.NoError(t, b.ledger.Commit(ctx, b.job, r, (r+1)*1000, 1000, time.Millisecond, time.Second))
+		require.NoError(t, b.ledger.MarkDone(ctx, b.job, r))
+	}
+	require.NoError(t, b.ctl.Pause(ctx, b.job, "someone who forgot"))
+	meta, err := b.ledger.Meta(ctx, b.job)
+	require.NoError(t, err)
+	require.False(t, meta.Finished.IsZero(), "the last MarkDone stamps the finish")
+
+	// Pretend the job ran 100 s, from 1000 s ago: the average must not
+	// keep decaying over the 900 s since.
+	created := time.Now().Add(-1000 * time.Second).Truncate(time.Second)
+	require.NoError(t, b.redis.Client.HSet(ctx, b.ledger.MetaKey(b.job),
+		"created", created.UTC().Format(time.RFC3339), "finished", created.Add(100*time.Second).Unix()).Err())
+	s := b.status()
+	require.Equal(t, control.StateDone, s.State)
+	require.Empty(t, s.PauseReason)
+	require.NotNil(t, s.Finished)
+	require.True(t, s.Finished.Equal(created.Add(100*time.Second)))
+	require.InDelta(t, 30.0, s.AvgRowsPerSec, 1e-9, "3000 rows over 100 s")
+	require.Zero(t, s.ETASeconds)
+}
+
+// TestEstimateInRange: the pending estimate behind plan, the runbook's
+// duration and status counts only the job's key range, not the whole
+// table; and when more rows were written than estimated, progress and ETA
+// follow the ranges instead of claiming 100% and an ETA of zero.
+func TestEstimateInRange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	ctx := context.Background()
+	spec := b.spec("range: {from: 1, to: 2000}\ntask_span: 1000\nguard: {rules: []}\n")
+	p, err := control.Plan(ctx, b.db.Pool, spec)
+	require.NoError(t, err)
+	require.InDelta(t, 2000, p.EstimatedTodo, 1000, "pending rows in [1, 2000] of 20,000")
+	b.start(spec)
+	s := b.status()
+	require.InDelta(t, 2000, s.EstimatedRows, 1000)
+	require.Equal(t, control.BasisRows, s.ProgressBasis)
+
+	// Range 0 wrote far more rows than the whole job was estimated to.
+	require.NoError(t, b.ledger.Commit(ctx, b.job, 0, 1000, 3*s.EstimatedRows, time.Millisecond, time.Second))
+	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0))
+	s = b.status()
+	require.Equal(t, control.BasisRanges, s.ProgressBasis)
+	require.Equal(t, 0.5, s.Progress, "one of two ranges done")
+	require.Positive(t, s.ETASeconds, "the time one more range took so far, not 0 for a job half done")
 }

@@ -296,7 +296,7 @@ func TestPause(t *testing.T) {
 		}, func(b *testBundle) error {
 			return b.redis.Client.Del(context.Background(), b.ledger.GlobalPauseKey()).Err()
 		}},
-		{"job key", func(b *testBundle) error { return b.ctl.Pause(context.Background(), b.job) },
+		{"job key", func(b *testBundle) error { return b.ctl.Pause(context.Background(), b.job, "runner test") },
 			func(b *testBundle) error { return b.ctl.Resume(context.Background(), b.job) }},
 		{"garbage value in job key", func(b *testBundle) error {
 			return b.redis.Client.Set(context.Background(), b.ledger.PauseKey(b.job), "banana", 0).Err()

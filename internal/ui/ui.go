@@ -150,7 +150,8 @@ func ConnOpt(o *redis.Options) asynq.RedisClientOpt {
 // Info is what the page needs to know about the server itself.
 type Info struct {
 	// GlobalPauseKey is the key /api/pause sets; a job whose pause
-	// reason is "<key> is set" is held by it.
+	// reason starts with "<key> is set" is held by it (the rest says who
+	// paused and when).
 	GlobalPauseKey string `json:"global_pause_key"`
 	// TokenRequired says Pause and Resume need a token.
 	TokenRequired bool `json:"token_required"`
@@ -236,7 +237,7 @@ func (s *Server) setJobPause(pause bool) http.HandlerFunc {
 		}
 		var err error
 		if pause {
-			err = s.ctl.Pause(ctx, job)
+			err = s.ctl.Pause(ctx, job, pausedBy(r))
 		} else {
 			err = s.ctl.Resume(ctx, job)
 		}
@@ -261,7 +262,7 @@ func (s *Server) setGlobalPause(pause bool) http.HandlerFunc {
 		defer cancel()
 		var err error
 		if pause {
-			err = s.ctl.Pause(ctx, "")
+			err = s.ctl.Pause(ctx, "", pausedBy(r))
 		} else {
 			err = s.ctl.Resume(ctx, "")
 		}
@@ -274,6 +275,11 @@ func (s *Server) setGlobalPause(pause bool) http.HandlerFunc {
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
+
+// pausedBy names the page and the caller's address in the pause flag, so
+// status shows where a pause came from (the page has no user names; a
+// token identifies no one).
+func pausedBy(r *http.Request) string { return "on-call page (" + r.RemoteAddr + ")" }
 
 // actionMsg keeps log messages constant strings, one per action.
 func actionMsg(pause, global bool) string {

@@ -241,11 +241,14 @@
 
   function renderFleet(jobs) {
     const fleet = $('#fleet');
-    const held = info.global_pause_key &&
-      jobs.some((s) => s.pause_reason === `${info.global_pause_key} is set`);
+    // The reason is "<key> is set", plus who paused and when when ebb set it.
+    const prefix = `${info.global_pause_key} is set`;
+    const by = info.global_pause_key &&
+      jobs.find((s) => s.pause_reason && s.pause_reason.startsWith(prefix));
+    const held = Boolean(by);
     let state;
     if (jobs.length === 0) state = 'no jobs';
-    else if (held) state = `paused (${info.global_pause_key} is set)`;
+    else if (held) state = `paused (${by.pause_reason})`;
     else state = 'not paused globally';
     fleet.dataset.state = jobs.length === 0 ? 'unknown' : (held ? 'paused' : 'running');
     $('#fleet-state').textContent = state;
