@@ -105,6 +105,9 @@ func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) 
 	}
 
 	if !Watched(spec) {
+		// Nothing to watch means nothing can object: without Green the
+		// batch sizer of such a job would stay at its first size forever.
+		lim.Green = true
 		return lim
 	}
 	every := spec.Guard.CheckEvery.D()

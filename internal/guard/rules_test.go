@@ -247,4 +247,5 @@ func TestFollower(t *testing.T) {
 	l = guard.NewFollower().Limits(off, ledgerControls{}, now)
 	require.False(t, l.Stale)
 	require.False(t, l.Paused)
+	require.True(t, l.Green, "an unwatched job's batch sizer may grow")
 }
