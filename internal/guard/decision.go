@@ -43,8 +43,15 @@ const (
 // worker takes over within this.
 func LeaseTTL(checkEvery time.Duration) time.Duration { return 3 * checkEvery }
 
-// DecisionTTL is how long a decision counts as fresh.
-func DecisionTTL(checkEvery time.Duration) time.Duration { return 2 * checkEvery }
+// DecisionTTL is how long a decision counts as fresh: two check intervals
+// plus one probe timeout. A decision is stamped before the leader samples,
+// and one sample may take up to DefaultProbeTimeout (probes of a job run
+// concurrently, each under its own timeout), so with check_every: 1s and
+// plain 2 × check_every a slow but healthy probe made decisions flip to
+// stale between two checks. See README.md, "Decision timing".
+func DecisionTTL(checkEvery time.Duration) time.Duration {
+	return 2*checkEvery + DefaultProbeTimeout
+}
 
 // ParseDecision decodes a stored decision.
 func ParseDecision(b []byte) (*Decision, error) {
