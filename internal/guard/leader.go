@@ -231,6 +231,11 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 			if err != nil {
 				return 0, err
 			}
+			// No commit within the window reads 0, not "no signal": the
+			// signal is the pressure our own batches put on the database,
+			// and a fleet that commits nothing (paused, or between ranges)
+			// puts none. Failing closed here would keep a pause on this
+			// signal from ever clearing.
 			return p95(ts).Seconds(), nil
 		},
 	})
