@@ -54,16 +54,20 @@ type Leader struct {
 
 // leading is a job this worker leads.
 type leading struct {
-	spec     *jobspec.Spec
-	sampler  *Sampler
-	eval     *Evaluator
-	last     time.Time
-	state    State
-	guard    float64
-	base     float64
-	rows     int64
-	rowsAt   time.Time
-	baseline map[string]float64
+	spec    *jobspec.Spec
+	sampler *Sampler
+	eval    *Evaluator
+	last    time.Time
+	state   State
+	guard   float64
+	base    float64
+	rows    int64
+	rowsAt  time.Time
+	// throttled is whether the last published decision held an unlimited
+	// job below its full speed (paused, or a Base with an effective factor
+	// under 1): rows/s observed after it are not the fleet's full speed.
+	throttled bool
+	baseline  map[string]float64
 }
 
 // NewLeader returns a Leader.
@@ -269,11 +273,14 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 	readings := cur.sampler.Sample(ctx)
 	v := cur.eval.Step(now, readings, cur.baseline)
 
-	// Observed fleet rate since the last check: the base a slow-down cuts
-	// from when the job sets no rate of its own.
+	// Observed fleet rate since the last check: the base a slow-down or a
+	// window under x1 cuts from when the job sets no rate of its own. Only
+	// a rate the fleet reached unthrottled is a base: refreshing it from
+	// rows/s already cut by a x0.25 window (then cut again by the follower)
+	// decayed the rate toward zero, one check at a time.
 	if dt := now.Sub(cur.rowsAt).Seconds(); dt > 0 {
 		observed := float64(prog.Rows-cur.rows) / dt
-		if cur.guard >= 1 && observed > 0 {
+		if !cur.throttled && observed > 0 {
 			cur.base = observed
 		}
 	}
@@ -291,7 +298,7 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 		Reasons: v.Reasons, Signals: v.Signals, Leader: g.cfg.ID,
 		At: now, Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())), Rules: cur.eval.States(),
 	}
-	if cur.guard < 1 || sched < 1 {
+	if d.UnlimitedFactor() < 1 {
 		d.Base = cur.base
 	}
 	if d.State == StateRun && cur.guard < 1 {
@@ -312,6 +319,7 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 			slog.String("to", string(d.State)), slog.Any("reasons", d.Reasons))
 		cur.state = d.State
 	}
+	cur.throttled = d.State == StatePause || (d.Base > 0 && d.UnlimitedFactor() < 1)
 	if m := g.cfg.Metrics; m != nil {
 		for _, s := range v.Signals {
 			if s.Value == nil {

@@ -130,15 +130,8 @@ func lastIndex(s []float64, v float64) int {
 // leader ("me", checking every 100 ms) on it until the test ends.
 func runLeader(t *testing.T, db *ebbtest.DB, m *metrics.Metrics, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, *jobspec.Spec) {
 	t.Helper()
-	rd := ebbtest.Redis(t)
-	l := ledger.New(rd.Client, rd.Prefix)
+	l, rd, spec := storeJob(t, jobYAML)
 	ctx := context.Background()
-	spec, err := jobspec.Parse([]byte(jobYAML))
-	require.NoError(t, err)
-	b, err := spec.JSON()
-	require.NoError(t, err)
-	_, err = l.SaveJob(ctx, spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
-	require.NoError(t, err)
 	g, err := guard.NewLeader(guard.LeaderConfig{
 		Ledger: l, ID: "me", Metrics: m, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
 		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
@@ -148,5 +141,19 @@ func runLeader(t *testing.T, db *ebbtest.DB, m *metrics.Metrics, jobYAML string)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = g.Run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return l, rd, spec
+}
+
+// storeJob stores the job in jobYAML on a fresh prefix.
+func storeJob(t *testing.T, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, *jobspec.Spec) {
+	t.Helper()
+	rd := ebbtest.Redis(t)
+	l := ledger.New(rd.Client, rd.Prefix)
+	spec, err := jobspec.Parse([]byte(jobYAML))
+	require.NoError(t, err)
+	b, err := spec.JSON()
+	require.NoError(t, err)
+	_, err = l.SaveJob(context.Background(), spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
+	require.NoError(t, err)
 	return l, rd, spec
 }
