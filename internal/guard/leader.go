@@ -50,6 +50,15 @@ type Leader struct {
 	jobs map[string]*leading
 	// lastErr keeps a failing check from logging the same line every tick.
 	lastErr map[string]string
+	// cannot remembers jobs this worker failed to lead, so it steps back for
+	// a check interval and lets a healthy worker take the lease.
+	cannot map[string]leadFailure
+}
+
+// leadFailure is when and why this worker could not lead a job.
+type leadFailure struct {
+	at  time.Time
+	err error
 }
 
 // leading is a job this worker leads.
@@ -87,7 +96,7 @@ func NewLeader(cfg LeaderConfig) (*Leader, error) {
 	if cfg.Now == nil {
 		cfg.Now = cfg.Ledger.Now
 	}
-	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}}, nil
+	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}, cannot: map[string]leadFailure{}}, nil
 }
 
 // Run checks due jobs every Tick until ctx ends, then gives up its leases so
@@ -110,6 +119,7 @@ func (g *Leader) Run(ctx context.Context) error {
 // exported for it: only the leader's numbers are current, and a stale
 // gauge on a former leader would draw a second, frozen line.
 func (g *Leader) drop(job string) {
+	delete(g.cannot, job)
 	if _, ok := g.jobs[job]; !ok {
 		return
 	}
@@ -189,6 +199,11 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return nil
 	}
 	every := spec.Guard.CheckEvery.D()
+	if f, ok := g.cannot[job]; ok && cur == nil && now.Sub(f.at) < every {
+		// Step back for one interval: a healthy worker takes the lease in
+		// the meantime. The same error keeps the log quiet.
+		return f.err
+	}
 	ok, err := l.AcquireLeader(ctx, job, g.cfg.ID, LeaseTTL(every))
 	if err != nil {
 		return err
@@ -198,9 +213,12 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return nil
 	}
 	if cur == nil || !sameSpec(cur.spec, spec) {
-		if cur, err = g.lead(ctx, job, spec, prog, now); err != nil {
-			return err
+		next, err := g.lead(ctx, job, spec, prog, now)
+		if err != nil {
+			return g.cannotLead(ctx, job, spec, now, err)
 		}
+		delete(g.cannot, job)
+		cur = next
 		g.jobs[job] = cur
 	}
 	cur.last = now
@@ -219,13 +237,54 @@ func (g *Leader) check(ctx context.Context, job string) error {
 	return nil
 }
 
+// cannotLead handles a job whose lease this worker holds but whose guard it
+// cannot run (a prometheus rule without its URL env here, a replica DSN env
+// missing, a pool that will not open). Keeping the lease would renew it every
+// check and fail again, so healthy workers never took over and the fleet
+// ended up paused with only a vague "no fresh decision". Instead, as the
+// holder, it publishes a pause that says why, carrying the previous rule
+// memory so the next leader resumes it, and gives the lease up. The cause
+// is safe to publish: pool and URL errors never echo a DSN or a password.
+func (g *Leader) cannotLead(ctx context.Context, job string, spec *jobspec.Spec, now time.Time, cause error) error {
+	l := g.cfg.Ledger
+	g.drop(job)
+	if ctx.Err() != nil {
+		// Shutting down, not a broken worker: Run gives the lease up.
+		return cause
+	}
+	err := fmt.Errorf("guard of %s cannot run on this worker (paused the job and gave up the lease): %w", job, cause)
+	g.cannot[job] = leadFailure{at: now, err: err}
+	d := &Decision{
+		State: StatePause, GuardFactor: 1, Leader: g.cfg.ID, At: now,
+		Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())),
+		Reasons: []string{fmt.Sprintf("cannot watch the job on worker %s, another worker may take over: %v", g.cfg.ID, cause)},
+	}
+	if raw, rerr := l.Decision(ctx, job); rerr == nil && raw != nil {
+		if prev, perr := ParseDecision(raw); perr == nil {
+			d.Rules, d.GuardFactor, d.Base, d.Factor = prev.Rules, prev.GuardFactor, prev.Base, prev.Factor
+		}
+	}
+	b, merr := json.Marshal(d)
+	if merr != nil {
+		return errors.Join(err, fmt.Errorf("encode guard decision: %w", merr))
+	}
+	var errs []error
+	if _, perr := l.PutDecision(ctx, job, g.cfg.ID, b); perr != nil {
+		errs = append(errs, perr)
+	}
+	if rerr := l.ReleaseLeader(ctx, job, g.cfg.ID); rerr != nil {
+		errs = append(errs, rerr)
+	}
+	return errors.Join(append([]error{err}, errs...)...)
+}
+
 // lead sets up sampling for a job this worker just started leading,
 // resuming the previous leader's rule memory.
 func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog ledger.Progress, now time.Time) (*leading, error) {
 	l := g.cfg.Ledger
 	pool, err := g.cfg.Pools(ctx, spec.DatabaseEnv)
 	if err != nil {
-		return nil, fmt.Errorf("guard of %s: %w", job, err)
+		return nil, err
 	}
 	sampler, err := NewSampler(SamplerConfig{
 		Spec: spec, Primary: pool, Getenv: g.cfg.Getenv, HTTPClient: g.cfg.HTTPClient,
@@ -244,7 +303,7 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("guard of %s: %w", job, err)
+		return nil, err
 	}
 	cur := &leading{spec: spec, sampler: sampler, guard: 1, state: StateRun}
 	var prior map[string]*RuleState
