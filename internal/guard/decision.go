@@ -15,13 +15,15 @@ import (
 type Decision struct {
 	State State `json:"state"`
 	// Factor multiplies the job's rate: the slow rules' cut times the
-	// schedule window's multiplier.
+	// schedule window's multiplier. A job without a rate follows
+	// UnlimitedFactor instead.
 	Factor float64 `json:"factor"`
 	// GuardFactor is the slow rules' part of Factor: halved each check a
 	// slow rule holds, restored ×1.5 a check after it clears.
 	GuardFactor float64 `json:"guard_factor"`
-	// Base is the fleet's observed rows/s that Factor applies to when the
-	// job has no rate of its own (rate: 0) and is being slowed.
+	// Base is the fleet's rows/s, observed while nothing held it back, that
+	// UnlimitedFactor applies to when the job has no rate of its own
+	// (rate: 0) and is being slowed or is in a window under x1.
 	Base    float64      `json:"base,omitempty"`
 	Window  string       `json:"window,omitempty"`
 	Reasons []string     `json:"reasons,omitempty"`
@@ -33,6 +35,13 @@ type Decision struct {
 	Rules map[string]*RuleState `json:"rules,omitempty"`
 }
 
+// UnlimitedFactor is the cut applied to Base for a job without a rate:
+// GuardFactor × min(window, 1), i.e. min(Factor, GuardFactor). A window
+// above x1 cannot raise "unlimited", and must not hide a slow-down either:
+// with a x2 window, Factor stayed >= 1 until the guard had halved twice, so
+// the first slow-down did nothing.
+func (d *Decision) UnlimitedFactor() float64 { return min(d.Factor, d.GuardFactor) }
+
 // Timing derived from a job's check interval.
 const (
 	minGuardFactor = 1.0 / 64
@@ -43,8 +52,15 @@ const (
 // worker takes over within this.
 func LeaseTTL(checkEvery time.Duration) time.Duration { return 3 * checkEvery }
 
-// DecisionTTL is how long a decision counts as fresh.
-func DecisionTTL(checkEvery time.Duration) time.Duration { return 2 * checkEvery }
+// DecisionTTL is how long a decision counts as fresh: two check intervals
+// plus one probe timeout. A decision is stamped before the leader samples,
+// and one sample may take up to DefaultProbeTimeout (probes of a job run
+// concurrently, each under its own timeout), so with check_every: 1s and
+// plain 2 × check_every a slow but healthy probe made decisions flip to
+// stale between two checks. See README.md, "Decision timing".
+func DecisionTTL(checkEvery time.Duration) time.Duration {
+	return 2*checkEvery + DefaultProbeTimeout
+}
 
 // ParseDecision decodes a stored decision.
 func ParseDecision(b []byte) (*Decision, error) {
@@ -105,6 +121,9 @@ func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) 
 	}
 
 	if !Watched(spec) {
+		// Nothing to watch means nothing can object: without Green the
+		// batch sizer of such a job would stay at its first size forever.
+		lim.Green = true
 		return lim
 	}
 	every := spec.Guard.CheckEvery.D()
@@ -147,8 +166,10 @@ func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) 
 	switch {
 	case lim.Rate > 0:
 		lim.Rate *= d.Factor
-	case d.Base > 0 && d.Factor < 1:
-		lim.Rate = d.Base * d.Factor
+	case d.Base > 0 && d.UnlimitedFactor() < 1:
+		// Never below the guard's floor: a rate of 0 would read as
+		// unlimited.
+		lim.Rate = d.Base * max(d.UnlimitedFactor(), minGuardFactor)
 	}
 	lim.Green = d.State == StateRun && d.GuardFactor >= 1
 	return lim

@@ -50,20 +50,33 @@ type Leader struct {
 	jobs map[string]*leading
 	// lastErr keeps a failing check from logging the same line every tick.
 	lastErr map[string]string
+	// cannot remembers jobs this worker failed to lead, so it steps back for
+	// a check interval and lets a healthy worker take the lease.
+	cannot map[string]leadFailure
+}
+
+// leadFailure is when and why this worker could not lead a job.
+type leadFailure struct {
+	at  time.Time
+	err error
 }
 
 // leading is a job this worker leads.
 type leading struct {
-	spec     *jobspec.Spec
-	sampler  *Sampler
-	eval     *Evaluator
-	last     time.Time
-	state    State
-	guard    float64
-	base     float64
-	rows     int64
-	rowsAt   time.Time
-	baseline map[string]float64
+	spec    *jobspec.Spec
+	sampler *Sampler
+	eval    *Evaluator
+	last    time.Time
+	state   State
+	guard   float64
+	base    float64
+	rows    int64
+	rowsAt  time.Time
+	// throttled is whether the last published decision held an unlimited
+	// job below its full speed (paused, or a Base with an effective factor
+	// under 1): rows/s observed after it are not the fleet's full speed.
+	throttled bool
+	baseline  map[string]float64
 }
 
 // NewLeader returns a Leader.
@@ -83,7 +96,7 @@ func NewLeader(cfg LeaderConfig) (*Leader, error) {
 	if cfg.Now == nil {
 		cfg.Now = cfg.Ledger.Now
 	}
-	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}}, nil
+	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}, cannot: map[string]leadFailure{}}, nil
 }
 
 // Run checks due jobs every Tick until ctx ends, then gives up its leases so
@@ -106,6 +119,7 @@ func (g *Leader) Run(ctx context.Context) error {
 // exported for it: only the leader's numbers are current, and a stale
 // gauge on a former leader would draw a second, frozen line.
 func (g *Leader) drop(job string) {
+	delete(g.cannot, job)
 	if _, ok := g.jobs[job]; !ok {
 		return
 	}
@@ -185,6 +199,11 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return nil
 	}
 	every := spec.Guard.CheckEvery.D()
+	if f, ok := g.cannot[job]; ok && cur == nil && now.Sub(f.at) < every {
+		// Step back for one interval: a healthy worker takes the lease in
+		// the meantime. The same error keeps the log quiet.
+		return f.err
+	}
 	ok, err := l.AcquireLeader(ctx, job, g.cfg.ID, LeaseTTL(every))
 	if err != nil {
 		return err
@@ -194,9 +213,12 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return nil
 	}
 	if cur == nil || !sameSpec(cur.spec, spec) {
-		if cur, err = g.lead(ctx, job, spec, prog, now); err != nil {
-			return err
+		next, err := g.lead(ctx, job, spec, prog, now)
+		if err != nil {
+			return g.cannotLead(ctx, job, spec, now, err)
 		}
+		delete(g.cannot, job)
+		cur = next
 		g.jobs[job] = cur
 	}
 	cur.last = now
@@ -215,13 +237,54 @@ func (g *Leader) check(ctx context.Context, job string) error {
 	return nil
 }
 
+// cannotLead handles a job whose lease this worker holds but whose guard it
+// cannot run (a prometheus rule without its URL env here, a replica DSN env
+// missing, a pool that will not open). Keeping the lease would renew it every
+// check and fail again, so healthy workers never took over and the fleet
+// ended up paused with only a vague "no fresh decision". Instead, as the
+// holder, it publishes a pause that says why, carrying the previous rule
+// memory so the next leader resumes it, and gives the lease up. The cause
+// is safe to publish: pool and URL errors never echo a DSN or a password.
+func (g *Leader) cannotLead(ctx context.Context, job string, spec *jobspec.Spec, now time.Time, cause error) error {
+	l := g.cfg.Ledger
+	g.drop(job)
+	if ctx.Err() != nil {
+		// Shutting down, not a broken worker: Run gives the lease up.
+		return cause
+	}
+	err := fmt.Errorf("guard of %s cannot run on this worker (paused the job and gave up the lease): %w", job, cause)
+	g.cannot[job] = leadFailure{at: now, err: err}
+	d := &Decision{
+		State: StatePause, GuardFactor: 1, Leader: g.cfg.ID, At: now,
+		Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())),
+		Reasons: []string{fmt.Sprintf("cannot watch the job on worker %s, another worker may take over: %v", g.cfg.ID, cause)},
+	}
+	if raw, rerr := l.Decision(ctx, job); rerr == nil && raw != nil {
+		if prev, perr := ParseDecision(raw); perr == nil {
+			d.Rules, d.GuardFactor, d.Base, d.Factor = prev.Rules, prev.GuardFactor, prev.Base, prev.Factor
+		}
+	}
+	b, merr := json.Marshal(d)
+	if merr != nil {
+		return errors.Join(err, fmt.Errorf("encode guard decision: %w", merr))
+	}
+	var errs []error
+	if _, perr := l.PutDecision(ctx, job, g.cfg.ID, b); perr != nil {
+		errs = append(errs, perr)
+	}
+	if rerr := l.ReleaseLeader(ctx, job, g.cfg.ID); rerr != nil {
+		errs = append(errs, rerr)
+	}
+	return errors.Join(append([]error{err}, errs...)...)
+}
+
 // lead sets up sampling for a job this worker just started leading,
 // resuming the previous leader's rule memory.
 func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog ledger.Progress, now time.Time) (*leading, error) {
 	l := g.cfg.Ledger
 	pool, err := g.cfg.Pools(ctx, spec.DatabaseEnv)
 	if err != nil {
-		return nil, fmt.Errorf("guard of %s: %w", job, err)
+		return nil, err
 	}
 	sampler, err := NewSampler(SamplerConfig{
 		Spec: spec, Primary: pool, Getenv: g.cfg.Getenv, HTTPClient: g.cfg.HTTPClient,
@@ -231,11 +294,16 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 			if err != nil {
 				return 0, err
 			}
+			// No commit within the window reads 0, not "no signal": the
+			// signal is the pressure our own batches put on the database,
+			// and a fleet that commits nothing (paused, or between ranges)
+			// puts none. Failing closed here would keep a pause on this
+			// signal from ever clearing.
 			return p95(ts).Seconds(), nil
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("guard of %s: %w", job, err)
+		return nil, err
 	}
 	cur := &leading{spec: spec, sampler: sampler, guard: 1, state: StateRun}
 	var prior map[string]*RuleState
@@ -264,11 +332,14 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 	readings := cur.sampler.Sample(ctx)
 	v := cur.eval.Step(now, readings, cur.baseline)
 
-	// Observed fleet rate since the last check: the base a slow-down cuts
-	// from when the job sets no rate of its own.
+	// Observed fleet rate since the last check: the base a slow-down or a
+	// window under x1 cuts from when the job sets no rate of its own. Only
+	// a rate the fleet reached unthrottled is a base: refreshing it from
+	// rows/s already cut by a x0.25 window (then cut again by the follower)
+	// decayed the rate toward zero, one check at a time.
 	if dt := now.Sub(cur.rowsAt).Seconds(); dt > 0 {
 		observed := float64(prog.Rows-cur.rows) / dt
-		if cur.guard >= 1 && observed > 0 {
+		if !cur.throttled && observed > 0 {
 			cur.base = observed
 		}
 	}
@@ -286,7 +357,7 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 		Reasons: v.Reasons, Signals: v.Signals, Leader: g.cfg.ID,
 		At: now, Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())), Rules: cur.eval.States(),
 	}
-	if cur.guard < 1 || sched < 1 {
+	if d.UnlimitedFactor() < 1 {
 		d.Base = cur.base
 	}
 	if d.State == StateRun && cur.guard < 1 {
@@ -307,6 +378,7 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 			slog.String("to", string(d.State)), slog.Any("reasons", d.Reasons))
 		cur.state = d.State
 	}
+	cur.throttled = d.State == StatePause || (d.Base > 0 && d.UnlimitedFactor() < 1)
 	if m := g.cfg.Metrics; m != nil {
 		for _, s := range v.Signals {
 			if s.Value == nil {

@@ -2,6 +2,9 @@ package guard_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -117,6 +120,92 @@ guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM `+knob+`", slo
 	}
 }
 
+// TestLeaderThatCannotWatchStepsAside: a worker that holds the lease but
+// cannot run the job's guard (here: no PROMETHEUS_URL in its environment)
+// publishes a pause naming the cause, keeps the previous rule memory, and
+// gives the lease up, so a healthy worker takes over and runs the job.
+func TestLeaderThatCannotWatchStepsAside(t *testing.T) {
+	t.Parallel()
+	db := ebbtest.Schema(t)
+	ctx := context.Background()
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"1"]}]}}`)
+	}))
+	t.Cleanup(prom.Close)
+	l, rd, spec := storeJob(t, `name: blind-leader
+table: t
+key: id
+pending: p
+set: s
+guard: {check_every: 1s, rules: [{name: p95, prometheus: "checkout_p95", pause_above: 5}]}
+`)
+	// A previous leader's decision, with rule memory to carry over.
+	prev := guard.Decision{State: guard.StateSlow, Factor: 0.25, GuardFactor: 0.25, Base: 123, Leader: "old",
+		Rules: map[string]*guard.RuleState{"p95": {Hold: 42 * time.Second}}}
+	raw, err := jsonMarshal(prev)
+	require.NoError(t, err)
+	ok, err := l.AcquireLeader(ctx, spec.Name, "old", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	put, err := l.PutDecision(ctx, spec.Name, "old", raw)
+	require.NoError(t, err)
+	require.True(t, put)
+	require.NoError(t, l.ReleaseLeader(ctx, spec.Name, "old"))
+
+	decision := func() *guard.Decision {
+		raw, err := l.Decision(ctx, spec.Name)
+		require.NoError(t, err)
+		d, err := guard.ParseDecision(raw)
+		require.NoError(t, err)
+		return d
+	}
+	cfg := func(id string, getenv func(string) string) guard.LeaderConfig {
+		return guard.LeaderConfig{
+			Ledger: l, ID: id, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t), Getenv: getenv,
+			HTTPClient: prom.Client(),
+			Pools:      func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
+		}
+	}
+
+	// Only a worker that cannot watch: the job is paused, and says why.
+	startLeader(t, cfg("blind", func(string) string { return "" }))
+	ebbtest.Eventually(t, "a pause from the blind worker", func() bool {
+		d := decision()
+		return d.Leader == "blind" && d.State == guard.StatePause
+	})
+	d := decision()
+	require.Contains(t, d.Reasons[0], "cannot watch the job on worker blind")
+	require.Contains(t, d.Reasons[0], "PROMETHEUS_URL is not set")
+	require.Equal(t, 0.25, d.GuardFactor, "rule memory carried over for the next leader")
+	require.Equal(t, 123.0, d.Base)
+	require.Equal(t, 42*time.Second, d.Rules["p95"].Hold)
+	now, err := l.Now(ctx)
+	require.NoError(t, err)
+	c, err := l.Controls(ctx, spec.Name, rd.Queue)
+	require.NoError(t, err)
+	lim := guard.NewFollower().Limits(spec, c, now)
+	require.True(t, lim.Paused)
+	require.Contains(t, lim.Reason, "PROMETHEUS_URL is not set", "workers and status see the cause, not \"no fresh decision\"")
+
+	// A healthy worker joins: it takes the lease and runs the job.
+	startLeader(t, cfg("sighted", func(k string) string {
+		if k == "PROMETHEUS_URL" {
+			return prom.URL
+		}
+		return ""
+	}))
+	ebbtest.Eventually(t, "the healthy worker leads and publishes run", func() bool {
+		d := decision()
+		return d.Leader == "sighted" && d.State == guard.StateRun
+	})
+	ebbtest.Never(t, 2*time.Second, "the blind worker leads again", func() bool {
+		who, err := l.Leader(ctx, spec.Name)
+		require.NoError(t, err)
+		return who != "sighted" || decision().Leader != "sighted"
+	})
+}
+
 func lastIndex(s []float64, v float64) int {
 	for i := len(s) - 1; i >= 0; i-- {
 		if s[i] == v {
@@ -130,23 +219,35 @@ func lastIndex(s []float64, v float64) int {
 // leader ("me", checking every 100 ms) on it until the test ends.
 func runLeader(t *testing.T, db *ebbtest.DB, m *metrics.Metrics, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, *jobspec.Spec) {
 	t.Helper()
+	l, rd, spec := storeJob(t, jobYAML)
+	startLeader(t, guard.LeaderConfig{
+		Ledger: l, ID: "me", Metrics: m, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
+		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
+	})
+	return l, rd, spec
+}
+
+// startLeader runs a guard leader with cfg until the test ends.
+func startLeader(t *testing.T, cfg guard.LeaderConfig) {
+	t.Helper()
+	g, err := guard.NewLeader(cfg)
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// storeJob stores the job in jobYAML on a fresh prefix.
+func storeJob(t *testing.T, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, *jobspec.Spec) {
+	t.Helper()
 	rd := ebbtest.Redis(t)
 	l := ledger.New(rd.Client, rd.Prefix)
-	ctx := context.Background()
 	spec, err := jobspec.Parse([]byte(jobYAML))
 	require.NoError(t, err)
 	b, err := spec.JSON()
 	require.NoError(t, err)
-	_, err = l.SaveJob(ctx, spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
+	_, err = l.SaveJob(context.Background(), spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
 	require.NoError(t, err)
-	g, err := guard.NewLeader(guard.LeaderConfig{
-		Ledger: l, ID: "me", Metrics: m, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
-		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
-	})
-	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = g.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return l, rd, spec
 }

@@ -235,8 +235,23 @@ func TestFollower(t *testing.T) {
 		})
 	}
 
+	// check_every: 1s, and the next check's probe took its whole timeout:
+	// the decision is published about every + tick + probe timeout after the
+	// last one, and the last one must still be fresh then.
+	fast, err := jobspec.Parse([]byte("name: j\ntable: t\nkey: id\npending: p\nset: s\nrate: 1000\nguard: {check_every: 1s}\n"))
+	require.NoError(t, err)
+	fastEvery := fast.Guard.CheckEvery.D()
+	slowProbe := guard.Decision{State: guard.StateRun, Factor: 1, GuardFactor: 1, At: now,
+		Expires: now.Add(guard.DecisionTTL(fastEvery))}
+	b, err := jsonMarshal(slowProbe)
+	require.NoError(t, err)
+	late := now.Add(fastEvery + time.Second + guard.DefaultProbeTimeout - time.Millisecond)
+	l := guard.NewFollower().Limits(fast, ledgerControls{Decision: b}, late)
+	require.False(t, l.Stale, "a decision must outlive one check whose probe ran to its timeout")
+	require.True(t, l.Green)
+
 	// Never a decision: no batch before the guard's first look.
-	l := guard.NewFollower().Limits(spec, ledgerControls{}, now)
+	l = guard.NewFollower().Limits(spec, ledgerControls{}, now)
 	require.True(t, l.Paused)
 	require.True(t, l.Waiting)
 	require.Contains(t, l.Reason, "first decision")
@@ -247,4 +262,5 @@ func TestFollower(t *testing.T) {
 	l = guard.NewFollower().Limits(off, ledgerControls{}, now)
 	require.False(t, l.Stale)
 	require.False(t, l.Paused)
+	require.True(t, l.Green, "an unwatched job's batch sizer may grow")
 }

@@ -38,16 +38,64 @@ func (l *Ledger) DecisionKey(job string) string { return l.jobKey(job, "decision
 // BaselineKey is a hash: rule name → the signal's level before the job.
 func (l *Ledger) BaselineKey(job string) string { return l.jobKey(job, "baseline") }
 
-// CommitsKey is a list of the fleet's latest commit times in milliseconds,
-// newest first; the leader reads its p95.
+// CommitsKey is a sorted set of the fleet's recent commits: member
+// "took_ms:range:key", scored by the Redis time (ms) of the commit; the
+// leader reads the p95 of those within CommitWindow.
 func (l *Ledger) CommitsKey(job string) string { return l.jobKey(job, "commits") }
 
 // SplitsKey is a hash: range ID → "lo:hi" of ranges made by splitting a
 // range that kept timing out.
 func (l *Ledger) SplitsKey(job string) string { return l.jobKey(job, "splits") }
 
-// commitsKept bounds the commit-time list: enough for a stable p95.
+// commitsKept bounds the commit-time set: enough for a stable p95.
 const commitsKept = 200
+
+// CommitWindow is how far back commits count for commit_p95_seconds. The
+// list used to keep the last 200 commits whatever their age, so once a
+// pause rule on that signal fired no new commit could ever come in to move
+// the p95 below the limit and the job stayed paused for good. A minute is
+// long enough for a stable p95 at a few batches a second and short enough
+// to clear soon after the fleet stops.
+const CommitWindow = time.Minute
+
+// recordCommit adds one commit time scored by Redis's clock, drops commits
+// older than the window and all but the newest ARGV[4], and lets the key
+// expire a window after the last commit. A key left as a list by an older
+// ebb is replaced, so an upgrade mid-job does not fail every checkpoint with
+// WRONGTYPE.
+//
+//	KEYS[1]  commits
+//	ARGV[1]  commit time in ms (decimal)
+//	ARGV[2]  member suffix that makes the member unique ("range:key")
+//	ARGV[3]  window in ms
+//	ARGV[4]  commits kept
+//	returns  1
+var recordCommit = redis.NewScript(`
+if redis.call('TYPE', KEYS[1]).ok == 'list' then redis.call('DEL', KEYS[1]) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1] .. ':' .. ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// recentCommits returns the members of the commit set newer than the window,
+// newest first, judged by Redis's clock like recordCommit. A list left by
+// an older ebb reads as empty: its entries carry no time, so none is known
+// to be recent.
+//
+//	KEYS[1]  commits
+//	ARGV[1]  window in ms
+//	ARGV[2]  at most this many
+//	returns  members, newest first
+var recentCommits = redis.NewScript(`
+if redis.call('TYPE', KEYS[1]).ok ~= 'zset' then return {} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. (now - tonumber(ARGV[1])), 'LIMIT', 0, tonumber(ARGV[2]))
+`)
 
 // Overrides are live limits; a nil field is not overridden.
 type Overrides struct {
@@ -338,15 +386,18 @@ func (l *Ledger) SetBaseline(ctx context.Context, job, rule string, v float64) (
 	return ok, nil
 }
 
-// CommitTimes returns the fleet's latest commit times, newest first.
+// CommitTimes returns the fleet's commit times of the last CommitWindow
+// (by Redis's clock), newest first; none when the fleet has not committed
+// within it.
 func (l *Ledger) CommitTimes(ctx context.Context, job string) ([]time.Duration, error) {
-	vals, err := l.rdb.LRange(ctx, l.CommitsKey(job), 0, commitsKept-1).Result()
+	vals, err := recentCommits.Run(ctx, l.rdb, []string{l.CommitsKey(job)}, CommitWindow.Milliseconds(), commitsKept).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("read commit times of %s: %w", job, err)
 	}
 	out := make([]time.Duration, 0, len(vals))
 	for _, v := range vals {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil {
+		took, _, _ := strings.Cut(v, ":")
+		if ms, err := strconv.ParseFloat(took, 64); err == nil {
 			out = append(out, time.Duration(ms*float64(time.Millisecond)))
 		}
 	}

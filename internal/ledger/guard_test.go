@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
@@ -210,6 +211,54 @@ func TestBaselineAndCommitTimes(t *testing.T) {
 	ct, err := b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{300 * time.Millisecond, 200 * time.Millisecond, 100 * time.Millisecond}, ct)
+}
+
+// TestCommitTimesOnlyRecent: only commits within CommitWindow count. A
+// paused fleet commits nothing, so a p95 over every commit ever kept would
+// stay frozen above a pause limit and the pause could never clear.
+func TestCommitTimesOnlyRecent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	redisNow, err := b.rdb.Time(ctx).Result()
+	require.NoError(t, err)
+	// Slow commits from before the window, as a paused fleet leaves them.
+	old := redisNow.Add(-ledger.CommitWindow - time.Second).UnixMilli()
+	for i := range 5 {
+		require.NoError(t, b.rdb.ZAdd(ctx, b.l.CommitsKey("j"), redis.Z{Score: float64(old), Member: fmt.Sprintf("9000.000:0:%d", i)}).Err())
+	}
+	ct, err := b.l.CommitTimes(ctx, "j")
+	require.NoError(t, err)
+	require.Empty(t, ct, "commits older than the window do not count")
+
+	require.NoError(t, b.l.Commit(ctx, "j", 0, 10, 1, 40*time.Millisecond, time.Minute))
+	ct, err = b.l.CommitTimes(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, []time.Duration{40 * time.Millisecond}, ct)
+	require.Equal(t, int64(1), b.rdb.ZCard(ctx, b.l.CommitsKey("j")).Val(), "a commit drops the old ones")
+	require.Positive(t, b.rdb.PTTL(ctx, b.l.CommitsKey("j")).Val(), "an idle job's commit times expire")
+
+	// Two commits with the same time in the same range are both counted.
+	require.NoError(t, b.l.Commit(ctx, "j", 1, 10, 1, 40*time.Millisecond, time.Minute))
+	ct, err = b.l.CommitTimes(ctx, "j")
+	require.NoError(t, err)
+	require.Len(t, ct, 2)
+}
+
+// TestCommitReplacesLegacyList: a commits list left by an older ebb neither
+// fails checkpoints (WRONGTYPE) nor counts: its entries carry no time.
+func TestCommitReplacesLegacyList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	require.NoError(t, b.rdb.LPush(ctx, b.l.CommitsKey("j"), "9000.000").Err())
+	ct, err := b.l.CommitTimes(ctx, "j")
+	require.NoError(t, err)
+	require.Empty(t, ct)
+	require.NoError(t, b.l.Commit(ctx, "j", 0, 1, 1, 25*time.Millisecond, time.Minute))
+	ct, err = b.l.CommitTimes(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, []time.Duration{25 * time.Millisecond}, ct)
 }
 
 func TestSplit(t *testing.T) {

@@ -243,8 +243,10 @@ func (l *Ledger) Commit(ctx context.Context, job string, rangeID, key, rows int6
 		p.HIncrBy(ctx, l.StatsKey(job), "rows", rows)
 		p.HIncrBy(ctx, l.StatsKey(job), "batches", 1)
 		p.Set(ctx, l.AliveKey(job), 1, aliveTTL)
-		p.LPush(ctx, l.CommitsKey(job), strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64))
-		p.LTrim(ctx, l.CommitsKey(job), 0, commitsKept-1)
+		// Eval, not EvalSha: inside MULTI a NOSCRIPT could not fall back.
+		recordCommit.Eval(ctx, p, []string{l.CommitsKey(job)},
+			strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64),
+			fmt.Sprintf("%d:%d", rangeID, key), CommitWindow.Milliseconds(), commitsKept)
 		return nil
 	})
 	if err != nil {

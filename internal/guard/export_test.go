@@ -1,0 +1,7 @@
+package guard
+
+import "context"
+
+// CheckAll runs one pass of the guard loop, so tests can drive a leader on a
+// fake clock instead of waiting for Run's ticker.
+func (g *Leader) CheckAll(ctx context.Context) { g.tick(ctx) }
