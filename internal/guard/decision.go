@@ -49,8 +49,13 @@ const (
 )
 
 // LeaseTTL is how long the guard lease lives without renewal: another
-// worker takes over within this.
-func LeaseTTL(checkEvery time.Duration) time.Duration { return 3 * checkEvery }
+// worker takes over within this. The leader renews it when a check is due,
+// and a check may spend a probe timeout sampling, so with check_every: 1s a
+// bare 3 × check_every let a healthy leader's lease lapse between renewals
+// and leadership flap between workers.
+func LeaseTTL(checkEvery time.Duration) time.Duration {
+	return 3*checkEvery + DefaultProbeTimeout
+}
 
 // DecisionTTL is how long a decision counts as fresh: two check intervals
 // plus one probe timeout. A decision is stamped before the leader samples,
