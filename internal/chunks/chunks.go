@@ -69,6 +69,16 @@ func At(from, to, span, i int64) (Range, error) {
 	return Range{ID: i, Lo: lo, Hi: hi}, nil
 }
 
+// IndexOf returns the index of the range of the slicing of [from,to] by span
+// that holds key; false when key lies outside [from,to] or the slicing is
+// invalid.
+func IndexOf(from, to, span, key int64) (int64, bool) {
+	if check(from, to, span) != nil || key < from || key > to {
+		return 0, false
+	}
+	return int64((uint64(key) - uint64(from)) / uint64(span)), true
+}
+
 // Batches cuts keys (ascending, as read) into write batches of at most size
 // keys, each given by its first and last key.
 func Batches(keys []int64, size int) [][2]int64 {

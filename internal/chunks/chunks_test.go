@@ -90,10 +90,25 @@ func FuzzSlice(f *testing.F) {
 			if uint64(r.Hi)-uint64(r.Lo) >= uint64(span) {
 				t.Fatalf("range %v is wider than span %d", r, span)
 			}
+			for _, k := range []int64{r.Lo, r.Hi} {
+				if got, ok := IndexOf(from, to, span, k); !ok || got != i {
+					t.Fatalf("IndexOf(%d) = %d, %v; want range %d %v", k, got, ok, i, r)
+				}
+			}
 			prevHi = r.Hi
 		}
 		if prevHi != to {
 			t.Fatalf("last range ends at %d, want %d", prevHi, to)
+		}
+		if from > math.MinInt64 {
+			if _, ok := IndexOf(from, to, span, from-1); ok {
+				t.Fatalf("IndexOf(%d) below from %d found a range", from-1, from)
+			}
+		}
+		if to < math.MaxInt64 {
+			if _, ok := IndexOf(from, to, span, to+1); ok {
+				t.Fatalf("IndexOf(%d) above to %d found a range", to+1, to)
+			}
 		}
 	})
 }

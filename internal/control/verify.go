@@ -41,6 +41,9 @@ type VerifyReport struct {
 	// counted chunk by chunk; PendingKeys are the first few of them.
 	Pending     int64   `json:"pending"`
 	PendingKeys []int64 `json:"pending_keys,omitempty"`
+	// DonePending are ranges the ledger marks done although some of
+	// PendingKeys lie in them: where the ledger and the database disagree.
+	DonePending []int64 `json:"done_pending,omitempty"`
 	Chunks      int     `json:"chunks"`
 	// Check is the job's check expression; Sampled rows were tested with
 	// it and Mismatches failed it (NULL counts as a failure).
@@ -98,6 +101,9 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 	if err := c.countPending(ctx, pool, spec, meta, opt.ChunkKeys, r); err != nil {
 		return nil, err
 	}
+	if r.DonePending, err = c.donePending(ctx, job, meta, r.PendingKeys); err != nil {
+		return nil, err
+	}
 	if spec.Check != "" {
 		if err := c.spotCheck(ctx, pool, spec, meta, opt.Random, r); err != nil {
 			return nil, err
@@ -131,6 +137,10 @@ func (r *VerifyReport) judge() {
 	if r.Pending > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d rows still match the pending predicate (first keys %v)", r.Pending, r.PendingKeys))
 	}
+	if len(r.DonePending) > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("the ledger marks ranges %v done, yet they hold pending rows: live writes made rows pending again, or the job's write leaves rows matching its pending predicate; "+
+			"to redo a range, remove its done mark and cursor (see internal/ledger/README.md) and run enqueuer start again", r.DonePending))
+	}
 	if len(r.Mismatches) > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d of %d sampled rows fail the check %q (keys %v)", len(r.Mismatches), r.Sampled, r.Check, r.Mismatches))
 	}
@@ -163,11 +173,50 @@ func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jo
 		r.Chunks++
 		r.Pending += count
 		r.PendingKeys = append(r.PendingKeys, keys[:min(len(keys), keysShown-len(r.PendingKeys))]...)
+		if i == n-1 {
+			break // nothing left to pace
+		}
 		if err := sleepCtx(ctx, pace(spec, ch.Hi-ch.Lo+1, time.Since(began))); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// donePending compares the ledger with the database: it returns the ranges
+// marked done that hold any of the pending keys found. A key whose range was
+// split is judged by the halves that cover it, since a split parent is
+// marked done once its halves are queued.
+func (c *Control) donePending(ctx context.Context, job string, meta ledger.Meta, keys []int64) ([]int64, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	done, err := c.ledger.DoneRanges(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	splits, err := c.ledger.Splits(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, k := range keys {
+		id, ok := chunks.IndexOf(meta.From, meta.To, meta.Span, k)
+		if !ok {
+			continue
+		}
+		holders := []int64{id}
+		for sid, b := range splits {
+			if b[0] <= k && k <= b[1] {
+				holders = append(holders, sid)
+			}
+		}
+		if !slices.ContainsFunc(holders, func(h int64) bool { return !done[h] }) {
+			out = append(out, slices.Max(holders))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // pace is the pause after reading keys keys in took: at most the job's

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,6 +157,8 @@ func TestVerify(t *testing.T) {
 	require.False(t, r.OK)
 	require.Equal(t, int64(1), r.Pending)
 	require.Equal(t, []int64{17777}, r.PendingKeys)
+	require.Equal(t, []int64{3}, r.DonePending, "the ledger marks key 17777's range done; the database disagrees")
+	require.Contains(t, strings.Join(r.Problems, "\n"), "the ledger marks ranges [3] done, yet they hold pending rows")
 	require.Contains(t, r.Mismatches, int64(1))
 	stored, err := b.redis.Client.Get(ctx, b.ledger.VerifyKey(b.job)).Result()
 	require.NoError(t, err)
