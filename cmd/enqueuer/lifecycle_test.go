@@ -93,3 +93,92 @@ guard: {check_every: 1s, rules: []}
 	require.Contains(t, out, "rows/s now")
 	require.Equal(t, "done", b.state(job))
 }
+
+// status returns one job's status --json as a map.
+func (b *bundle) status(job string) map[string]any {
+	b.t.Helper()
+	code, out, errOut := b.run("status", job, "--json")
+	require.Equal(b.t, 0, code, errOut)
+	var m map[string]any
+	require.NoError(b.t, json.Unmarshal([]byte(out), &m), out)
+	return m
+}
+
+// verifyJSON runs verify --json and returns its exit code and report.
+func (b *bundle) verifyJSON(job string) (int, map[string]any) {
+	b.t.Helper()
+	code, out, errOut := b.run("verify", job, "--json")
+	var m map[string]any
+	require.NoError(b.t, json.Unmarshal([]byte(out), &m), "stdout: %s\nstderr: %s", out, errOut)
+	return code, m
+}
+
+// TestVerifyExitCodes: operators and scripts read verify's exit code and
+// its JSON "ok", so both must flip when a finished job's table no longer
+// matches (a row corrupted, a row pending again), not only the library call.
+func TestVerifyExitCodes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	job := "verify-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.jobFile(fmt.Sprintf(`name: %s
+table: %s
+key: id
+pending: status IS NULL
+set: status = 's' || legacy_state
+check: status = 's' || legacy_state
+task_span: 10000
+guard: {rules: []}
+`, job, b.db.Table("orders"))), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	b.worker()
+	ebbtest.Eventually(t, "done", func() bool { return b.state(job) == "done" })
+
+	code, out, errOut := b.run("verify", job)
+	require.Equal(t, 0, code, "stdout: %s\nstderr: %s", out, errOut)
+	require.Contains(t, out, "verify "+job+" on ")
+	require.Contains(t, out, ": OK (")
+	code, r := b.verifyJSON(job)
+	require.Equal(t, 0, code)
+	require.Equal(t, true, r["ok"], r)
+
+	orders := b.db.Table("orders")
+	b.db.Exec(t, "UPDATE "+orders+" SET status = 'corrupt' WHERE id = 1") // first key of the oldest range: always sampled
+	b.db.Exec(t, "UPDATE "+orders+" SET status = NULL WHERE id = 17777")  // pending again in a range marked done
+	code, out, errOut = b.run("verify", job)
+	require.Equal(t, 1, code, "stdout: %s\nstderr: %s", out, errOut)
+	require.Contains(t, out, "PROBLEMS FOUND")
+	require.Empty(t, errOut, "the report on stdout says what is wrong; stderr does not repeat it")
+	code, r = b.verifyJSON(job)
+	require.Equal(t, 1, code)
+	require.Equal(t, false, r["ok"], r)
+	require.Equal(t, []any{17777.0}, r["pending_keys"])
+	require.Contains(t, r["mismatches"], 1.0)
+}
+
+// TestStartDryRunFlag: --dry-run on the command line must make the same dry
+// run as dry_run: true in the job file; a flag that was parsed and dropped
+// would write every row of a table the operator only meant to rehearse on.
+func TestStartDryRunFlag(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	job := "dry-" + ebbtest.Suffix()
+	file := b.jobFile(fmt.Sprintf(`name: %s
+table: %s
+key: id
+pending: status IS NULL
+set: status = 's' || legacy_state
+task_span: 10000
+guard: {rules: []}
+`, job, b.db.Table("orders")))
+	code, out, errOut := b.run("start", "-job", file, "--dry-run", "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "dry run: every batch rolls back")
+	require.Equal(t, true, b.status(job)["dry_run"])
+
+	b.worker()
+	ebbtest.Eventually(t, "done", func() bool { return b.state(job) == "done" })
+	s := b.status(job)
+	require.Equal(t, true, s["dry_run"])
+	require.EqualValues(t, 25000, s["rows_done"], "rows counts what a real run would write")
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NOT NULL"), "a dry run changed rows")
+}
