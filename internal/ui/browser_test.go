@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/control"
@@ -116,7 +118,7 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, "run", pageText(ctx, card+" .guard-state"))
 	screenshot(t, ctx, "ui.png")
 
-	// Pause: the job's key is set and the worker stops.
+	// Pause: the job's key is set and the fleet stops writing.
 	click(t, ctx, card+` button[data-action="pause"]`)
 	key := b.ledger.PauseKey(b.job)
 	ebbtest.Eventually(t, key+" set and the job paused", func() bool {
@@ -128,6 +130,18 @@ func TestBrowser(t *testing.T) {
 			strings.HasPrefix(pageText(ctx, card+" .pause-reason"), "Paused: "+key+" is set (paused by on-call page (")
 	})
 	screenshot(t, ctx, "ui-paused.png")
+	// The key and the state come from the flag alone; the fleet has
+	// stopped only once every range is handed back and no row moves.
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	ebbtest.Eventually(t, "ranges handed back", func() bool {
+		info, err := insp.GetQueueInfo(b.redis.Queue)
+		return err == nil && info.Active == 0
+	})
+	settled := b.status().RowsDone
+	require.Less(t, settled, int64(40_000), "paused mid-way, so a stop is observable")
+	ebbtest.Never(t, 2*time.Second, "rows written while the job is paused", func() bool {
+		return b.status().RowsDone != settled
+	})
 
 	// Resume: the key is cleared and rows move again.
 	before := b.status().RowsDone
