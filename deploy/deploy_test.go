@@ -231,7 +231,10 @@ func TestDashboard(t *testing.T) {
 	require.Equal(t, datasourceUID, ds.Current.Value, "default datasource: the provisioned one")
 	require.Contains(t, vars, "job")
 	job := d.Templating.List[vars["job"]]
-	require.Equal(t, "label_values(ebb_rows_total, job)", job.Definition)
+	// ebb_ranges, not a per-worker counter: every worker exports it for
+	// every job from Redis, so queued jobs and dry runs (no rows written)
+	// are in the list too.
+	require.Equal(t, "label_values(ebb_ranges, job)", job.Definition)
 	require.Contains(t, string(job.Query), job.Definition)
 	require.Equal(t, "${DS_PROMETHEUS}", job.Datasource.UID)
 	require.Empty(t, checkExpr(job.Definition, names))
