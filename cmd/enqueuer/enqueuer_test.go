@@ -231,6 +231,7 @@ func TestBadInput(t *testing.T) {
 		{"cleanup unknown job", func() []string { return []string{"cleanup", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"set unknown job", func() []string { return []string{"set", "no-such-job", "--rate", "5"} }, nil, 2, `unknown job "no-such-job"`},
 		{"set nothing", func() []string { return []string{"set", "x"} }, nil, 2, "nothing to set"},
+		{"bad log format", func() []string { return []string{"status", "-log-format", "xml"} }, nil, 2, `invalid value "xml" for flag -log-format: use text or json`},
 		{"set bad rate", func() []string { return []string{"set", "x", "--rate", "fast"} }, nil, 2, `"fast" is not a number`},
 	}
 	for _, tc := range tests {

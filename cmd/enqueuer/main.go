@@ -18,6 +18,7 @@ import (
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/logger"
 	"github.com/ebbhq/ebb/internal/preflight"
 
 	// Schedules name IANA time zones; a slim image may have no zoneinfo.
@@ -42,6 +43,9 @@ Usage:
                                        remove the job's Redis keys and asynq tasks (refuses while it runs)
   enqueuer ui [-addr 127.0.0.1:8080] [-auth-token TOKEN]
                                        web page for on-call: every job, guard, Pause/Resume, Asynqmon at /monitoring
+
+Every command takes -log-format text|json (default text) for its log lines
+on stderr; ui logs at info (who paused what), the others warnings only.
 
 Environment:
   REDIS_URL    Redis of the fleet (default redis://127.0.0.1:6379/0)
@@ -86,7 +90,11 @@ var commands = []command{
 // env is what every command shares.
 type env struct {
 	stdout, stderr io.Writer
-	log            *slog.Logger
+	// log is built by -log-format (logFlag) at level; a command that logs
+	// more than warnings raises level before it starts.
+	log       *slog.Logger
+	logFormat logger.Format
+	level     *slog.LevelVar
 	// getenv is os.Getenv, or a map in tests that run in parallel.
 	getenv func(string) string
 }
@@ -107,7 +115,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return exitOK
 	}
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	// One-shot commands print their results; their log says only what went
+	// wrong on the way.
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelWarn)
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, level: level, logFormat: logger.Text, log: logger.New(stderr, logger.Text, level)}
 	for _, c := range commands {
 		if c.name != args[0] {
 			continue
@@ -161,6 +173,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 func newFlags(name, help string, e *env) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Var(logFlag{e}, "log-format", logger.Usage)
 	fs.Usage = func() {
 		fmt.Fprint(e.stdout, help)
 		fs.SetOutput(e.stdout)
@@ -168,6 +181,26 @@ func newFlags(name, help string, e *env) *flag.FlagSet {
 		fs.SetOutput(e.stderr)
 	}
 	return fs
+}
+
+// logFlag is -log-format on every command: it sets the format the way the
+// worker's flag does and rebuilds the shared logger with it.
+type logFlag struct{ e *env }
+
+func (l logFlag) String() string {
+	// flag.PrintDefaults calls String on a zero logFlag.
+	if l.e == nil {
+		return string(logger.Text)
+	}
+	return l.e.logFormat.String()
+}
+
+func (l logFlag) Set(s string) error {
+	if err := l.e.logFormat.Set(s); err != nil {
+		return err
+	}
+	l.e.log = logger.New(l.e.stderr, l.e.logFormat, l.e.level)
+	return nil
 }
 
 // connect opens Redis and returns a Control on it; close releases both.

@@ -14,7 +14,7 @@ import (
 	"github.com/ebbhq/ebb/internal/ui"
 )
 
-const uiHelp = `enqueuer ui [-addr 127.0.0.1:8080] [-auth-token TOKEN]
+const uiHelp = `enqueuer ui [-addr 127.0.0.1:8080] [-auth-token TOKEN] [-log-format text|json]
 
 Serves the on-call page: every job with its state, progress, rows/s now and
 on average, ETA, the guard's signals against their limits and why a job is
@@ -28,6 +28,9 @@ EBB_UI_TOKEN, which keeps it out of the process list) every request that
 changes something needs it: the page asks once per tab; Asynqmon's buttons
 take HTTP Basic with the token as password. Reading stays open. Serve it
 behind TLS if it leaves the machine.
+
+It logs every Pause and Resume (who, which job) at info on stderr; with
+-log-format json one JSON object per line, for a log pipeline.
 
 Flags:
 `
@@ -65,7 +68,8 @@ func runUI(ctx context.Context, e *env, args []string) error {
 	defer func() { _ = rdb.Close() }()
 	// Operators want to see who paused what, so this command logs at info,
 	// unlike the one-shot commands.
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e.level.Set(slog.LevelInfo)
+	log := e.log
 	ctl := control.New(rdb, e.getenv("EBB_PREFIX"), log)
 	ctl.SetGetenv(e.getenv)
 	defer func() { _ = ctl.Close() }()

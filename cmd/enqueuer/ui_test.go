@@ -39,9 +39,22 @@ var pageURL = regexp.MustCompile(`on-call page: (http://\S+/)`)
 // TestUIServe runs "enqueuer ui" in-process on a free loopback port: the
 // page, /healthz and the API answer, the token from EBB_UI_TOKEN guards
 // the POSTs, and cancelling the context (SIGINT/SIGTERM in main) stops it
-// cleanly with exit 0.
+// cleanly with exit 0. Its action log comes in either -log-format, the
+// same flag the worker has, so one log pipeline can take both.
 func TestUIServe(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct{ format, line string }{
+		{"text", `msg="ui paused every job"`},
+		{"json", `"msg":"ui paused every job"`},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			t.Parallel()
+			testUIServe(t, tc.format, tc.line)
+		})
+	}
+}
+
+func testUIServe(t *testing.T, format, logLine string) {
 	r := ebbtest.Redis(t)
 	env := map[string]string{"REDIS_URL": ebbtest.RedisURL(), "EBB_PREFIX": r.Prefix, "EBB_UI_TOKEN": "env-token"}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -49,7 +62,7 @@ func TestUIServe(t *testing.T) {
 	var stdout, stderr syncBuffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, []string{"ui", "-addr", "127.0.0.1:0"}, &stdout, &stderr, func(k string) string { return env[k] })
+		exited <- run(ctx, []string{"ui", "-addr", "127.0.0.1:0", "-log-format", format}, &stdout, &stderr, func(k string) string { return env[k] })
 	}()
 	var base string
 	ebbtest.Eventually(t, "the ui command printing its address", func() bool {
@@ -102,7 +115,7 @@ func TestUIServe(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, post(""), "EBB_UI_TOKEN guards the POSTs")
 	require.Equal(t, http.StatusNoContent, post("env-token"))
 	require.NoError(t, r.Client.Del(context.Background(), r.Prefix+"pause").Err())
-	require.Contains(t, stderr.String(), "ui paused every job", "actions are logged")
+	require.Contains(t, stderr.String(), logLine, "actions are logged, in the format asked for")
 	require.NotContains(t, stderr.String(), "warning", "loopback needs no warning")
 
 	cancel()
@@ -143,6 +156,7 @@ func TestUIInput(t *testing.T) {
 		{name: "port out of range", args: []string{"ui", "-addr", "127.0.0.1:99999"}, code: 2, stderr: `port "99999" is not a number from 0 to 65535`},
 		{name: "named port", args: []string{"ui", "-addr", "localhost:http"}, code: 2, stderr: `port "http"`},
 		{name: "argument", args: []string{"ui", "extra"}, code: 2, stderr: "ui takes no arguments"},
+		{name: "bad log format", args: []string{"ui", "-log-format", "yaml"}, code: 2, stderr: `invalid value "yaml" for flag -log-format: use text or json`},
 		{name: "unknown flag", args: []string{"ui", "-port", "80"}, code: 2, stderr: "flag provided but not defined: -port"},
 		{name: "port in use", args: []string{"ui", "-addr", busy.Addr().String()}, code: 1, stderr: "listen on " + busy.Addr().String()},
 		{name: "unreachable redis, open address", args: []string{"ui", "-addr", "0.0.0.0:0"},

@@ -26,6 +26,7 @@ import (
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/logger"
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/runner"
 
@@ -62,18 +63,15 @@ func run() int {
 	concurrency := fs.Int("concurrency", 1, "ranges this process works on at once")
 	metricsAddr := fs.String("metrics-addr", ":9090", "address for /metrics, /healthz and /readyz (empty to disable)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for batches in flight; keep it above the jobs' timeouts.statement plus margin")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logFormat := logger.Text
+	fs.Var(&logFormat, "log-format", logger.Usage)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	log, err := newLogger(*logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		return 2
-	}
+	log := logger.New(os.Stderr, logFormat, slog.LevelInfo)
 	if err := control.ValidQueue(*queue); err != nil {
 		log.Error("bad flag", slog.Any("err", err))
 		return 2
@@ -213,14 +211,4 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 	}
 	log.Info("worker stopped cleanly")
 	return nil
-}
-
-func newLogger(format string) (*slog.Logger, error) {
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
-	}
-	return nil, fmt.Errorf("-log-format %q: use text or json", format)
 }
