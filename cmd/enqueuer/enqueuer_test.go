@@ -45,14 +45,18 @@ func (b *bundle) jobFile(body string) string {
 	return p
 }
 
-func (b *bundle) goodJob(name string) string {
+func (b *bundle) goodJob(name string) string { return b.ordersJob(name, "") }
+
+// ordersJob is a job file filling status on the test's orders table, in
+// ranges of 10,000 keys; extra (YAML lines) adds fields.
+func (b *bundle) ordersJob(name, extra string) string {
 	return b.jobFile(fmt.Sprintf(`name: %s
 table: %s
 key: id
 pending: status IS NULL
 set: status = 's' || legacy_state
 task_span: 10000
-`, name, b.db.Table("orders")))
+%s`, name, b.db.Table("orders"), extra))
 }
 
 // guardJob is goodJob with a guard block (flow YAML after "guard: {").

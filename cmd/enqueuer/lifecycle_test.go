@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -62,15 +61,7 @@ func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	job := "life-" + ebbtest.Suffix()
-	file := b.jobFile(fmt.Sprintf(`name: %s
-table: %s
-key: id
-pending: status IS NULL
-set: status = 's' || legacy_state
-task_span: 10000
-rate: 5000
-guard: {check_every: 1s, rules: []}
-`, job, b.db.Table("orders")))
+	file := b.ordersJob(job, "rate: 5000\nguard: {check_every: 1s, rules: []}\n")
 	code, _, errOut := b.run("start", "-job", file, "-queue", b.redis.Queue)
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "queued", b.state(job))
@@ -120,15 +111,7 @@ func TestVerifyExitCodes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	job := "verify-" + ebbtest.Suffix()
-	code, _, errOut := b.run("start", "-job", b.jobFile(fmt.Sprintf(`name: %s
-table: %s
-key: id
-pending: status IS NULL
-set: status = 's' || legacy_state
-check: status = 's' || legacy_state
-task_span: 10000
-guard: {rules: []}
-`, job, b.db.Table("orders"))), "-queue", b.redis.Queue)
+	code, _, errOut := b.run("start", "-job", b.ordersJob(job, "check: status = 's' || legacy_state\nguard: {rules: []}\n"), "-queue", b.redis.Queue)
 	require.Equal(t, 0, code, errOut)
 	b.worker()
 	ebbtest.Eventually(t, "done", func() bool { return b.state(job) == "done" })
@@ -162,14 +145,7 @@ func TestStartDryRunFlag(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	job := "dry-" + ebbtest.Suffix()
-	file := b.jobFile(fmt.Sprintf(`name: %s
-table: %s
-key: id
-pending: status IS NULL
-set: status = 's' || legacy_state
-task_span: 10000
-guard: {rules: []}
-`, job, b.db.Table("orders")))
+	file := b.ordersJob(job, "guard: {rules: []}\n")
 	code, out, errOut := b.run("start", "-job", file, "--dry-run", "-queue", b.redis.Queue)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "dry run: every batch rolls back")
