@@ -403,9 +403,9 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 		// Nothing can pause a job with no range left to run: a switch left
 		// on, or a guard nobody runs any more, is no alarm.
 	case on(snap.Pause.Global):
-		s.PauseReason = flagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
+		s.PauseReason = guard.FlagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
 	case on(snap.Pause.Job):
-		s.PauseReason = flagReason(c.ledger.PauseKey(job), snap.Pause.Job)
+		s.PauseReason = guard.FlagReason(c.ledger.PauseKey(job), snap.Pause.Job)
 	case snap.Pause.QueuePaused:
 		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
 	case s.Overrides["error"] != "":
@@ -501,15 +501,6 @@ func PauseValue(by string, at time.Time) string {
 		by = "unknown"
 	}
 	return guard.PausedByPrefix + by + " at " + at.UTC().Format(time.RFC3339)
-}
-
-// flagReason is the pause reason of a set flag: the key, plus its value
-// when that says more than "1" (who paused and when).
-func flagReason(key, value string) string {
-	if v := strings.TrimSpace(value); v != "1" {
-		return fmt.Sprintf("%s is set (%s)", key, v)
-	}
-	return key + " is set"
 }
 
 // Resume clears the pause flag of job, or the global one. An unknown job is

@@ -53,11 +53,11 @@ func (p *Pauser) Check(ctx context.Context, job, queue string) (Pause, error) {
 func (p *Pauser) Judge(ctx context.Context, job, queue string, f ledger.PauseFlags) Pause {
 	if on, odd := FlagOn(f.Global); on {
 		p.warnOdd(ctx, odd, p.ledger.GlobalPauseKey(), f.Global)
-		return Pause{Paused: true, Reason: fmt.Sprintf("%s is set (%q)", p.ledger.GlobalPauseKey(), f.Global)}
+		return Pause{Paused: true, Reason: FlagReason(p.ledger.GlobalPauseKey(), f.Global)}
 	}
 	if on, odd := FlagOn(f.Job); on {
 		p.warnOdd(ctx, odd, p.ledger.PauseKey(job), f.Job)
-		return Pause{Paused: true, Reason: fmt.Sprintf("%s is set (%q)", p.ledger.PauseKey(job), f.Job)}
+		return Pause{Paused: true, Reason: FlagReason(p.ledger.PauseKey(job), f.Job)}
 	}
 	if f.QueuePaused {
 		return Pause{Paused: true, Reason: fmt.Sprintf("asynq queue %q is paused (Asynqmon or %s)", queue, ledger.QueuePausedKey(queue))}
@@ -88,6 +88,16 @@ func FlagOn(v string) (on, odd bool) {
 		return true, false
 	}
 	return true, !strings.HasPrefix(v, PausedByPrefix)
+}
+
+// FlagReason is the pause reason of a set flag, the same in workers' logs
+// and in status: the key, plus its value when that says more than "1"
+// (who paused and when, or an odd value worth seeing).
+func FlagReason(key, value string) string {
+	if v := strings.TrimSpace(value); v != "1" {
+		return fmt.Sprintf("%s is set (%s)", key, v)
+	}
+	return key + " is set"
 }
 
 // PausedByPrefix starts the pause value enqueuer and the on-call page write:

@@ -35,3 +35,13 @@ func TestFlagOn(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagReason: workers and status name a pause the same way, with who
+// paused when the flag says so.
+func TestFlagReason(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "ebb:pause is set", FlagReason("ebb:pause", "1"))
+	require.Equal(t, "ebb:{j}:pause is set (paused by alice@db-1 via enqueuer at 2024-05-01T10:00:00Z)",
+		FlagReason("ebb:{j}:pause", "paused by alice@db-1 via enqueuer at 2024-05-01T10:00:00Z"))
+	require.Equal(t, "ebb:pause is set (banana)", FlagReason("ebb:pause", "banana"))
+}
