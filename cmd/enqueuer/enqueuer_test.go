@@ -361,7 +361,7 @@ guard:
 		"redis-cli SET '" + b.redis.Prefix + "{" + name + "}:pause' 1",
 		"redis-cli SET 'asynq:{ebb}:paused' 1",
 		"`enqueuer verify " + name + "`",
-		"`enqueuer cleanup " + name + "` once no range is active",
+		"`enqueuer cleanup " + name + "` (it waits for the batches in flight",
 		"UPDATE orders SET status = NULL WHERE status LIKE 's%'",
 		"ebb never runs this",
 	} {

@@ -69,7 +69,7 @@ Pausing finishes the batch in flight, commits it and hands the range back; nothi
 | pause the queue | Asynqmon: Queues → {{.Queue}} → Pause | ` + "`redis-cli SET '{{.QueueKey}}' 1`" + ` |
 | slow down | ` + "`enqueuer set {{.Spec.Name}} --rate N`" + ` (also --max-workers, --batch-max, --sleep) | ` + "`redis-cli HSET '{{.OverridesKey}}' rate N`" + ` |
 | back to the file's limits | ` + "`enqueuer set {{.Spec.Name}} --clear`" + ` | ` + "`redis-cli DEL '{{.OverridesKey}}'`" + ` |
-| stop for good | pause, then ` + "`enqueuer cleanup {{.Spec.Name}}`" + ` once no range is active (it refuses, naming how many, while batches in flight finish) | |
+| stop for good | pause, then ` + "`enqueuer cleanup {{.Spec.Name}}`" + ` (it waits for the batches in flight; it refuses a job that is not paused) | |
 
 Scaling workers up or down is safe at any time; a worker that dies loses at most the batch in flight, which the next worker redoes.
 

@@ -46,8 +46,9 @@ const drainWait = 30 * time.Second
 
 // Cleanup removes every trace of job: its ledger keys (progress, overrides,
 // pause flag, guard state) and its tasks in asynq. It refuses while the job
-// runs unless force; forced, it pauses the job first so the running ranges
-// hand themselves back between batches, then removes them.
+// runs unless force. A paused job, or a forced cleanup, first has its pause
+// flag set so ranges still active hand themselves back between batches
+// (up to drainWait), then removes them.
 func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*CleanupResult, error) {
 	st, err := c.Status(ctx, job)
 	if err != nil {
@@ -59,14 +60,15 @@ func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*Cleanup
 	if err != nil {
 		return nil, err
 	}
-	if (st.State == StateRunning || len(active) > 0) && !force {
-		// Status says paused as soon as the flag is set, while batches in
-		// flight still commit: the ranges active in asynq are what counts.
-		return nil, fmt.Errorf("%w: %s has %d ranges active; pause it (enqueuer pause %s), then run cleanup again once no range is active (each finishes its batch in flight first, seconds), or clean up with --force",
+	if st.State == StateRunning && !force {
+		return nil, fmt.Errorf("%w: %s has %d ranges active; pause it (enqueuer pause %s) and run cleanup again, which waits for the batches in flight, or clean up with --force",
 			ErrJobActive, job, len(active), job)
 	}
 	if len(active) > 0 {
-		if err := c.ledger.SetPause(ctx, job, PauseValue("enqueuer cleanup --force", time.Now())); err != nil {
+		// Status says paused the moment a switch is set, while batches in
+		// flight still commit; and a guard pause may lift any second. The
+		// job's own flag holds every range until the keys are gone.
+		if err := c.ledger.SetPause(ctx, job, PauseValue("enqueuer cleanup", time.Now())); err != nil {
 			return nil, err
 		}
 		deadline := time.Now().Add(drainWait)

@@ -98,9 +98,7 @@ func TestCleanup(t *testing.T) {
 
 	_, err = b.ctl.Cleanup(ctx, b.job, false)
 	require.ErrorIs(t, err, control.ErrJobActive)
-	// Status says paused the moment the flag is set: the advice must be
-	// about active ranges, which is what cleanup checks.
-	require.ErrorContains(t, err, "once no range is active")
+	require.ErrorContains(t, err, "enqueuer pause "+b.job)
 	require.NotEmpty(t, b.jobKeys(), "a refused cleanup removes nothing")
 
 	res, err := b.ctl.Cleanup(ctx, b.job, true)
@@ -113,6 +111,28 @@ func TestCleanup(t *testing.T) {
 	})
 	_, err = b.ctl.Status(ctx, b.job)
 	require.ErrorIs(t, err, control.ErrUnknownJob)
+}
+
+// TestCleanupPaused: cleanup right after pause, as the refusal advises,
+// goes through: it waits for the batches still in flight instead of
+// refusing the job that status already shows paused.
+func TestCleanupPaused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(40_000)
+	ctx := context.Background()
+	b.start(b.spec("rate: 2000\ntask_span: 5000\nguard: {rules: []}\n"))
+	b.worker(workerOpts{concurrency: 2})
+	ebbtest.Eventually(t, "job running", func() bool { return b.status().State == control.StateRunning })
+
+	require.NoError(t, b.ctl.Pause(ctx, b.job, "test"))
+	res, err := b.ctl.Cleanup(ctx, b.job, false)
+	require.NoError(t, err)
+	require.Equal(t, control.StatePaused, res.State)
+	require.Zero(t, res.TasksLeft, "every range handed itself back")
+	ebbtest.Eventually(t, "no key and no task of the job left", func() bool {
+		return len(b.jobKeys()) == 0 && b.jobTasks() == 0
+	})
 }
 
 // TestCleanupFinished: a finished job's completed tasks and keys go too.
