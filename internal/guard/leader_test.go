@@ -67,9 +67,7 @@ func TestLeaderSlowHalvesAndRestores(t *testing.T) {
 	t.Parallel()
 	db := ebbtest.Schema(t)
 	ctx := context.Background()
-	knob := db.Table("knob")
-	db.Exec(t, "CREATE TABLE "+knob+" (v float8 NOT NULL)")
-	db.Exec(t, "INSERT INTO "+knob+" VALUES (10)")
+	knob := knobTable(t, db, 10)
 	l, _, spec := runLeader(t, db, nil, `name: slow-down
 table: t
 key: id

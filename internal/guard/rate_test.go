@@ -45,9 +45,7 @@ func TestLeaderRateWithSchedule(t *testing.T) {
 			t.Parallel()
 			db := ebbtest.Schema(t)
 			ctx := context.Background()
-			knob := db.Table("knob")
-			db.Exec(t, "CREATE TABLE "+knob+" (v float8 NOT NULL)")
-			db.Exec(t, "INSERT INTO "+knob+" VALUES (1)")
+			knob := knobTable(t, db, 1)
 			l, _, spec := storeJob(t, fmt.Sprintf(`name: rate-window
 table: t
 key: id
