@@ -374,9 +374,9 @@ schedule: {timezone: UTC, windows: [{days: mon-sun, from: "00:00", to: "24:00", 
 
 // TestSizerLearnsAcrossRangesUnderRate: commits run at twice the target, the
 // fleet rate caps every batch below the job's size, and each range holds
-// only four batches, fewer than one step of the sizer looks at. The worker still shrinks its batches: the sizer takes
-// feedback from batches cut at the rate's cap, and what it learnt in one
-// range carries into the next.
+// only four batches, fewer than one step of the sizer looks at. The worker
+// still shrinks its batches: the sizer takes feedback from batches cut at
+// the rate's cap, and what it learnt in one range carries into the next.
 func TestSizerLearnsAcrossRangesUnderRate(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
