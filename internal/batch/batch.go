@@ -69,9 +69,6 @@ func NewExecutor(pool *pgxpool.Pool, spec *jobspec.Spec) *Executor {
 	}
 }
 
-// Statements returns the SQL the executor runs.
-func (e *Executor) Statements() Statements { return e.st }
-
 // ReadKeys returns up to limit pending keys in [from, hi], ascending. It runs
 // under the job's statement timeout so a slow read cannot run for minutes.
 func (e *Executor) ReadKeys(ctx context.Context, from, hi int64, limit int) ([]int64, error) {

@@ -1,5 +1,5 @@
 // Package chunks owns key-space math: slicing a job's [from,to] into range
-// tasks and a read of keys into write batches. It imports nothing of ebb and
+// tasks, where a range resumes, and the adaptive batch sizer. It imports nothing of ebb and
 // does no I/O, so its invariants (every key covered exactly once, no overflow
 // at the int64 bounds) are fuzzed directly.
 package chunks
@@ -32,24 +32,6 @@ func Count(from, to, span int64) (int64, error) {
 	return int64(q) + 1, nil
 }
 
-// Slice returns the ranges of span keys covering [from,to] exactly once, in
-// key order. The last range is cut at to.
-func Slice(from, to, span int64) ([]Range, error) {
-	n, err := Count(from, to, span)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Range, 0, n)
-	for i := int64(0); i < n; i++ {
-		r, err := At(from, to, span, i)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
 // At returns range i of the slicing of [from,to] by span, without building
 // the whole list.
 func At(from, to, span, i int64) (Range, error) {
@@ -77,20 +59,6 @@ func IndexOf(from, to, span, key int64) (int64, bool) {
 		return 0, false
 	}
 	return int64((uint64(key) - uint64(from)) / uint64(span)), true
-}
-
-// Batches cuts keys (ascending, as read) into write batches of at most size
-// keys, each given by its first and last key.
-func Batches(keys []int64, size int) [][2]int64 {
-	if size < 1 {
-		size = 1
-	}
-	out := make([][2]int64, 0, (len(keys)+size-1)/size)
-	for i := 0; i < len(keys); i += size {
-		j := min(i+size, len(keys))
-		out = append(out, [2]int64{keys[i], keys[j-1]})
-	}
-	return out
 }
 
 // Next is the first key after a committed key, and false when the committed

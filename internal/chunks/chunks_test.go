@@ -24,7 +24,7 @@ func TestSlice(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Slice(tc.from, tc.to, tc.span)
+			got, err := slice(tc.from, tc.to, tc.span)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got)
 		})
@@ -33,18 +33,12 @@ func TestSlice(t *testing.T) {
 
 func TestSliceRejects(t *testing.T) {
 	t.Parallel()
-	_, err := Slice(10, 1, 5)
+	_, err := slice(10, 1, 5)
 	require.ErrorContains(t, err, "from is above to")
-	_, err = Slice(1, 10, 0)
+	_, err = slice(1, 10, 0)
 	require.ErrorContains(t, err, "task_span")
 	n, err := Count(math.MinInt64, math.MaxInt64, 1)
 	require.Error(t, err, "2^64 ranges must not fit, got %d", n)
-}
-
-func TestBatches(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, [][2]int64{{1, 3}, {7, 9}, {12, 12}}, Batches([]int64{1, 2, 3, 7, 8, 9, 12}, 3))
-	require.Empty(t, Batches(nil, 3))
 }
 
 func TestNext(t *testing.T) {
@@ -111,4 +105,23 @@ func FuzzSlice(f *testing.F) {
 			}
 		}
 	})
+}
+
+// slice returns the ranges of span keys covering [from,to] exactly once, in
+// key order, built from Count and At as the enqueuer walks them. The last
+// range is cut at to.
+func slice(from, to, span int64) ([]Range, error) {
+	n, err := Count(from, to, span)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Range, 0, n)
+	for i := int64(0); i < n; i++ {
+		r, err := At(from, to, span, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -82,22 +82,15 @@ func (s *Sizer) Size() int {
 	return s.size
 }
 
-// CapAndSize applies Cap(limit) and returns the size to cut next, in one
-// step, so a concurrent Observe cannot slip between the two.
+// CapAndSize lowers the ceiling to limit (an operator's --batch-max, or the
+// most rows the fleet's rate allows in one batch; zero or negative restores
+// the configured one) and returns the size to cut next, in one step, so a
+// concurrent Observe cannot slip between the two.
 func (s *Sizer) CapAndSize(limit int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cap(limit)
 	return s.size
-}
-
-// Cap lowers the ceiling at run time (an operator's --batch-max, or the most
-// rows the fleet's rate allows in one batch); zero or negative restores the
-// configured one.
-func (s *Sizer) Cap(limit int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cap(limit)
 }
 
 func (s *Sizer) cap(limit int) {

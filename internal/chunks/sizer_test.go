@@ -55,12 +55,12 @@ func TestSizer(t *testing.T) {
 			s.Observe(500, 1400*time.Millisecond, Committed, true) // under 5x, the 10th sample
 		}, 750},
 		{"cap lowers the ceiling", func(s *Sizer) {
-			s.Cap(200)
+			s.CapAndSize(200)
 			feed(s, 3*window, time.Millisecond, true)
 		}, 200},
 		{"cap cleared restores the ceiling", func(s *Sizer) {
-			s.Cap(200)
-			s.Cap(0)
+			s.CapAndSize(200)
+			s.CapAndSize(0)
 			feed(s, window, time.Millisecond, true)
 		}, 300},
 	}
