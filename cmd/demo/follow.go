@@ -15,7 +15,9 @@ const maxStatusFailures = 10
 type outcome struct {
 	final   jobStatus
 	elapsed time.Duration // from enqueuer start to the final status
-	paused  time.Duration // the part of elapsed the demo held the job paused
+	// held and pickup are the parts of elapsed the job wrote nothing
+	// because of the demo's pause (see pauser.stalled).
+	held, pickup time.Duration
 }
 
 // follow polls `enqueuer status JOB --json` every second, printing a
@@ -58,12 +60,14 @@ func (d *demo) follow(ctx context.Context, r *jobRun, f *fleet, rec *recorder) (
 		}
 		failures = 0
 		now := time.Now()
-		o.final, o.elapsed, o.paused = s, now.Sub(started), p.pausedFor(now)
 		d.printf("%s\n", prog.line(now, s))
+		cmd := p.next(s, percentDone(s, d.cfg.rows), now)
+		o.final, o.elapsed = s, now.Sub(started)
+		o.held, o.pickup = p.stalled(now)
 		if s.terminal() {
 			return o, nil
 		}
-		if err := d.steer(ctx, r, p.next(s, percentDone(s, d.cfg.rows), now), rec); err != nil {
+		if err := d.steer(ctx, r, cmd, rec); err != nil {
 			return o, err
 		}
 	}
@@ -93,40 +97,51 @@ const (
 
 // pauser decides when the demo pauses the running job, as an operator
 // would when on-call asks for room, and when it resumes it: once per run,
-// when atPercent of the rows are written, for hold. It is pure so the
-// decision is testable without a job.
+// when atPercent of the rows are written, for hold. It also notes when rows
+// move again after the resume: a handed-back range waits in the queue for
+// its retry, which the demo shows rather than hides. It is pure so the
+// decisions are testable without a job.
 type pauser struct {
 	atPercent float64 // 0 never pauses
 	hold      time.Duration
-	pausedAt  time.Time // zero until the pause
-	resumedAt time.Time // zero until the resume
+
+	pausedAt, resumedAt, movingAt time.Time // zero until each happens
+	rowsAtResume                  int64
 }
 
 // next returns cmdPause, cmdResume or "" for a status sample s taken at
 // now, with pct percent of the job done.
 func (p *pauser) next(s jobStatus, pct float64, now time.Time) string {
 	switch {
-	case p.atPercent <= 0 || !p.resumedAt.IsZero():
+	case p.atPercent <= 0:
 		return ""
 	case p.pausedAt.IsZero():
 		if s.State == stateRunning && pct >= p.atPercent {
 			p.pausedAt = now
 			return cmdPause
 		}
-	case now.Sub(p.pausedAt) >= p.hold:
-		p.resumedAt = now
-		return cmdResume
+	case p.resumedAt.IsZero():
+		if now.Sub(p.pausedAt) >= p.hold {
+			p.resumedAt, p.rowsAtResume = now, s.RowsDone
+			return cmdResume
+		}
+	case p.movingAt.IsZero() && s.RowsDone > p.rowsAtResume:
+		p.movingAt = now
 	}
 	return ""
 }
 
-// pausedFor returns how long the job has been held paused up to now.
-func (p *pauser) pausedFor(now time.Time) time.Duration {
+// stalled returns how long the job had written nothing up to now because
+// of the demo's pause: held, from pause to resume, and pickup, from resume
+// until rows moved again.
+func (p *pauser) stalled(now time.Time) (held, pickup time.Duration) {
 	switch {
 	case p.pausedAt.IsZero():
-		return 0
+		return 0, 0
 	case p.resumedAt.IsZero():
-		return now.Sub(p.pausedAt)
+		return now.Sub(p.pausedAt), 0
+	case p.movingAt.IsZero():
+		return p.resumedAt.Sub(p.pausedAt), now.Sub(p.resumedAt)
 	}
-	return p.resumedAt.Sub(p.pausedAt)
+	return p.resumedAt.Sub(p.pausedAt), p.movingAt.Sub(p.resumedAt)
 }

@@ -26,6 +26,9 @@ func (d *demo) verify(ctx context.Context, r *jobRun, o outcome) error {
 func (d *demo) report(o outcome, verifyErr error, base latencySummary, rec *recorder) {
 	d.printf("\n== result ==\n")
 	d.printf("job:      %s\n", jobLine(o))
+	if line := pauseLine(o); line != "" {
+		d.printf("pause:    %s\n", line)
+	}
 	switch {
 	case o.final.State != stateDone:
 		d.printf("verify:   skipped, the job did not finish\n")
@@ -47,20 +50,26 @@ func (d *demo) report(o outcome, verifyErr error, base latencySummary, rec *reco
 }
 
 // jobLine summarises the final status. The rate leaves out the time the
-// demo held the job paused, so it says how fast the fleet writes.
+// job wrote nothing because of the demo's pause, so it says how fast the
+// fleet writes; the pause gets its own line.
 func jobLine(o outcome) string {
-	running := o.elapsed - o.paused
+	writing := o.elapsed - o.held - o.pickup
 	rate := 0.0
-	if s := running.Seconds(); s > 0 {
+	if s := writing.Seconds(); s > 0 {
 		rate = float64(o.final.RowsDone) / s
 	}
-	paused := ""
-	if o.paused > 0 {
-		paused = fmt.Sprintf(" (%s of it paused)", o.paused.Round(100*time.Millisecond))
-	}
-	return fmt.Sprintf("%s in %s%s: %d rows written, %.0f rows/s while running, ranges %d/%d done, %d failed",
-		o.final.State, o.elapsed.Round(100*time.Millisecond), paused, o.final.RowsDone, rate,
+	return fmt.Sprintf("%s in %s: %d rows written, %.0f rows/s while writing, ranges %d/%d done, %d failed",
+		o.final.State, o.elapsed.Round(100*time.Millisecond), o.final.RowsDone, rate,
 		o.final.RangesDone, o.final.RangesTotal, o.final.RangesFailed)
+}
+
+// pauseLine says what the demo's pause cost, or "" when there was none.
+func pauseLine(o outcome) string {
+	if o.held == 0 {
+		return ""
+	}
+	return fmt.Sprintf("held %s by enqueuer pause; rows moved again %s after enqueuer resume, once the handed-back ranges' retry came due",
+		o.held.Round(100*time.Millisecond), o.pickup.Round(100*time.Millisecond))
 }
 
 // formatSummary renders one window's latency summary.
