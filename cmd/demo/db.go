@@ -116,28 +116,8 @@ func seedTable(ctx context.Context, pool *pgxpool.Pool, table pgx.Identifier, ro
 	return nil
 }
 
-// tableCounts is the verification the demo prints: a backfill is correct
-// when no row is pending and every row holds exactly the value the job's
-// `set` computes from it.
-type tableCounts struct {
-	Total   int64
-	Pending int64 // status IS NULL
-	Wrong   int64 // status IS DISTINCT FROM 'state_' || legacy_state
-}
-
-func countTable(ctx context.Context, pool *pgxpool.Pool, table pgx.Identifier) (tableCounts, error) {
-	var c tableCounts
-	err := pool.QueryRow(ctx, `SELECT
-			count(*),
-			count(*) FILTER (WHERE status IS NULL),
-			count(*) FILTER (WHERE status IS DISTINCT FROM 'state_' || legacy_state)
-		FROM `+table.Sanitize()).Scan(&c.Total, &c.Pending, &c.Wrong)
-	if err != nil {
-		return c, fmt.Errorf("count %s: %w", table.Sanitize(), err)
-	}
-	return c, nil
-}
-
+// firstLine returns the first line of s, trimmed: enough of a statement to
+// name it in an error.
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {

@@ -9,17 +9,23 @@ import (
 	"strings"
 )
 
+// jobRate is the job file's rate: the fleet writes at most this many rows
+// per second, and enqueuer verify reads no faster.
+const jobRate = 20000
+
 // jobFileTemplate is the demo's backfill, written the way an operator would.
-// The set expression derives status from legacy_state, so verification can
-// check every row's value, not only that it is no longer NULL. The DSN comes
-// from DATABASE_URL in the environment, never from the file. The fleet is
-// held to 20,000 rows/s and the guard watches the default stop rules
-// (replication lag, lock waits, deadlocks, connections).
+// The set expression derives status from legacy_state, and check restates
+// it, so enqueuer verify can test sampled rows' values, not only that none
+// is still NULL. The DSN comes from DATABASE_URL in the environment, never
+// from the file. The fleet is held to jobRate rows/s and the guard watches
+// the default stop rules (replication lag, lock waits, deadlocks,
+// connections).
 const jobFileTemplate = `name: %s
 table: public.demo_orders
 key: id
 pending: status IS NULL
 set: status = 'state_' || legacy_state
+check: status = 'state_' || legacy_state
 range: {from: auto, to: auto}
 task_span: 50000
 read_batch: 5000
@@ -28,12 +34,12 @@ sleep: 50ms
 timeouts: {lock: 1s, statement: 5s}
 retries: 5
 database_env: DATABASE_URL
-rate: 20000
+rate: %d
 guard: {check_every: 2s}
 `
 
 // jobFile renders the job file for job name.
-func jobFile(name string) string { return fmt.Sprintf(jobFileTemplate, name) }
+func jobFile(name string) string { return fmt.Sprintf(jobFileTemplate, name, jobRate) }
 
 // writeJobFile writes the job file into dir and returns its path.
 func writeJobFile(dir, name string) (string, error) {

@@ -28,6 +28,7 @@ func TestJobFileIsTheDocumentedJob(t *testing.T) {
 		"key":          "id",
 		"pending":      "status IS NULL",
 		"set":          "status = 'state_' || legacy_state",
+		"check":        "status = 'state_' || legacy_state",
 		"task_span":    50000,
 		"read_batch":   5000,
 		"batch":        500,

@@ -1,22 +1,27 @@
-// Command demo runs a real ebb backfill end to end under live traffic.
+// Command demo runs a real ebb backfill end to end under live traffic, by
+// driving the same commands an operator runs.
 //
-// It seeds public.demo_orders in database ebb_demo with pending rows, starts
-// a light point-read/point-update load against it, starts a small worker
-// fleet, plans and starts the job with the enqueuer, follows its status, and
-// then checks with SQL that every row holds exactly the value the job
-// computes. It reports the live traffic's p95 latency before and during the
-// backfill, which is the number ebb exists to protect.
+// It creates database ebb_demo if missing and seeds public.demo_orders with
+// pending rows, writes a job file, starts a small fleet of bin/worker
+// processes and a light point-read/point-update load, then runs bin/enqueuer
+// the way an operator would: plan, start, status --json every second for the
+// progress line, pause and resume once midway, verify (its exit code decides
+// success) and cleanup. It reports the live traffic's p95 latency before and
+// during the backfill, which is the number ebb exists to protect.
 //
-// The demo drives the real bin/worker and bin/enqueuer as subprocesses
-// through their command-line contract only; it imports nothing of ebb, so it
-// exercises what an operator would run. It needs DATABASE_URL and REDIS_URL,
-// which scripts/services.sh provides:
+// What the demo owns is what no ebb command does: the database and its seed,
+// the live traffic and its latency, and supervising the worker processes.
+// Everything about the job (its progress, its verification, its Redis keys)
+// it learns and changes only through the enqueuer's command-line contract, so
+// it imports nothing of ebb. It needs DATABASE_URL and REDIS_URL, which
+// scripts/services.sh provides:
 //
 //	go build -o bin/ ./cmd/... && eval "$(scripts/services.sh)" && bin/demo -bin bin
 //
 // Each run uses a fresh job name and queue, so it never sees an earlier run's
-// ledger. The demo_orders table is kept afterwards for inspection; the run's
-// Redis keys are removed.
+// ledger. The demo_orders table is kept afterwards for inspection; the job's
+// Redis keys and tasks are removed by enqueuer cleanup, and its now empty
+// queue through asynq's Inspector.
 package main
 
 import (
@@ -45,10 +50,13 @@ type config struct {
 	timeout        time.Duration
 	readyTimeout   time.Duration
 	stopGrace      time.Duration
+	pauseAt        float64
+	pauseFor       time.Duration
 	seedOnly       bool
 	verbose        bool
 }
 
+// parseFlags reads the demo's flags and rejects values no run could use.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -73,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	// finishes and commits its current batch before it lets go of a range,
 	// and killing it sooner would turn a clean hand-back into a redo.
 	fs.DurationVar(&cfg.stopGrace, "stop-grace", 45*time.Second, "how long a worker may take to exit after SIGTERM before it is killed")
+	fs.Float64Var(&cfg.pauseAt, "pause-at", 30, "pause the job with enqueuer pause once this percent of the rows is written, then resume it (0: never)")
+	fs.DurationVar(&cfg.pauseFor, "pause-for", 3*time.Second, "how long the job stays paused before enqueuer resume")
 	fs.BoolVar(&cfg.seedOnly, "seed-only", false, "only seed the table and measure baseline traffic; needs no Redis and no ebb binaries")
 	fs.BoolVar(&cfg.verbose, "v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +106,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-baseline must be positive, got %s", cfg.baseline)
 	case cfg.timeout <= 0:
 		return cfg, fmt.Errorf("-timeout must be positive, got %s", cfg.timeout)
+	case cfg.pauseAt < 0 || cfg.pauseAt >= 100:
+		return cfg, fmt.Errorf("-pause-at must be in [0, 100), got %g", cfg.pauseAt)
+	case cfg.pauseFor < 0:
+		return cfg, fmt.Errorf("-pause-for must not be negative, got %s", cfg.pauseFor)
 	case cfg.dbName == "":
 		return cfg, errors.New("-db must not be empty")
 	}
@@ -124,7 +138,7 @@ func main() {
 		// workers still get SIGTERM then, through Pdeathsig.
 		stop()
 	}()
-	err = run(ctx, cfg, os.Stdout, logger)
+	err = run(ctx, cfg, os.Environ(), os.Stdout, logger)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)

@@ -14,7 +14,8 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.binDir != "bin" || cfg.rows != 1_000_000 || cfg.trafficWorkers != 4 || cfg.timeout != 10*time.Minute ||
-		cfg.workers != 2 || cfg.concurrency != 1 || cfg.dbName != "ebb_demo" || cfg.seedOnly {
+		cfg.workers != 2 || cfg.concurrency != 1 || cfg.dbName != "ebb_demo" || cfg.seedOnly ||
+		cfg.pauseAt != 30 || cfg.pauseFor != 3*time.Second {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 	tests := []struct {
@@ -26,6 +27,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-timeout", "0s"}, "-timeout"},
 		{[]string{"-workers", "-1"}, "-workers"},
 		{[]string{"-db", ""}, "-db"},
+		{[]string{"-pause-at", "100"}, "-pause-at"},
+		{[]string{"-pause-at", "-1"}, "-pause-at"},
+		{[]string{"-pause-for", "-1s"}, "-pause-for"},
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, tc := range tests {

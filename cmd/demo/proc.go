@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +27,8 @@ type child struct {
 	waitErr error         // valid once done is closed
 }
 
+// startChild starts path with args and env, its output going to a new log
+// file at logPath, and reaps it in the background.
 func startChild(name, path string, args, env []string, logPath string) (*child, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -107,14 +110,15 @@ func runTool(ctx context.Context, timeout time.Duration, path string, args, env 
 	cmd.SysProcAttr = childSysProcAttr()
 	runErr := cmd.Run()
 	if runErr != nil {
-		msg := strings.TrimSpace(errBuf.String())
-		if msg == "" {
-			msg = strings.TrimSpace(out.String())
-		}
 		if ctx.Err() != nil {
 			runErr = fmt.Errorf("%w (%w)", runErr, ctx.Err())
 		}
-		return out.Bytes(), fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), runErr, msg)
+		// stdout goes back to the caller, which shows it (verify's report);
+		// repeating it in the error would print it twice.
+		if msg := strings.TrimSpace(errBuf.String()); msg != "" {
+			runErr = fmt.Errorf("%w: %s", runErr, msg)
+		}
+		return out.Bytes(), fmt.Errorf("%s %s: %w", filepath.Base(path), strings.Join(args, " "), runErr)
 	}
 	if errBuf.Len() > 0 {
 		// A successful command's stderr carries its log lines; keep them
@@ -145,6 +149,7 @@ func tailFile(path string, n int) string {
 	return lastLines(string(b), n)
 }
 
+// lastLines returns the last n lines of s.
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -165,4 +170,16 @@ func setEnv(env []string, key, val string) []string {
 		out = append(out, kv)
 	}
 	return append(out, key+"="+val)
+}
+
+// getenv returns the last value of key in env, as the process started with
+// env would see it, or "" when env does not set it.
+func getenv(env []string, key string) string {
+	val := ""
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			val = v
+		}
+	}
+	return val
 }

@@ -24,6 +24,16 @@ func TestSetEnv(t *testing.T) {
 	}
 }
 
+func TestGetenv(t *testing.T) {
+	t.Parallel()
+	env := []string{"A=1", "REDIS_URL=first", "EMPTY=", "REDIS_URL=last", "NOEQUALS"}
+	for key, want := range map[string]string{"REDIS_URL": "last", "A": "1", "EMPTY": "", "NOEQUALS": "", "MISSING": ""} {
+		if got := getenv(env, key); got != want {
+			t.Errorf("getenv(%s) = %q, want %q", key, got, want)
+		}
+	}
+}
+
 func TestLastLines(t *testing.T) {
 	t.Parallel()
 	if got := lastLines("a\nb\nc\n", 2); got != "b\nc" {

@@ -3,84 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ebbhq/ebb/internal/ebbtest"
-	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ebbhq/ebb/internal/ebbtest"
 )
-
-func TestGlobEscape(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"demo-orders-abc": "demo-orders-abc",
-		"a*b?c[d]e\\f":    `a\*b\?c\[d\]e\\f`,
-		"{x}":             "{x}",
-	} {
-		if got := globEscape(in); got != want {
-			t.Errorf("globEscape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-// TestCleanupRedisRemovesOnlyThisRun: the demo's cleanup removes its job's
-// ledger keys and its queue's asynq keys, and nothing of another job or
-// queue.
-func TestCleanupRedisRemovesOnlyThisRun(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	env := ebbtest.Redis(t)
-	rdb := env.Client
-	led := ledger.New(rdb, env.Prefix)
-	queue, otherQueue := env.Queue, env.Queue+"-other"
-	for _, job := range []string{"mine", "other"} {
-		_, err := led.SaveJob(ctx, job, []byte(`{}`), ledger.Meta{Queue: queue, From: 1, To: 10, Span: 10, Ranges: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := led.Commit(ctx, job, 0, 5, 5, time.Millisecond, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	asynqMine := []string{"asynq:{" + queue + "}:pending", "asynq:{" + queue + "}:t:abc"}
-	asynqOther := "asynq:{" + otherQueue + "}:pending"
-	t.Cleanup(func() {
-		rdb.Del(context.Background(), asynqOther)
-		rdb.SRem(context.Background(), asynqQueuesKey, otherQueue)
-	})
-	for _, k := range append(asynqMine, asynqOther) {
-		if err := rdb.Set(ctx, k, "1", time.Hour).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := rdb.SAdd(ctx, asynqQueuesKey, queue, otherQueue).Err(); err != nil {
-		t.Fatal(err)
-	}
-
-	if _, err := cleanupRedis(ctx, rdb, env.Prefix, "mine", queue); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := led.Meta(ctx, "mine"); !errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("job mine still has a ledger: %v", err)
-	}
-	if _, err := led.Snapshot(ctx, "other"); err != nil {
-		t.Fatalf("job other lost its ledger: %v", err)
-	}
-	if left, _ := rdb.Exists(ctx, asynqMine...).Result(); left != 0 {
-		t.Fatalf("%d of this run's asynq keys survived", left)
-	}
-	if kept, _ := rdb.Exists(ctx, asynqOther).Result(); kept != 1 {
-		t.Fatal("the other queue's key was deleted")
-	}
-	if isMember, _ := rdb.SIsMember(ctx, asynqQueuesKey, queue).Result(); isMember {
-		t.Fatalf("queue %s still listed in %s", queue, asynqQueuesKey)
-	}
-	if isMember, _ := rdb.SIsMember(ctx, asynqQueuesKey, otherQueue).Result(); !isMember {
-		t.Fatalf("other queue %s was removed from %s", otherQueue, asynqQueuesKey)
-	}
-}
 
 func TestEmbeddedRedisServesAndExpires(t *testing.T) {
 	t.Parallel()
@@ -125,5 +57,45 @@ func TestEmbeddedRedisRefusesNonLoopback(t *testing.T) {
 	_, err := startEmbeddedRedis("redis://192.0.2.1:6379/0")
 	if err == nil || !strings.Contains(err.Error(), "not a loopback") {
 		t.Fatalf("err = %v, want a loopback error", err)
+	}
+}
+
+// TestDeleteQueue: the demo removes its queue only once enqueuer cleanup has
+// emptied it, and a queue asynq never saw (a run that failed before start)
+// is no error.
+func TestDeleteQueue(t *testing.T) {
+	t.Parallel()
+	env := ebbtest.Redis(t)
+	url := ebbtest.RedisURL()
+	if err := deleteQueue(url, env.Queue); err != nil {
+		t.Fatalf("deleteQueue of an unknown queue: %v", err)
+	}
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	in := asynq.NewInspector(opt)
+	t.Cleanup(func() { in.Close() })
+	info, err := client.Enqueue(asynq.NewTask("demo:test", nil), asynq.Queue(env.Queue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deleteQueue(url, env.Queue); !errors.Is(err, asynq.ErrQueueNotEmpty) {
+		t.Fatalf("deleteQueue with a task left = %v, want ErrQueueNotEmpty", err)
+	}
+	if err := in.DeleteTask(env.Queue, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := deleteQueue(url, env.Queue); err != nil {
+		t.Fatalf("deleteQueue of the emptied queue: %v", err)
+	}
+	queues, err := in.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(queues, env.Queue) {
+		t.Fatalf("queue %s still listed: %v", env.Queue, queues)
 	}
 }

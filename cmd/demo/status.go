@@ -18,11 +18,14 @@ type jobStatus struct {
 	RowsDone     int64  `json:"rows_done"`
 }
 
+// The states of `enqueuer status` the demo acts on.
 const (
-	stateDone   = "done"
-	stateFailed = "failed"
+	stateRunning = "running"
+	stateDone    = "done"
+	stateFailed  = "failed"
 )
 
+// terminal reports whether the job will change no more.
 func (s jobStatus) terminal() bool { return s.State == stateDone || s.State == stateFailed }
 
 // parseStatus decodes the enqueuer's JSON. It takes the first JSON value in
@@ -49,6 +52,7 @@ type progress struct {
 	lastRows  int64
 }
 
+// line renders sample s taken at now.
 func (p *progress) line(now time.Time, s jobStatus) string {
 	rate := 0.0
 	if !p.lastAt.IsZero() {
