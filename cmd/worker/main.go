@@ -28,6 +28,7 @@ import (
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/logger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
 
 	// Schedules name IANA time zones; a slim image may have no zoneinfo.
@@ -72,7 +73,7 @@ func run() int {
 		return 2
 	}
 	log := logger.New(os.Stderr, logFormat, slog.LevelInfo)
-	if err := control.ValidQueue(*queue); err != nil {
+	if err := rangetask.ValidQueue(*queue); err != nil {
 		log.Error("bad flag", slog.Any("err", err))
 		return 2
 	}
@@ -137,7 +138,7 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 		Ledger:   led,
 		Redis:    rdb,
 		ID:       id,
-		Enqueue:  runner.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Enqueue:  rangetask.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
 		Pools:    getPool,
 		Logger:   log,
 		Metrics:  m,

@@ -23,11 +23,8 @@ import (
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/preflight"
-	"github.com/ebbhq/ebb/internal/runner"
+	"github.com/ebbhq/ebb/internal/rangetask"
 )
-
-// DefaultQueue is the asynq queue ranges go to unless told otherwise.
-const DefaultQueue = "ebb"
 
 // Control runs operator commands. The caller owns and closes rdb.
 type Control struct {
@@ -72,23 +69,8 @@ type PlanReport struct {
 	Notes         []string `json:"notes,omitempty"`
 }
 
-// ValidQueue rejects queue names asynq cannot serve safely: { and } would
-// break its {queue} hash tags (CROSSSLOT errors on Redis Cluster).
-func ValidQueue(q string) error {
-	if q == "" {
-		return fmt.Errorf("%w: it must not be empty", ErrBadQueue)
-	}
-	if strings.ContainsAny(q, "{}") {
-		return fmt.Errorf("%w %q: { and } break asynq's Redis hash tags; pick another", ErrBadQueue, q)
-	}
-	return nil
-}
-
 // ErrDryRunMismatch refuses to mix a dry run and a real run of one job.
 var ErrDryRunMismatch = errors.New("dry run and real run of one job")
-
-// ErrBadQueue is a queue name ebb refuses.
-var ErrBadQueue = errors.New("bad queue name")
 
 // ErrEmpty means the job's key range holds no rows: nothing to backfill.
 var ErrEmpty = errors.New("the table has no rows in the job's key range; nothing to backfill")
@@ -155,9 +137,9 @@ type StartResult struct {
 // failed (archived) ranges, and rebuilds the queue after Redis lost it.
 func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (*StartResult, error) {
 	if queue == "" {
-		queue = DefaultQueue
+		queue = rangetask.DefaultQueue
 	}
-	if err := ValidQueue(queue); err != nil {
+	if err := rangetask.ValidQueue(queue); err != nil {
 		return nil, err
 	}
 	if err := CheckGuard(spec, c.env); err != nil {
@@ -264,11 +246,11 @@ const (
 )
 
 func (c *Control) enqueue(ctx context.Context, queue, job string, r chunks.Range) (enqueueOutcome, error) {
-	task, id, err := runner.NewTask(runner.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi})
+	task, id, err := rangetask.NewTask(rangetask.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi})
 	if err != nil {
 		return 0, err
 	}
-	opts := runner.TaskOptions(queue, id)
+	opts := rangetask.TaskOptions(queue, id)
 	_, err = c.client.EnqueueContext(ctx, task, opts...)
 	if err == nil {
 		return enqueued, nil
