@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/progress"
 )
 
 // Status is a job's progress as status prints it.
@@ -31,23 +30,13 @@ type Status struct {
 	// Finished is when the last range was done; the average rate and pace
 	// stop there instead of decaying while the finished job sits in Redis.
 	Finished *time.Time `json:"finished,omitempty"`
-	// EstimatedRows is the planner's count of pending rows in the job's key
-	// range at the first start. Progress (0..1) is RowsDone against it
-	// while it is plausible; with no estimate, or once more rows were
-	// written than it predicted, or as many while ranges remain (stale
-	// statistics: the estimate is plainly
-	// wrong), Progress is the share of ranges done, and ProgressBasis says
-	// which.
+	// EstimatedRows, Progress, ProgressBasis, AvgRowsPerSec and ETASeconds
+	// are progress.Figures (see there), the numbers the workers export too.
 	EstimatedRows int64   `json:"estimated_rows"`
 	Progress      float64 `json:"progress"`
 	ProgressBasis string  `json:"progress_basis"`
-	// AvgRowsPerSec is rows written over the time from the first start to
-	// now, or to Finished once the job is done.
 	AvgRowsPerSec float64 `json:"avg_rows_per_sec"`
-	// ETASeconds is the time left, -1 when unknown: rows left at the
-	// average rate on the rows basis, ranges left at the average time per
-	// range so far on the ranges basis.
-	ETASeconds float64 `json:"eta_seconds"`
+	ETASeconds    float64 `json:"eta_seconds"`
 	// ExpectedRows is what the job's rate would have written by now (0
 	// without a rate): compare with RowsDone to see whether it keeps pace.
 	ExpectedRows int64 `json:"expected_rows,omitempty"`
@@ -68,130 +57,11 @@ const (
 	StateFailed  = "failed"
 )
 
-// Status reads a job's progress.
-func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
-	snap, err := c.ledger.Snapshot(ctx, job)
-	if errors.Is(err, ledger.ErrNotFound) {
-		return nil, fmt.Errorf("%w %q: no ledger under %s; list jobs with enqueuer status, or start it with enqueuer start -job FILE", ErrUnknownJob, job, c.ledger.MetaKey(job))
-	}
-	if err != nil {
-		return nil, err
-	}
-	s := &Status{
-		Job: job, Queue: snap.Meta.Queue, RangesTotal: snap.Meta.Ranges, RangesDone: snap.RangesDone,
-		RangesFailed: int64(len(snap.Failed)), RowsDone: snap.Rows, Batches: snap.Batches, Retries: snap.Retries,
-		Failures: snap.Failed, Created: snap.Meta.Created, DryRun: snap.Meta.DryRun,
-	}
-	var spec *jobspec.Spec
-	if raw, err := c.ledger.Spec(ctx, job); err == nil {
-		spec, _ = jobspec.FromJSON(raw)
-	}
-	// Freshness is judged on Redis's clock, as the workers judge it.
-	now, err := c.ledger.Now(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if s.Guard, s.Overrides, err = c.guardStatus(ctx, job, spec, now); err != nil {
-		return nil, err
-	}
-	if len(s.Overrides) == 0 {
-		s.Overrides = nil
-	}
-	if spec != nil {
-		s.Rate, s.MaxWorkers = spec.Rate, spec.MaxWorkers
-	}
-	if v, ok := s.Overrides[ledger.OverrideRate]; ok {
-		s.Rate, _ = strconv.ParseFloat(v, 64)
-	}
-	if v, ok := s.Overrides[ledger.OverrideMaxWorkers]; ok {
-		s.MaxWorkers, _ = strconv.Atoi(v)
-	}
-	finished := s.RangesDone >= s.RangesTotal ||
-		(s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal)
-	switch {
-	case finished:
-		// Nothing can pause a job with no range left to run: a switch left
-		// on, or a guard nobody runs any more, is no alarm.
-	case on(snap.Pause.Global):
-		s.PauseReason = guard.FlagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
-	case on(snap.Pause.Job):
-		s.PauseReason = guard.FlagReason(c.ledger.PauseKey(job), snap.Pause.Job)
-	case snap.Pause.QueuePaused:
-		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
-	case s.Overrides["error"] != "":
-		s.PauseReason = "bad live override, fix it with enqueuer set: " + s.Overrides["error"]
-	case s.Guard != nil && s.Guard.State == string(guard.StatePause):
-		s.PauseReason = "guard: " + strings.Join(s.Guard.Reasons, "; ")
-	case s.Guard != nil && s.Guard.Stale && !s.Guard.Expires.IsZero() &&
-		now.Sub(s.Guard.Expires) >= guard.LeaseTTL(spec.Guard.CheckEvery.D()):
-		// Workers pause on their own once the decision is this old.
-		s.PauseReason = fmt.Sprintf("guard: no fresh decision for %s (the leader is gone and no worker took over; are workers running?)",
-			now.Sub(s.Guard.Expires).Round(time.Second))
-	}
-	switch {
-	case s.RangesDone >= s.RangesTotal:
-		s.State = StateDone
-	case s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal:
-		s.State = StateFailed
-	case s.PauseReason != "":
-		s.State = StatePaused
-	case snap.Alive:
-		s.State = StateRunning
-	default:
-		s.State = StateQueued
-	}
-	end := time.Now()
-	if s.State == StateDone && !snap.Meta.Finished.IsZero() {
-		f := snap.Meta.Finished
-		s.Finished, end = &f, f
-	}
-	s.progress(snap.Meta, end)
-	return s, nil
-}
-
-// Progress bases.
+// Progress bases, the values of Status.ProgressBasis.
 const (
-	BasisRows   = "rows"
-	BasisRanges = "ranges"
+	BasisRows   = progress.BasisRows
+	BasisRanges = progress.BasisRanges
 )
-
-// progress fills the progress, average rate, ETA and expected pace.
-func (s *Status) progress(m ledger.Meta, now time.Time) {
-	s.EstimatedRows = m.Estimate
-	s.ProgressBasis = BasisRanges
-	if m.Estimate > 0 && s.RowsDone < m.Estimate {
-		s.ProgressBasis = BasisRows
-	}
-	switch {
-	case s.RangesTotal > 0 && s.RangesDone >= s.RangesTotal:
-		s.Progress = 1
-	case s.ProgressBasis == BasisRows:
-		s.Progress = float64(s.RowsDone) / float64(m.Estimate)
-	case s.RangesTotal > 0:
-		s.Progress = float64(s.RangesDone) / float64(s.RangesTotal)
-	}
-	s.ETASeconds = -1
-	elapsed := now.Sub(m.Created).Seconds()
-	if elapsed > 0 {
-		s.AvgRowsPerSec = float64(s.RowsDone) / elapsed
-		if s.Rate > 0 {
-			s.ExpectedRows = int64(s.Rate * elapsed)
-		}
-	}
-	switch {
-	case s.RangesTotal > 0 && s.RangesDone >= s.RangesTotal:
-		s.ETASeconds = 0
-	case s.ProgressBasis == BasisRows && s.AvgRowsPerSec > 0 && m.Estimate > s.RowsDone:
-		s.ETASeconds = float64(m.Estimate-s.RowsDone) / s.AvgRowsPerSec
-	case s.ProgressBasis == BasisRanges && s.RangesDone > 0 && elapsed > 0:
-		s.ETASeconds = elapsed * float64(s.RangesTotal-s.RangesDone) / float64(s.RangesDone)
-	}
-}
-
-func on(v string) bool {
-	p, _ := guard.FlagOn(v)
-	return p
-}
 
 // GuardStatus is the guard's view of a job in status.
 type GuardStatus struct {
@@ -208,52 +78,67 @@ type GuardStatus struct {
 	Baseline map[string]float64 `json:"baseline,omitempty"`
 }
 
-// guardStatus reads the decision, the baseline and the overrides.
-func (c *Control) guardStatus(ctx context.Context, job string, spec *jobspec.Spec, now time.Time) (*GuardStatus, map[string]string, error) {
-	o, err := c.ledger.Overrides(ctx, job)
-	overrides := map[string]string{}
+// Status reads a job's state and progress: it gathers a snapshot, then
+// derives the status from it (deriveStatus), so every rule of the
+// derivation is table-tested without Redis.
+func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
+	snap, err := c.readStatus(ctx, job)
 	if err != nil {
-		// Unreadable overrides are shown, not hidden: workers pause on them.
-		overrides["error"] = err.Error()
+		return nil, err
 	}
-	if o.Rate != nil {
-		overrides[ledger.OverrideRate] = strconv.FormatFloat(*o.Rate, 'g', -1, 64)
+	return deriveStatus(snap, time.Now()), nil
+}
+
+// statusSnapshot is everything status reads about a job, gathered before
+// anything is derived from it.
+type statusSnapshot struct {
+	job    string
+	ledger ledger.Snapshot
+	// spec is nil when it is missing or unreadable: status still shows
+	// the progress.
+	spec *jobspec.Spec
+	// redisNow is Redis's clock: the guard decision's freshness is judged
+	// on it, as the workers judge it.
+	redisNow time.Time
+	// overrides may be partly read when overridesErr is set.
+	overrides    ledger.Overrides
+	overridesErr error
+	// decision is the raw guard decision, nil when none was published;
+	// decision and baseline are read only for a job the guard watches.
+	decision []byte
+	baseline map[string]float64
+	// globalPauseKey and jobPauseKey name the flags in a pause reason.
+	globalPauseKey, jobPauseKey string
+}
+
+// readStatus gathers the snapshot status derives from: the ledger snapshot
+// in one round trip, then the spec, Redis's clock, the overrides and, for a
+// guarded job, the decision and the baseline.
+func (c *Control) readStatus(ctx context.Context, job string) (statusSnapshot, error) {
+	snap := statusSnapshot{job: job, globalPauseKey: c.ledger.GlobalPauseKey(), jobPauseKey: c.ledger.PauseKey(job)}
+	var err error
+	snap.ledger, err = c.ledger.Snapshot(ctx, job)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return snap, fmt.Errorf("%w %q: no ledger under %s; list jobs with enqueuer status, or start it with enqueuer start -job FILE", ErrUnknownJob, job, c.ledger.MetaKey(job))
 	}
-	if o.MaxWorkers != nil {
-		overrides[ledger.OverrideMaxWorkers] = strconv.Itoa(*o.MaxWorkers)
-	}
-	if o.BatchMax != nil {
-		overrides[ledger.OverrideBatchMax] = strconv.Itoa(*o.BatchMax)
-	}
-	if o.Sleep != nil {
-		overrides[ledger.OverrideSleep] = o.Sleep.String()
-	}
-	if spec == nil || !guard.Watched(spec) {
-		return nil, overrides, nil
-	}
-	g := &GuardStatus{State: "none", Factor: 1}
-	raw, err := c.ledger.Decision(ctx, job)
 	if err != nil {
-		return nil, overrides, err
+		return snap, err
 	}
-	if raw != nil {
-		d, err := guard.ParseDecision(raw)
-		if err != nil {
-			g.Reasons = []string{err.Error()}
-		} else {
-			g.State, g.Leader, g.At, g.Expires, g.Factor, g.Window = string(d.State), d.Leader, d.At, d.Expires, d.Factor, d.Window
-			g.Reasons, g.Signals = d.Reasons, d.Signals
-			g.Stale = !now.Before(d.Expires)
-		}
-	} else {
-		g.Stale = true
-		g.Reasons = []string{"no guard decision yet: workers run the guard; none has published (are workers running?)"}
+	if raw, err := c.ledger.Spec(ctx, job); err == nil {
+		snap.spec, _ = jobspec.FromJSON(raw)
 	}
-	if g.Baseline, err = c.ledger.Baseline(ctx, job); err != nil {
-		return nil, overrides, err
+	if snap.redisNow, err = c.ledger.Now(ctx); err != nil {
+		return snap, err
 	}
-	if len(g.Baseline) == 0 {
-		g.Baseline = nil
+	snap.overrides, snap.overridesErr = c.ledger.Overrides(ctx, job)
+	if snap.spec == nil || !guard.Watched(snap.spec) {
+		return snap, nil
 	}
-	return g, overrides, nil
+	if snap.decision, err = c.ledger.Decision(ctx, job); err != nil {
+		return snap, err
+	}
+	if snap.baseline, err = c.ledger.Baseline(ctx, job); err != nil {
+		return snap, err
+	}
+	return snap, nil
 }
