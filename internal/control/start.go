@@ -43,69 +43,36 @@ type StartResult struct {
 // Start stores the spec and enqueues every range that is neither done nor
 // queued. Running it again is safe: it adds no duplicates, re-enqueues
 // failed (archived) ranges, and rebuilds the queue after Redis lost it.
+// It reads as its steps: refuse what cannot run, find or plan the slicing,
+// store the job, measure the guard's baselines, enqueue what is left.
 func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (*StartResult, error) {
 	if queue == "" {
 		queue = rangetask.DefaultQueue
 	}
-	if err := rangetask.ValidQueue(queue); err != nil {
+	if err := c.checkStartable(ctx, pool, spec, queue); err != nil {
 		return nil, err
 	}
-	if err := CheckGuard(spec, c.env); err != nil {
+	meta, fresh, err := c.storedMeta(ctx, spec)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := preflight.Run(ctx, pool, spec); err != nil {
-		return nil, err
+	if fresh {
+		if meta, err = planSlicing(ctx, pool, spec, queue); err != nil {
+			return nil, err
+		}
 	}
 	specJSON, err := spec.JSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode spec of %s: %w", spec.Name, err)
 	}
-	meta, err := c.ledger.Meta(ctx, spec.Name)
-	fresh := errors.Is(err, ledger.ErrNotFound)
-	if err != nil && !fresh {
+	// The stored slicing wins over a later job file's: done marks are
+	// keyed by range ID and stay meaningful only while it is fixed.
+	if meta, err = c.ledger.SaveJob(ctx, spec.Name, specJSON, meta); err != nil {
 		return nil, err
 	}
-	if !fresh && meta.DryRun != spec.DryRun {
-		// Done marks of a dry run mean "rolled back", not "written": a
-		// real run must never skip ranges on their account.
-		was, now := "for real", "as a dry run"
-		if meta.DryRun {
-			was, now = "as a dry run", "for real"
-		}
-		return nil, fmt.Errorf("%w: job %s was started %s and cannot be started %s under the same name; run enqueuer cleanup %s first (or pick another name)",
-			ErrDryRunMismatch, spec.Name, was, now, spec.Name)
-	}
-	res := &StartResult{Job: spec.Name, Queue: queue}
-	if fresh {
-		bounds, err := readBounds(ctx, pool, spec)
-		if err != nil {
-			return nil, err
-		}
-		from, to, err := bounds.resolve(spec)
-		if err != nil {
-			return nil, err
-		}
-		n, err := chunks.Count(from, to, spec.TaskSpan)
-		if err != nil {
-			return nil, err
-		}
-		meta = ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now(), DryRun: spec.DryRun}
-		if meta.Estimate, err = estimatePending(ctx, pool, spec, from, to); err != nil {
-			return nil, err
-		}
-	}
-	stored, err := c.ledger.SaveJob(ctx, spec.Name, specJSON, meta)
-	if err != nil {
-		return nil, err
-	}
-	meta = stored
-	res.KeptSlicing = !fresh && (meta.Span != spec.TaskSpan ||
-		(!spec.Range.From.IsAuto() && spec.Range.From.Value() != meta.From) ||
-		(!spec.Range.To.IsAuto() && spec.Range.To.Value() != meta.To))
-	res.From, res.To, res.Ranges = meta.From, meta.To, meta.Ranges
-
+	res := &StartResult{Job: spec.Name, Queue: queue, From: meta.From, To: meta.To, Ranges: meta.Ranges,
+		KeptSlicing: !fresh && slicingDiffers(spec, meta)}
 	res.Warnings = c.measureBaselines(ctx, pool, spec, meta.Created)
-
 	done, err := c.ledger.DoneRanges(ctx, spec.Name)
 	if err != nil {
 		return nil, err
@@ -114,6 +81,86 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 	if err != nil {
 		return nil, err
 	}
+	if err := c.enqueueRanges(ctx, queue, spec.Name, meta, done, splits, res); err != nil {
+		return res, err
+	}
+	c.log.InfoContext(ctx, "job started", slog.String("job", spec.Name), slog.String("queue", queue),
+		slog.Int("enqueued", res.Enqueued), slog.Int("requeued", res.Requeued), slog.Int("already_queued", res.AlreadyQueued))
+	return res, nil
+}
+
+// checkStartable refuses a job that cannot run: a bad queue name, a guard
+// that cannot work here, or a preflight refusal.
+func (c *Control) checkStartable(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) error {
+	if err := rangetask.ValidQueue(queue); err != nil {
+		return err
+	}
+	if err := CheckGuard(spec, c.env); err != nil {
+		return err
+	}
+	_, err := preflight.Run(ctx, pool, spec)
+	return err
+}
+
+// storedMeta returns the job's stored meta, or fresh when it was never
+// started. A job started as a dry run cannot be started for real under the
+// same name, nor the other way round: done marks of a dry run mean "rolled
+// back", not "written", and a real run must never skip ranges on their
+// account.
+func (c *Control) storedMeta(ctx context.Context, spec *jobspec.Spec) (meta ledger.Meta, fresh bool, err error) {
+	meta, err = c.ledger.Meta(ctx, spec.Name)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return ledger.Meta{}, true, nil
+	}
+	if err != nil {
+		return ledger.Meta{}, false, err
+	}
+	if meta.DryRun != spec.DryRun {
+		was, now := "for real", "as a dry run"
+		if meta.DryRun {
+			was, now = "as a dry run", "for real"
+		}
+		return ledger.Meta{}, false, fmt.Errorf("%w: job %s was started %s and cannot be started %s under the same name; run enqueuer cleanup %s first (or pick another name)",
+			ErrDryRunMismatch, spec.Name, was, now, spec.Name)
+	}
+	return meta, false, nil
+}
+
+// planSlicing slices a job started for the first time: it resolves auto
+// bounds from the key's min and max, counts the ranges, and asks the
+// planner how many rows are pending in them.
+func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (ledger.Meta, error) {
+	bounds, err := readBounds(ctx, pool, spec)
+	if err != nil {
+		return ledger.Meta{}, err
+	}
+	from, to, err := bounds.resolve(spec)
+	if err != nil {
+		return ledger.Meta{}, err
+	}
+	n, err := chunks.Count(from, to, spec.TaskSpan)
+	if err != nil {
+		return ledger.Meta{}, err
+	}
+	meta := ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now(), DryRun: spec.DryRun}
+	if meta.Estimate, err = estimatePending(ctx, pool, spec, from, to); err != nil {
+		return ledger.Meta{}, err
+	}
+	return meta, nil
+}
+
+// slicingDiffers reports whether the job file asks for another slicing
+// than the stored one (which start keeps).
+func slicingDiffers(spec *jobspec.Spec, meta ledger.Meta) bool {
+	return meta.Span != spec.TaskSpan ||
+		(!spec.Range.From.IsAuto() && spec.Range.From.Value() != meta.From) ||
+		(!spec.Range.To.IsAuto() && spec.Range.To.Value() != meta.To)
+}
+
+// enqueueRanges enqueues every range of meta not in done, and counts in res
+// what became of each. A range split after repeated timeouts is enqueued as
+// its stored bounds, not the slicing's.
+func (c *Control) enqueueRanges(ctx context.Context, queue, job string, meta ledger.Meta, done map[int64]bool, splits map[int64][2]int64, res *StartResult) error {
 	for i := int64(0); i < meta.Ranges; i++ {
 		if done[i] {
 			res.AlreadyDone++
@@ -121,15 +168,14 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		}
 		r, err := chunks.At(meta.From, meta.To, meta.Span, i)
 		if b, ok := splits[i]; ok {
-			// A half of a range split after repeated timeouts.
 			r, err = chunks.Range{ID: i, Lo: b[0], Hi: b[1]}, nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		outcome, err := c.enqueue(ctx, queue, spec.Name, r)
+		outcome, err := c.enqueue(ctx, queue, job, r)
 		if err != nil {
-			return res, err
+			return err
 		}
 		switch outcome {
 		case enqueued:
@@ -140,9 +186,7 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 			res.Requeued++
 		}
 	}
-	c.log.InfoContext(ctx, "job started", slog.String("job", spec.Name), slog.String("queue", queue),
-		slog.Int("enqueued", res.Enqueued), slog.Int("requeued", res.Requeued), slog.Int("already_queued", res.AlreadyQueued))
-	return res, nil
+	return nil
 }
 
 type enqueueOutcome int
