@@ -20,6 +20,7 @@ import (
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/logger"
 	"github.com/ebbhq/ebb/internal/preflight"
+	"github.com/ebbhq/ebb/internal/rangetask"
 
 	// Schedules name IANA time zones; a slim image may have no zoneinfo.
 	_ "time/tzdata"
@@ -140,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		var ue usageError
 		var je *jobspec.Error
 		if errors.As(err, &ue) || errors.As(err, &je) || preflight.IsRefused(err) ||
-			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, control.ErrBadQueue) || errors.Is(err, control.ErrBadGuard) ||
+			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, rangetask.ErrBadQueue) || errors.Is(err, control.ErrBadGuard) ||
 			errors.Is(err, control.ErrDryRunMismatch) || errors.Is(err, control.ErrJobActive) {
 			return exitBadInput
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
 const planHelp = `enqueuer plan -job FILE [--json] [--runbook]
@@ -32,7 +33,7 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	jobFile := fs.String("job", "", "job file (YAML)")
 	asJSON := fs.Bool("json", false, "print one JSON object (with --runbook: the plan plus a runbook field)")
 	asRunbook := fs.Bool("runbook", false, "print a Markdown runbook for on-call")
-	queue := fs.String("queue", control.DefaultQueue, "queue the job will run on (for the runbook's commands)")
+	queue := fs.String("queue", rangetask.DefaultQueue, "queue the job will run on (for the runbook's commands)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
+	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
 const startHelp = `enqueuer start -job FILE [-queue Q] [--json]
@@ -22,7 +22,7 @@ Flags:
 func runStart(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("start", startHelp, e)
 	jobFile := fs.String("job", "", "job file (YAML)")
-	queue := fs.String("queue", control.DefaultQueue, "asynq queue the workers serve")
+	queue := fs.String("queue", rangetask.DefaultQueue, "asynq queue the workers serve")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	dryRun := fs.Bool("dry-run", false, "roll every batch back: exercise reads, timings and the guard without changing a row (same as dry_run: true)")
 	if _, err := parse(fs, args); err != nil {

@@ -12,9 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
+	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/progress"
 )
 
 // readyTimeout bounds one /readyz check; the k8s probe gives up after 2 s.
@@ -77,17 +78,20 @@ func mux(reg *prometheus.Registry, rd readiness) http.Handler {
 }
 
 // jobProgress feeds the ebb_ranges, ebb_progress_ratio and ebb_eta_seconds
-// collector from the same status `enqueuer status` prints, so the dashboard
-// and the CLI never disagree.
-func jobProgress(ctl *control.Control) func(context.Context, string) (metrics.JobProgress, error) {
+// collector from one cheap read per job, the ledger snapshot, through the
+// same progress.Of that `enqueuer status` uses, so the dashboard and the CLI
+// never disagree. A scrape never runs a full status (overrides, guard
+// decision, baseline): the gauges need none of it.
+func jobProgress(led *ledger.Ledger, now func() time.Time) func(context.Context, string) (metrics.JobProgress, error) {
 	return func(ctx context.Context, job string) (metrics.JobProgress, error) {
-		s, err := ctl.Status(ctx, job)
+		snap, err := led.Snapshot(ctx, job)
 		if err != nil {
 			return metrics.JobProgress{}, err
 		}
+		f := progress.Of(snap, now())
 		return metrics.JobProgress{
-			RangesTotal: s.RangesTotal, RangesDone: s.RangesDone, RangesFailed: s.RangesFailed,
-			Progress: s.Progress, ETASeconds: s.ETASeconds,
+			RangesTotal: f.RangesTotal, RangesDone: f.RangesDone, RangesFailed: f.RangesFailed,
+			Progress: f.Progress, ETASeconds: f.ETASeconds,
 		}, nil
 	}
 }

@@ -21,13 +21,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
-	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/logger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
 
 	// Schedules name IANA time zones; a slim image may have no zoneinfo.
@@ -72,20 +73,30 @@ func run() int {
 		return 2
 	}
 	log := logger.New(os.Stderr, logFormat, slog.LevelInfo)
-	if err := control.ValidQueue(*queue); err != nil {
+	if err := rangetask.ValidQueue(*queue); err != nil {
 		log.Error("bad flag", slog.Any("err", err))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, log, *queue, *concurrency, *metricsAddr, *shutdownTimeout); err != nil {
+	if err := serve(ctx, log, options{queue: *queue, concurrency: *concurrency, metricsAddr: *metricsAddr, shutdownTimeout: *shutdownTimeout}); err != nil {
 		log.Error("worker stopped", slog.Any("err", err))
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int, metricsAddr string, shutdownTimeout time.Duration) error {
+// options are the worker's flags.
+type options struct {
+	queue           string
+	concurrency     int
+	metricsAddr     string
+	shutdownTimeout time.Duration
+}
+
+// serve runs the worker until ctx ends, then drains it. It reads as the list
+// of steps a worker takes; each step's function says why it is there.
+func serve(ctx context.Context, log *slog.Logger, opt options) error {
 	rdb, err := dial.Redis(ctx, os.Getenv("REDIS_URL"))
 	if err != nil {
 		return err
@@ -93,122 +104,170 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 	defer rdb.Close()
 	pools := &dial.Pools{}
 	defer pools.Close()
-	// Fail at start, not at the first task, when the default DSN is wrong.
-	if os.Getenv("DATABASE_URL") != "" {
-		if _, err := pools.Get(ctx, "DATABASE_URL"); err != nil {
-			return err
-		}
+	if err := checkDefaultDSN(ctx, pools); err != nil {
+		return err
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := metrics.New(reg)
-	if err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
-	// Fleet-wide state read from Redis at scrape time: every worker exports
-	// the same ranges, progress, ETA and queue sizes (dashboards take max,
-	// not sum), so they are there whichever workers are up.
-	ctl := control.New(rdb, os.Getenv("EBB_PREFIX"), log)
-	defer ctl.Close()
-	progress, err := metrics.NewProgressCollector(metrics.ProgressConfig{
-		JobsFunc: ctl.Jobs, ProgressFunc: jobProgress(ctl), Logger: log,
-	})
+	led := ledger.New(rdb, os.Getenv("EBB_PREFIX"))
+	reg, m, closeMetrics, err := newMetrics(rdb, led, log)
 	if err != nil {
 		return err
 	}
-	inspector := asynq.NewInspectorFromRedisClient(rdb)
-	defer inspector.Close()
-	queues, err := metrics.NewQueueCollector(inspector, metrics.QueueConfig{
-		PingFunc: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(reg.Register(progress), reg.Register(queues)); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
+	defer closeMetrics()
 
 	var draining atomic.Bool
-	led := ledger.New(rdb, os.Getenv("EBB_PREFIX"))
-	getPool := func(ctx context.Context, env string) (*pgxpool.Pool, error) { return pools.Get(ctx, env) }
 	id := runner.WorkerID()
-	r, err := runner.New(runner.Config{
-		Ledger:   led,
-		Redis:    rdb,
-		ID:       id,
-		Enqueue:  runner.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
-		Pools:    getPool,
-		Logger:   log,
-		Metrics:  m,
-		Draining: draining.Load,
-		// A stop must never cut a batch: warn about jobs whose batches can
-		// outlast the shutdown window.
-		ShutdownTimeout: shutdownTimeout,
-	})
+	getPool := func(ctx context.Context, env string) (*pgxpool.Pool, error) { return pools.Get(ctx, env) }
+	r, err := newRunner(rdb, led, id, getPool, log, m, draining.Load, opt.shutdownTimeout)
 	if err != nil {
 		return err
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, runner.ServerConfig(runner.ServerOptions{
-		Queue: queue, Concurrency: concurrency, ShutdownTimeout: shutdownTimeout, Logger: log,
+		Queue: opt.queue, Concurrency: opt.concurrency, ShutdownTimeout: opt.shutdownTimeout, Logger: log,
 	}))
-
-	var httpSrv *http.Server
-	if metricsAddr != "" {
-		ln, err := net.Listen("tcp", metricsAddr)
-		if err != nil {
-			return fmt.Errorf("listen on -metrics-addr %s: %w", metricsAddr, err)
-		}
-		ready := readiness{ping: rdb.Ping, pools: pools}
-		if os.Getenv("DATABASE_URL") != "" {
-			ready.envs = []string{"DATABASE_URL"}
-		}
-		httpSrv = &http.Server{Handler: mux(reg, ready), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server stopped", slog.Any("err", err))
-			}
-		}()
-		log.Info("metrics listening", slog.String("addr", ln.Addr().String()))
-	}
-
-	// Every worker stands by for the guard lease; one per job samples the
-	// signals and publishes the decision the whole fleet follows.
-	leader, err := guard.NewLeader(guard.LeaderConfig{
-		Ledger: led, ID: id, Pools: getPool, Getenv: os.Getenv, Logger: log, Metrics: m,
-	})
+	stopHTTP, err := serveHTTP(opt.metricsAddr, reg, newReadiness(rdb, pools), log)
 	if err != nil {
 		return err
 	}
-	gctx, stopGuard := context.WithCancel(context.WithoutCancel(ctx))
-	guardDone := make(chan struct{})
-	go func() {
-		defer close(guardDone)
-		_ = leader.Run(gctx)
-	}()
-	defer func() {
-		// Last: the guard keeps deciding while batches drain, then hands
-		// its lease over at once.
-		stopGuard()
-		<-guardDone
-	}()
+	stopGuard, err := runGuard(ctx, led, id, getPool, log, m)
+	if err != nil {
+		stopHTTP()
+		return err
+	}
+	// Last: the guard keeps deciding while batches drain, then hands its
+	// lease over at once.
+	defer stopGuard()
 
 	if err := srv.Start(r); err != nil {
-		return fmt.Errorf("start asynq server on queue %s: %w", queue, err)
+		stopHTTP()
+		return fmt.Errorf("start asynq server on queue %s: %w", opt.queue, err)
 	}
-	log.Info("worker started", slog.String("queue", queue), slog.Int("concurrency", concurrency))
+	log.Info("worker started", slog.String("queue", opt.queue), slog.Int("concurrency", opt.concurrency))
 	<-ctx.Done()
 	// Handlers learn of the stop between batches through draining; asynq's
 	// Shutdown then waits for them (up to ShutdownTimeout) and re-queues
 	// anything still running after that.
-	log.Info("worker draining", slog.Duration("shutdown_timeout", shutdownTimeout))
+	log.Info("worker draining", slog.Duration("shutdown_timeout", opt.shutdownTimeout))
 	draining.Store(true)
 	srv.Shutdown()
-	if httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = httpSrv.Shutdown(sctx)
-	}
+	stopHTTP()
 	log.Info("worker stopped cleanly")
 	return nil
+}
+
+// checkDefaultDSN fails at start, not at the first task, when the default
+// DSN is set but wrong.
+func checkDefaultDSN(ctx context.Context, pools *dial.Pools) error {
+	if os.Getenv("DATABASE_URL") == "" {
+		return nil
+	}
+	_, err := pools.Get(ctx, "DATABASE_URL")
+	return err
+}
+
+// newMetrics registers the worker's own collectors (ebb_* counters, Go and
+// process) and the fleet-wide ones read from Redis at scrape time: every
+// worker exports the same ranges, progress, ETA and queue sizes (dashboards
+// take max, not sum), so they are there whichever workers are up. The
+// returned func closes the asynq inspector the queue collector reads with.
+func newMetrics(rdb redis.UniversalClient, led *ledger.Ledger, log *slog.Logger) (*prometheus.Registry, *metrics.Metrics, func(), error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("register metrics: %w", err)
+	}
+	jobs, err := metrics.NewProgressCollector(metrics.ProgressConfig{
+		JobsFunc: led.Jobs, ProgressFunc: jobProgress(led, time.Now), Logger: log,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	closeInspector := func() { _ = inspector.Close() }
+	queues, err := metrics.NewQueueCollector(inspector, metrics.QueueConfig{
+		PingFunc: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, Logger: log,
+	})
+	if err == nil {
+		err = errors.Join(reg.Register(jobs), reg.Register(queues))
+	}
+	if err != nil {
+		closeInspector()
+		return nil, nil, nil, fmt.Errorf("register metrics: %w", err)
+	}
+	return reg, m, closeInspector, nil
+}
+
+// newRunner builds the range handler. A stop must never cut a batch, so it
+// is told the shutdown window and warns about jobs whose batches can
+// outlast it.
+func newRunner(rdb redis.UniversalClient, led *ledger.Ledger, id string, pools runner.PoolFunc, log *slog.Logger,
+	m *metrics.Metrics, draining func() bool, shutdownTimeout time.Duration) (*runner.Runner, error) {
+	return runner.New(runner.Config{
+		Ledger:          led,
+		Redis:           rdb,
+		ID:              id,
+		Enqueue:         rangetask.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Pools:           pools,
+		Logger:          log,
+		Metrics:         m,
+		Draining:        draining,
+		ShutdownTimeout: shutdownTimeout,
+	})
+}
+
+// newReadiness checks Redis, every pool a task opened, and the default DSN
+// even before any task opened it.
+func newReadiness(rdb redis.UniversalClient, pools *dial.Pools) readiness {
+	ready := readiness{ping: rdb.Ping, pools: pools}
+	if os.Getenv("DATABASE_URL") != "" {
+		ready.envs = []string{"DATABASE_URL"}
+	}
+	return ready
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz on addr until the
+// returned stop is called; an empty addr serves nothing.
+func serveHTTP(addr string, reg *prometheus.Registry, ready readiness, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on -metrics-addr %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux(reg, ready), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", slog.Any("err", err))
+		}
+	}()
+	log.Info("metrics listening", slog.String("addr", ln.Addr().String()))
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// runGuard makes this worker stand by for the guard lease: one worker per
+// job samples the signals and publishes the decision the whole fleet
+// follows. The guard outlives ctx (it keeps deciding while batches drain)
+// until the returned stop, which waits for it to hand its lease over.
+func runGuard(ctx context.Context, led *ledger.Ledger, id string, pools runner.PoolFunc, log *slog.Logger, m *metrics.Metrics) (stop func(), err error) {
+	leader, err := guard.NewLeader(guard.LeaderConfig{
+		Ledger: led, ID: id, Pools: pools, Getenv: os.Getenv, Logger: log, Metrics: m,
+	})
+	if err != nil {
+		return nil, err
+	}
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = leader.Run(gctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
 }

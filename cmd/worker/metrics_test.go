@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,8 @@ import (
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/metrics"
 )
 
 // TestMetrics: a worker on a small job exports, while it runs and after it
@@ -171,4 +174,22 @@ func TestReadyz(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, code, body)
 		require.Contains(t, body, "postgres unreachable ("+env+")")
 	})
+}
+
+// TestJobProgressMatchesStatus: the gauges a scrape exports, read from one
+// ledger snapshot, are the numbers enqueuer status prints; an unknown job is
+// an error, which leaves it out of the scrape.
+func TestJobProgressMatchesStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3_000, "task_span: 1000\n")
+	feed := jobProgress(ledger.New(b.redis.Client, b.redis.Prefix), time.Now)
+	got, err := feed(context.Background(), b.job)
+	require.NoError(t, err)
+	s := b.status(t)
+	require.Equal(t, metrics.JobProgress{
+		RangesTotal: s.RangesTotal, RangesDone: s.RangesDone, RangesFailed: s.RangesFailed,
+		Progress: s.Progress, ETASeconds: s.ETASeconds,
+	}, got)
+	_, err = feed(context.Background(), "no-such-job")
+	require.ErrorIs(t, err, ledger.ErrNotFound)
 }

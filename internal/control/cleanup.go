@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
-	"github.com/ebbhq/ebb/internal/runner"
+	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
 // ErrJobActive means a command refuses to touch a job that is running.
@@ -105,8 +104,6 @@ func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*Cleanup
 
 // jobTasks lists the job's range tasks in the given states of queue.
 func (c *Control) jobTasks(queue, job string, states []asynq.TaskState) ([]*asynq.TaskInfo, error) {
-	prefix := runner.TaskID(job, 0)
-	prefix = prefix[:strings.LastIndex(prefix, ":r")+2]
 	var out []*asynq.TaskInfo
 	for _, state := range states {
 		for page := 1; ; page++ {
@@ -134,7 +131,7 @@ func (c *Control) jobTasks(queue, job string, states []asynq.TaskState) ([]*asyn
 				return nil, fmt.Errorf("list %s tasks of queue %s: %w", state, queue, err)
 			}
 			for _, t := range tasks {
-				if strings.HasPrefix(t.ID, prefix) {
+				if j, _, err := rangetask.ParseTaskID(t.ID); err == nil && j == job {
 					out = append(out, t)
 				}
 			}

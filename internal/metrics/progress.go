@@ -33,7 +33,10 @@ type JobProgress struct {
 type ProgressConfig struct {
 	// JobsFunc lists the jobs to export. Required.
 	JobsFunc func(ctx context.Context) ([]string, error)
-	// ProgressFunc reads one job's progress. Required.
+	// ProgressFunc reads one job's progress. Required. It runs for every job
+	// on every scrape of every worker, so it should be one cheap read: the
+	// worker reads the ledger snapshot and derives the figures with
+	// progress.Of, never a full status.
 	ProgressFunc func(ctx context.Context, job string) (JobProgress, error)
 	// Timeout bounds all reads of one scrape; default DefaultScrapeTimeout.
 	Timeout time.Duration

@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
 )
 
@@ -26,8 +27,8 @@ func BenchmarkRange(b *testing.B) {
 				bt.start(spec)
 				r, err := runner.New(runner.Config{Ledger: bt.ledger, Redis: bt.redis.Client, Pools: bt.pools()})
 				require.NoError(b, err)
-				payload := runner.Payload{Job: bt.job, Range: 0, Lo: 1, Hi: 20_000}
-				task, _, err := runner.NewTask(payload)
+				payload := rangetask.Payload{Job: bt.job, Range: 0, Lo: 1, Hi: 20_000}
+				task, _, err := rangetask.NewTask(payload)
 				require.NoError(b, err)
 				b.StartTimer()
 				require.NoError(b, r.ProcessTask(context.Background(), asynq.NewTask(task.Type(), task.Payload())))

@@ -1,10 +1,8 @@
 package runner
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 )
 
@@ -38,5 +36,3 @@ func (e *GaveUpError) Error() string {
 }
 
 func (e *GaveUpError) Unwrap() error { return e.Err }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -7,7 +7,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,62 +28,8 @@ import (
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/rangetask"
 )
-
-// TaskType is the asynq type of a range task.
-const TaskType = "ebb:range"
-
-// Payload is the body of a range task. The job's spec is not in it: workers
-// load the spec from the ledger, so a task cannot carry its own SQL.
-type Payload struct {
-	Job   string `json:"job"`
-	Range int64  `json:"range"`
-	Lo    int64  `json:"lo"`
-	Hi    int64  `json:"hi"`
-}
-
-// NewTask builds the asynq task of a range. Its TaskID is deterministic, so
-// enqueuing the same range twice is rejected by asynq as a conflict. TaskIDs
-// never contain { or }, which would break asynq's hash tags on a cluster.
-func NewTask(p Payload) (*asynq.Task, string, error) {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, "", fmt.Errorf("encode task of %s range %d: %w", p.Job, p.Range, err)
-	}
-	return asynq.NewTask(TaskType, b), TaskID(p.Job, p.Range), nil
-}
-
-// Task options. Retention keeps a completed task's ID for a day so a second
-// start within it sees a conflict rather than a fresh task; the ledger's done
-// marks cover the time after that. The timeout only bounds one run of a
-// range, which resumes from its checkpoint.
-const (
-	taskRetention = 24 * time.Hour
-	taskTimeout   = 6 * time.Hour
-	taskMaxRetry  = 10
-)
-
-// TaskOptions are the asynq options of a range task.
-func TaskOptions(queue, id string) []asynq.Option {
-	return []asynq.Option{asynq.Queue(queue), asynq.TaskID(id), asynq.Retention(taskRetention),
-		asynq.MaxRetry(taskMaxRetry), asynq.Timeout(taskTimeout)}
-}
-
-// Enqueuer returns a Config.Enqueue that puts range tasks on client. A
-// range already queued (TaskID conflict) counts as enqueued.
-func Enqueuer(client *asynq.Client) func(ctx context.Context, queue string, p Payload) error {
-	return func(ctx context.Context, queue string, p Payload) error {
-		task, id, err := NewTask(p)
-		if err != nil {
-			return err
-		}
-		_, err = client.EnqueueContext(ctx, task, TaskOptions(queue, id)...)
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return fmt.Errorf("enqueue %s range %d: %w", p.Job, p.Range, err)
-		}
-		return nil
-	}
-}
 
 // WorkerID names this process: host and pid, which is what an operator
 // finds in ps and kubectl.
@@ -94,11 +39,6 @@ func WorkerID() string {
 		host = "worker"
 	}
 	return fmt.Sprintf("%s:%d", host, os.Getpid())
-}
-
-// TaskID is the deterministic asynq TaskID of a range.
-func TaskID(job string, rangeID int64) string {
-	return fmt.Sprintf("%s:r%d", job, rangeID)
 }
 
 // PoolFunc returns the pool for the DSN held in the environment variable
@@ -115,7 +55,7 @@ type Config struct {
 	ID string
 	// Enqueue puts a range task on queue; the runner uses it to requeue
 	// the halves of a split range. Nil makes such ranges fail instead.
-	Enqueue func(ctx context.Context, queue string, p Payload) error
+	Enqueue rangetask.EnqueueFunc
 	// Pools supplies database pools by the job's database_env.
 	Pools PoolFunc
 	// Logger defaults to a discarding logger.
@@ -209,13 +149,8 @@ func (c *Config) validate() error {
 
 // ProcessTask runs one range task. It implements asynq.Handler.
 func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	var p Payload
-	dec := json.NewDecoder(bytesReader(t.Payload()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil || p.Job == "" || p.Lo > p.Hi {
-		if err == nil {
-			err = errors.New("missing job or inverted bounds")
-		}
+	p, err := rangetask.Decode(t.Payload())
+	if err != nil {
 		r.log.ErrorContext(ctx, "malformed range task archived", slog.String("payload", truncate(t.Payload(), 200)), slog.Any("err", err))
 		return fmt.Errorf("malformed range task payload (archived; enqueue ranges only with enqueuer start): %v: %w", err, asynq.SkipRetry)
 	}
@@ -268,7 +203,7 @@ func (r *Runner) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error
 }
 
 // walk processes the range from its checkpoint to its end.
-func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p Payload) error {
+func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p rangetask.Payload) error {
 	l := r.cfg.Ledger
 	done, err := l.IsDone(ctx, p.Job, p.Range)
 	if err != nil {
@@ -434,7 +369,7 @@ func batchCap(lim guard.Limits) int {
 // committed records a committed (or, in a dry run, rolled back) batch in
 // the ledger and the metrics. The checkpoint is written only after COMMIT
 // returned.
-func (r *Runner) committed(ctx context.Context, p Payload, hi, n int64, took time.Duration, keys int, dryRun bool) error {
+func (r *Runner) committed(ctx context.Context, p rangetask.Payload, hi, n int64, took time.Duration, keys int, dryRun bool) error {
 	// The rows are committed: record that even if ctx was cancelled a moment
 	// ago, or the range would look behind its real position. Bounded so a
 	// Redis outage cannot hang the worker.
@@ -464,7 +399,7 @@ func (r *Runner) committed(ctx context.Context, p Payload, hi, n int64, took tim
 // two new ranges, so the rest of it is not held hostage by one hot row
 // (GitLab's batched migrations do the same). A single key cannot be split:
 // it fails like any batch that gave up.
-func (r *Runner) split(ctx context.Context, queue string, p Payload, from int64, attempts int, cause error) error {
+func (r *Runner) split(ctx context.Context, queue string, p rangetask.Payload, from int64, attempts int, cause error) error {
 	gaveUp := &GaveUpError{Attempts: attempts, Err: cause}
 	if from >= p.Hi || r.cfg.Enqueue == nil {
 		return gaveUp
@@ -476,7 +411,7 @@ func (r *Runner) split(ctx context.Context, queue string, p Payload, from int64,
 		return err
 	}
 	for k, id := range ids {
-		if err := r.cfg.Enqueue(ctx, queue, Payload{Job: p.Job, Range: id, Lo: halves[k][0], Hi: halves[k][1]}); err != nil {
+		if err := r.cfg.Enqueue(ctx, queue, rangetask.Payload{Job: p.Job, Range: id, Lo: halves[k][0], Hi: halves[k][1]}); err != nil {
 			return fmt.Errorf("requeue half of split %s range %d: %w", p.Job, p.Range, err)
 		}
 	}
@@ -509,7 +444,7 @@ const idleRecheckFactor = 5
 // paused (a pause key, asynq's queue pause, the guard) or the worker drains,
 // and the context's error when the lease is gone. It runs between batches
 // only, so a pause never cuts a transaction in half.
-func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p Payload) (guard.Limits, error) {
+func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p rangetask.Payload) (guard.Limits, error) {
 	if err := ctx.Err(); err != nil {
 		return guard.Limits{}, err
 	}
@@ -568,7 +503,7 @@ func (r *Runner) transition(ctx context.Context, job, reason string) {
 // follow reads the guard's decision and the overrides. A job the guard has
 // not looked at yet waits here for its first decision (a leader publishes
 // within a check) rather than bouncing the range through the queue.
-func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p Payload, queue string, c ledger.Controls) (guard.Limits, error) {
+func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p rangetask.Payload, queue string, c ledger.Controls) (guard.Limits, error) {
 	deadline := time.Now().Add(guard.LeaseTTL(spec.Guard.CheckEvery.D()))
 	for {
 		lim := r.follower.Limits(spec, c, c.Now)
@@ -623,7 +558,7 @@ func (r *Runner) retry(ctx context.Context, spec *jobspec.Spec, op func() error)
 }
 
 // outcome maps a walk's error onto asynq and the ledger.
-func (r *Runner) outcome(ctx context.Context, p Payload, err error) error {
+func (r *Runner) outcome(ctx context.Context, p rangetask.Payload, err error) error {
 	attrs := []any{slog.String("job", p.Job), slog.Int64("range", p.Range)}
 	var y *YieldError
 	var gaveUp *GaveUpError
@@ -660,7 +595,7 @@ func (r *Runner) outcome(ctx context.Context, p Payload, err error) error {
 	return err
 }
 
-func (r *Runner) fail(ctx context.Context, p Payload, cause error) {
+func (r *Runner) fail(ctx context.Context, p rangetask.Payload, cause error) {
 	r.log.ErrorContext(ctx, "range failed", slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Any("err", cause))
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
 )
 
@@ -129,7 +130,7 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 	client := asynq.NewClientFromRedisClient(b.redis.Client)
 	id := "w-" + ebbtest.Suffix()
 	r, err := runner.New(runner.Config{
-		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: runner.Enqueuer(client),
+		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: rangetask.Enqueuer(client),
 		Pools: pools, Logger: log, Draining: draining, PauseRecheck: 200 * time.Millisecond, Metrics: o.metrics,
 		SlotLease: o.slotLease,
 	})
@@ -355,7 +356,7 @@ func TestPermanentError(t *testing.T) {
 	require.Len(t, s.Failures, 1)
 	require.Contains(t, s.Failures[0].Reason, "division by zero")
 	require.Contains(t, s.Failures[0].Reason, "22012")
-	info, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.redis.Queue, runner.TaskID(b.job, 0))
+	info, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.redis.Queue, rangetask.TaskID(b.job, 0))
 	require.NoError(t, err)
 	require.Equal(t, asynq.TaskStateArchived, info.State)
 	require.Zero(t, info.Retried, "a permanent error must not be retried")
@@ -374,9 +375,9 @@ func TestMalformedTasks(t *testing.T) {
 	b := setup(t)
 	b.seed(20_000)
 	client := asynq.NewClientFromRedisClient(b.redis.Client)
-	_, err := client.Enqueue(asynq.NewTask(runner.TaskType, []byte("{not json")), asynq.Queue(b.redis.Queue), asynq.TaskID("garbage"))
+	_, err := client.Enqueue(asynq.NewTask(rangetask.TaskType, []byte("{not json")), asynq.Queue(b.redis.Queue), asynq.TaskID("garbage"))
 	require.NoError(t, err)
-	orphan, _, err := runner.NewTask(runner.Payload{Job: "no-such-job", Range: 0, Lo: 1, Hi: 10})
+	orphan, _, err := rangetask.NewTask(rangetask.Payload{Job: "no-such-job", Range: 0, Lo: 1, Hi: 10})
 	require.NoError(t, err)
 	_, err = client.Enqueue(orphan, asynq.Queue(b.redis.Queue), asynq.TaskID("orphan"))
 	require.NoError(t, err)
@@ -412,7 +413,7 @@ func TestDrain(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok, "the drained range has a checkpoint")
 	require.Less(t, cp, int64(30_000))
-	info, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.redis.Queue, runner.TaskID(b.job, 0))
+	info, err := asynq.NewInspectorFromRedisClient(b.redis.Client).GetTaskInfo(b.redis.Queue, rangetask.TaskID(b.job, 0))
 	require.NoError(t, err)
 	require.Zero(t, info.Retried, "a drain is not a failure")
 	b.worker(workerOpts{})

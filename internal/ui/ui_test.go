@@ -22,6 +22,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
 	"github.com/ebbhq/ebb/internal/ui"
 )
@@ -98,7 +99,7 @@ func (b *testBundle) worker(concurrency int) {
 	id := "w-" + ebbtest.Suffix()
 	var stopping atomic.Bool
 	r, err := runner.New(runner.Config{
-		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: runner.Enqueuer(asynq.NewClientFromRedisClient(b.redis.Client)),
+		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: rangetask.Enqueuer(asynq.NewClientFromRedisClient(b.redis.Client)),
 		Pools: pools, Logger: log, Draining: stopping.Load, PauseRecheck: 200 * time.Millisecond,
 	})
 	require.NoError(b.t, err)

@@ -1,0 +1,167 @@
+package control
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/progress"
+)
+
+// deriveStatus computes a job's status from what readStatus gathered. It is
+// pure: now is the wall clock the average rate and the ETA run to (the
+// guard's freshness runs on snap.redisNow instead).
+func deriveStatus(snap statusSnapshot, now time.Time) *Status {
+	l := snap.ledger
+	s := &Status{
+		Job: snap.job, Queue: l.Meta.Queue, RangesTotal: l.Meta.Ranges, RangesDone: l.RangesDone,
+		RangesFailed: int64(len(l.Failed)), RowsDone: l.Rows, Batches: l.Batches, Retries: l.Retries,
+		Failures: l.Failed, Created: l.Meta.Created, DryRun: l.Meta.DryRun,
+	}
+	s.Overrides = overridesView(snap.overrides, snap.overridesErr)
+	s.Guard = guardView(snap)
+	s.Rate, s.MaxWorkers = limitsInForce(snap.spec, s.Overrides)
+	s.PauseReason = pauseReason(snap, s)
+	s.State = jobState(s, l.Alive)
+	s.fillProgress(progress.Of(l, now))
+	return s
+}
+
+// overridesView shows the live overrides as enqueuer set wrote them, nil
+// when there are none. Unreadable overrides are shown under "error", not
+// hidden: workers pause on them.
+func overridesView(o ledger.Overrides, err error) map[string]string {
+	out := map[string]string{}
+	if err != nil {
+		out["error"] = err.Error()
+	}
+	if o.Rate != nil {
+		out[ledger.OverrideRate] = strconv.FormatFloat(*o.Rate, 'g', -1, 64)
+	}
+	if o.MaxWorkers != nil {
+		out[ledger.OverrideMaxWorkers] = strconv.Itoa(*o.MaxWorkers)
+	}
+	if o.BatchMax != nil {
+		out[ledger.OverrideBatchMax] = strconv.Itoa(*o.BatchMax)
+	}
+	if o.Sleep != nil {
+		out[ledger.OverrideSleep] = o.Sleep.String()
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// guardView is the guard's decision and baseline as status shows them; nil
+// for a job the guard does not watch (or whose spec is unreadable).
+func guardView(snap statusSnapshot) *GuardStatus {
+	if snap.spec == nil || !guard.Watched(snap.spec) {
+		return nil
+	}
+	g := &GuardStatus{State: "none", Factor: 1}
+	if snap.decision != nil {
+		d, err := guard.ParseDecision(snap.decision)
+		if err != nil {
+			g.Reasons = []string{err.Error()}
+		} else {
+			g.State, g.Leader, g.At, g.Expires, g.Factor, g.Window = string(d.State), d.Leader, d.At, d.Expires, d.Factor, d.Window
+			g.Reasons, g.Signals = d.Reasons, d.Signals
+			g.Stale = !snap.redisNow.Before(d.Expires)
+		}
+	} else {
+		g.Stale = true
+		g.Reasons = []string{"no guard decision yet: workers run the guard; none has published (are workers running?)"}
+	}
+	if len(snap.baseline) > 0 {
+		g.Baseline = snap.baseline
+	}
+	return g
+}
+
+// limitsInForce are the job file's rate and max_workers, or a live
+// override of either.
+func limitsInForce(spec *jobspec.Spec, overrides map[string]string) (rate float64, maxWorkers int) {
+	if spec != nil {
+		rate, maxWorkers = spec.Rate, spec.MaxWorkers
+	}
+	if v, ok := overrides[ledger.OverrideRate]; ok {
+		rate, _ = strconv.ParseFloat(v, 64)
+	}
+	if v, ok := overrides[ledger.OverrideMaxWorkers]; ok {
+		maxWorkers, _ = strconv.Atoi(v)
+	}
+	return rate, maxWorkers
+}
+
+// pauseReason says what holds the job, "" when nothing does. The first
+// reason wins, in the order workers check them.
+func pauseReason(snap statusSnapshot, s *Status) string {
+	p, g, now := snap.ledger.Pause, s.Guard, snap.redisNow
+	switch {
+	case s.finished():
+		// Nothing can pause a job with no range left to run: a switch left
+		// on, or a guard nobody runs any more, is no alarm.
+	case on(p.Global):
+		return guard.FlagReason(snap.globalPauseKey, p.Global)
+	case on(p.Job):
+		return guard.FlagReason(snap.jobPauseKey, p.Job)
+	case p.QueuePaused:
+		return fmt.Sprintf("asynq queue %q is paused", snap.ledger.Meta.Queue)
+	case s.Overrides["error"] != "":
+		return "bad live override, fix it with enqueuer set: " + s.Overrides["error"]
+	case g != nil && g.State == string(guard.StatePause):
+		return "guard: " + strings.Join(g.Reasons, "; ")
+	case g != nil && g.Stale && !g.Expires.IsZero() && now.Sub(g.Expires) >= guard.LeaseTTL(snap.spec.Guard.CheckEvery.D()):
+		// Workers pause on their own once the decision is this old.
+		return fmt.Sprintf("guard: no fresh decision for %s (the leader is gone and no worker took over; are workers running?)",
+			now.Sub(g.Expires).Round(time.Second))
+	}
+	return ""
+}
+
+// jobState is the one word status leads with.
+func jobState(s *Status, alive bool) string {
+	switch {
+	case s.RangesDone >= s.RangesTotal:
+		return StateDone
+	case s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal:
+		return StateFailed
+	case s.PauseReason != "":
+		return StatePaused
+	case alive:
+		return StateRunning
+	default:
+		return StateQueued
+	}
+}
+
+// finished reports whether no range is left to run: all done, or the rest
+// failed.
+func (s *Status) finished() bool {
+	return s.RangesDone >= s.RangesTotal ||
+		(s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal)
+}
+
+// fillProgress copies the progress figures, and the pace the job's rate
+// would have kept over the same time.
+func (s *Status) fillProgress(f progress.Figures) {
+	s.EstimatedRows, s.Progress, s.ProgressBasis = f.EstimatedRows, f.Progress, f.Basis
+	s.AvgRowsPerSec, s.ETASeconds = f.AvgRowsPerSec, f.ETASeconds
+	if !f.Finished.IsZero() {
+		finished := f.Finished
+		s.Finished = &finished
+	}
+	if elapsed := f.Elapsed.Seconds(); elapsed > 0 && s.Rate > 0 {
+		s.ExpectedRows = int64(s.Rate * elapsed)
+	}
+}
+
+func on(v string) bool {
+	p, _ := guard.FlagOn(v)
+	return p
+}

@@ -1,0 +1,258 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ebbhq/ebb/internal/chunks"
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/preflight"
+	"github.com/ebbhq/ebb/internal/rangetask"
+)
+
+// ErrDryRunMismatch refuses to mix a dry run and a real run of one job.
+var ErrDryRunMismatch = errors.New("dry run and real run of one job")
+
+// StartResult counts what start did with each range.
+type StartResult struct {
+	Job           string `json:"job"`
+	Queue         string `json:"queue"`
+	From          int64  `json:"from"`
+	To            int64  `json:"to"`
+	Ranges        int64  `json:"ranges"`
+	Enqueued      int    `json:"enqueued"`
+	AlreadyQueued int    `json:"already_queued"`
+	AlreadyDone   int    `json:"already_done"`
+	Requeued      int    `json:"requeued"`
+	// KeptSlicing is set when the job was started before with another
+	// range or task_span: the stored slicing wins so done marks stay valid.
+	KeptSlicing bool `json:"kept_slicing,omitempty"`
+	// Warnings are problems that do not stop the job, e.g. a baseline
+	// that could not be measured yet.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Start stores the spec and enqueues every range that is neither done nor
+// queued. Running it again is safe: it adds no duplicates, re-enqueues
+// failed (archived) ranges, and rebuilds the queue after Redis lost it.
+// It reads as its steps: refuse what cannot run, find or plan the slicing,
+// store the job, measure the guard's baselines, enqueue what is left.
+func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (*StartResult, error) {
+	if queue == "" {
+		queue = rangetask.DefaultQueue
+	}
+	if err := c.checkStartable(ctx, pool, spec, queue); err != nil {
+		return nil, err
+	}
+	meta, fresh, err := c.storedMeta(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	if fresh {
+		if meta, err = planSlicing(ctx, pool, spec, queue); err != nil {
+			return nil, err
+		}
+	}
+	specJSON, err := spec.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode spec of %s: %w", spec.Name, err)
+	}
+	// The stored slicing wins over a later job file's: done marks are
+	// keyed by range ID and stay meaningful only while it is fixed.
+	if meta, err = c.ledger.SaveJob(ctx, spec.Name, specJSON, meta); err != nil {
+		return nil, err
+	}
+	res := &StartResult{Job: spec.Name, Queue: queue, From: meta.From, To: meta.To, Ranges: meta.Ranges,
+		KeptSlicing: !fresh && slicingDiffers(spec, meta)}
+	res.Warnings = c.measureBaselines(ctx, pool, spec, meta.Created)
+	done, err := c.ledger.DoneRanges(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	splits, err := c.ledger.Splits(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.enqueueRanges(ctx, queue, spec.Name, meta, done, splits, res); err != nil {
+		return res, err
+	}
+	c.log.InfoContext(ctx, "job started", slog.String("job", spec.Name), slog.String("queue", queue),
+		slog.Int("enqueued", res.Enqueued), slog.Int("requeued", res.Requeued), slog.Int("already_queued", res.AlreadyQueued))
+	return res, nil
+}
+
+// checkStartable refuses a job that cannot run: a bad queue name, a guard
+// that cannot work here, or a preflight refusal.
+func (c *Control) checkStartable(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) error {
+	if err := rangetask.ValidQueue(queue); err != nil {
+		return err
+	}
+	if err := CheckGuard(spec, c.env); err != nil {
+		return err
+	}
+	_, err := preflight.Run(ctx, pool, spec)
+	return err
+}
+
+// storedMeta returns the job's stored meta, or fresh when it was never
+// started. A job started as a dry run cannot be started for real under the
+// same name, nor the other way round: done marks of a dry run mean "rolled
+// back", not "written", and a real run must never skip ranges on their
+// account.
+func (c *Control) storedMeta(ctx context.Context, spec *jobspec.Spec) (meta ledger.Meta, fresh bool, err error) {
+	meta, err = c.ledger.Meta(ctx, spec.Name)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return ledger.Meta{}, true, nil
+	}
+	if err != nil {
+		return ledger.Meta{}, false, err
+	}
+	if meta.DryRun != spec.DryRun {
+		was, now := "for real", "as a dry run"
+		if meta.DryRun {
+			was, now = "as a dry run", "for real"
+		}
+		return ledger.Meta{}, false, fmt.Errorf("%w: job %s was started %s and cannot be started %s under the same name; run enqueuer cleanup %s first (or pick another name)",
+			ErrDryRunMismatch, spec.Name, was, now, spec.Name)
+	}
+	return meta, false, nil
+}
+
+// planSlicing slices a job started for the first time: it resolves auto
+// bounds from the key's min and max, counts the ranges, and asks the
+// planner how many rows are pending in them.
+func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (ledger.Meta, error) {
+	bounds, err := readBounds(ctx, pool, spec)
+	if err != nil {
+		return ledger.Meta{}, err
+	}
+	from, to, err := bounds.resolve(spec)
+	if err != nil {
+		return ledger.Meta{}, err
+	}
+	n, err := chunks.Count(from, to, spec.TaskSpan)
+	if err != nil {
+		return ledger.Meta{}, err
+	}
+	meta := ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now(), DryRun: spec.DryRun}
+	if meta.Estimate, err = estimatePending(ctx, pool, spec, from, to); err != nil {
+		return ledger.Meta{}, err
+	}
+	return meta, nil
+}
+
+// slicingDiffers reports whether the job file asks for another slicing
+// than the stored one (which start keeps).
+func slicingDiffers(spec *jobspec.Spec, meta ledger.Meta) bool {
+	return meta.Span != spec.TaskSpan ||
+		(!spec.Range.From.IsAuto() && spec.Range.From.Value() != meta.From) ||
+		(!spec.Range.To.IsAuto() && spec.Range.To.Value() != meta.To)
+}
+
+// enqueueRanges enqueues every range of meta not in done, and counts in res
+// what became of each. A range split after repeated timeouts is enqueued as
+// its stored bounds, not the slicing's.
+func (c *Control) enqueueRanges(ctx context.Context, queue, job string, meta ledger.Meta, done map[int64]bool, splits map[int64][2]int64, res *StartResult) error {
+	for i := int64(0); i < meta.Ranges; i++ {
+		if done[i] {
+			res.AlreadyDone++
+			continue
+		}
+		r, err := chunks.At(meta.From, meta.To, meta.Span, i)
+		if b, ok := splits[i]; ok {
+			r, err = chunks.Range{ID: i, Lo: b[0], Hi: b[1]}, nil
+		}
+		if err != nil {
+			return err
+		}
+		outcome, err := c.enqueue(ctx, queue, job, r)
+		if err != nil {
+			return err
+		}
+		switch outcome {
+		case enqueued:
+			res.Enqueued++
+		case alreadyQueued:
+			res.AlreadyQueued++
+		case requeued:
+			res.Requeued++
+		}
+	}
+	return nil
+}
+
+type enqueueOutcome int
+
+const (
+	enqueued enqueueOutcome = iota
+	alreadyQueued
+	requeued
+)
+
+func (c *Control) enqueue(ctx context.Context, queue, job string, r chunks.Range) (enqueueOutcome, error) {
+	task, id, err := rangetask.NewTask(rangetask.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi})
+	if err != nil {
+		return 0, err
+	}
+	opts := rangetask.TaskOptions(queue, id)
+	_, err = c.client.EnqueueContext(ctx, task, opts...)
+	if err == nil {
+		return enqueued, nil
+	}
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return 0, fmt.Errorf("enqueue %s range %d: %w", job, r.ID, err)
+	}
+	info, err := c.inspector.GetTaskInfo(queue, id)
+	if err != nil {
+		return 0, fmt.Errorf("inspect task %s: %w", id, err)
+	}
+	switch info.State {
+	case asynq.TaskStateArchived, asynq.TaskStateCompleted:
+		// Archived: the range failed and the operator starts the job again
+		// to retry it. Completed but not done in the ledger: the ledger lost
+		// its mark, so the range must run again (its pending rows make
+		// finished work a no-op).
+		if err := c.inspector.DeleteTask(queue, id); err != nil {
+			return 0, fmt.Errorf("delete old task %s: %w", id, err)
+		}
+		if err := c.ledger.ClearFailed(ctx, job, r.ID); err != nil {
+			return 0, err
+		}
+		if _, err := c.client.EnqueueContext(ctx, task, opts...); err != nil {
+			return 0, fmt.Errorf("re-enqueue %s range %d: %w", job, r.ID, err)
+		}
+		return requeued, nil
+	}
+	return alreadyQueued, nil
+}
+
+// measureBaselines stores the baseline of every relative rule before the
+// first batch: PromQL over the window before start, other signals sampled
+// now. A baseline that cannot be measured is a warning: the leader tries
+// again, and until then the rule counts as blind (slow, then pause).
+func (c *Control) measureBaselines(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, created time.Time) []string {
+	need := false
+	for _, r := range spec.Guard.Rules {
+		need = need || r.NeedsBaseline()
+	}
+	if !need {
+		return nil
+	}
+	s, err := guard.NewSampler(guard.SamplerConfig{Spec: spec, Primary: pool, Getenv: c.env,
+		CommitP95: func(context.Context) (float64, error) { return 0, errors.New("no commits before start") }})
+	if err == nil {
+		_, err = guard.MeasureBaselines(ctx, c.ledger, s, spec, created)
+	}
+	if err != nil {
+		return []string{fmt.Sprintf("baseline: %v (the guard leader retries; until then those rules slow, then pause the job)", err)}
+	}
+	return nil
+}
