@@ -28,13 +28,7 @@ type Statements struct {
 // pending expressions are the operator's SQL and go in as written, which is
 // why the job spec never comes from anyone without write access to the job.
 func Build(spec *jobspec.Spec) Statements {
-	schema, name := spec.TableName()
-	ident := pgx.Identifier{name}
-	if schema != "" {
-		ident = pgx.Identifier{schema, name}
-	}
-	table := ident.Sanitize()
-	key := pgx.Identifier{spec.Key}.Sanitize()
+	table, key := spec.QuotedTable(), spec.QuotedKey()
 	st := Statements{
 		Read: fmt.Sprintf("SELECT %s FROM %s WHERE %s >= $1 AND %s <= $2 AND (%s) ORDER BY %s LIMIT $3",
 			key, table, key, key, spec.Pending, key),

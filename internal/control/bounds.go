@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ebbhq/ebb/internal/chunks"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 type bounds struct {
@@ -18,7 +19,7 @@ type bounds struct {
 // readBounds reads min and max of the key; both use the key index.
 func readBounds(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (bounds, error) {
 	var b bounds
-	table, key := tableIdent(spec), pgx.Identifier{spec.Key}.Sanitize()
+	table, key := spec.QuotedTable(), spec.QuotedKey()
 	q := fmt.Sprintf("SELECT (SELECT min(%s) FROM %s)::bigint, (SELECT max(%s) FROM %s)::bigint", key, table, key, table)
 	if err := pool.QueryRow(ctx, q).Scan(&b.min, &b.max); err != nil {
 		return b, fmt.Errorf("read min/max of %s.%s: %w", spec.Table, spec.Key, err)
@@ -46,14 +47,6 @@ func (b bounds) resolve(spec *jobspec.Spec) (from, to int64, err error) {
 	return from, to, nil
 }
 
-func tableIdent(spec *jobspec.Spec) string {
-	schema, name := spec.TableName()
-	if schema == "" {
-		return pgx.Identifier{name}.Sanitize()
-	}
-	return pgx.Identifier{schema, name}.Sanitize()
-}
-
 // estimatePending asks the planner how many rows of the job's key range
 // [from, to] the pending predicate matches, without counting them. Without
 // the range the estimate covered the whole table, and a job over a slice of
@@ -62,7 +55,7 @@ func estimatePending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec
 	var raw []byte
 	// bigint casts: the bounds are int64 whatever the key column's type.
 	q := fmt.Sprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE (%s) AND %s BETWEEN $1::bigint AND $2::bigint",
-		tableIdent(spec), spec.Pending, pgx.Identifier{spec.Key}.Sanitize())
+		spec.QuotedTable(), spec.Pending, spec.QuotedKey())
 	if err := pool.QueryRow(ctx, q, from, to).Scan(&raw); err != nil {
 		return 0, fmt.Errorf("estimate pending rows of %s: %w", spec.Table, err)
 	}
@@ -75,4 +68,14 @@ func estimatePending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec
 		return 0, fmt.Errorf("estimate pending rows of %s: unreadable plan", spec.Table)
 	}
 	return int64(doc[0].Plan.Rows), nil
+}
+
+// rangeBounds is range id of the job as the fleet walks it: the half stored
+// in splits when the range was split after repeated timeouts, else the
+// slicing's own range.
+func rangeBounds(meta ledger.Meta, splits map[int64][2]int64, id int64) (chunks.Range, error) {
+	if b, ok := splits[id]; ok {
+		return chunks.Range{ID: id, Lo: b[0], Hi: b[1]}, nil
+	}
+	return chunks.At(meta.From, meta.To, meta.Span, id)
 }

@@ -166,10 +166,7 @@ func (c *Control) enqueueRanges(ctx context.Context, queue, job string, meta led
 			res.AlreadyDone++
 			continue
 		}
-		r, err := chunks.At(meta.From, meta.To, meta.Span, i)
-		if b, ok := splits[i]; ok {
-			r, err = chunks.Range{ID: i, Lo: b[0], Hi: b[1]}, nil
-		}
+		r, err := rangeBounds(meta, splits, i)
 		if err != nil {
 			return err
 		}

@@ -150,7 +150,7 @@ func (r *VerifyReport) judge() {
 // countPending counts pending rows chunk by chunk, sleeping between chunks
 // so verify reads no faster than the job wrote.
 func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, meta ledger.Meta, span int64, r *VerifyReport) error {
-	table, key := tableIdent(spec), pgx.Identifier{spec.Key}.Sanitize()
+	table, key := spec.QuotedTable(), spec.QuotedKey()
 	q := fmt.Sprintf("SELECT count(*), (array_agg(%s ORDER BY %s))[1:%d] FROM %s WHERE %s BETWEEN $1 AND $2 AND (%s)",
 		key, key, keysShown, table, key, spec.Pending)
 	n, err := chunks.Count(meta.From, meta.To, span)
@@ -240,7 +240,7 @@ func (c *Control) spotCheck(ctx context.Context, pool *pgxpool.Pool, spec *jobsp
 	if err != nil {
 		return err
 	}
-	table, key := tableIdent(spec), pgx.Identifier{spec.Key}.Sanitize()
+	table, key := spec.QuotedTable(), spec.QuotedKey()
 	edges := fmt.Sprintf(`(SELECT %[1]s FROM %[2]s WHERE %[1]s BETWEEN $1 AND $2 ORDER BY %[1]s LIMIT 2)
 		UNION (SELECT %[1]s FROM %[2]s WHERE %[1]s BETWEEN $1 AND $2 ORDER BY %[1]s DESC LIMIT 2)
 		UNION (SELECT (SELECT %[1]s FROM %[2]s WHERE %[1]s >= k AND %[1]s <= $2 ORDER BY %[1]s LIMIT 1)
@@ -248,10 +248,7 @@ func (c *Control) spotCheck(ctx context.Context, pool *pgxpool.Pool, spec *jobsp
 	check := fmt.Sprintf("SELECT %[1]s FROM %[2]s WHERE %[1]s = ANY($1) AND ((%[3]s) IS NOT TRUE) ORDER BY %[1]s", key, table, spec.Check)
 	var sample []int64
 	for _, id := range ids {
-		rg, err := chunks.At(meta.From, meta.To, meta.Span, id)
-		if b, ok := splits[id]; ok {
-			rg, err = chunks.Range{ID: id, Lo: b[0], Hi: b[1]}, nil
-		}
+		rg, err := rangeBounds(meta, splits, id)
 		if err != nil {
 			continue
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -158,6 +159,20 @@ func (s *Spec) TableName() (schema, name string) {
 	}
 	return "", s.Table
 }
+
+// QuotedTable is Table as a quoted SQL identifier ("schema"."name", or
+// "name" when the job names no schema): the one place ebb turns the job's
+// table into SQL, so every statement quotes it the same way.
+func (s *Spec) QuotedTable() string {
+	schema, name := s.TableName()
+	if schema == "" {
+		return pgx.Identifier{name}.Sanitize()
+	}
+	return pgx.Identifier{schema, name}.Sanitize()
+}
+
+// QuotedKey is the key column as a quoted SQL identifier.
+func (s *Spec) QuotedKey() string { return pgx.Identifier{s.Key}.Sanitize() }
 
 // RawSQL reports whether the job gives its own write statement.
 func (s *Spec) RawSQL() bool { return s.SQL != "" }

@@ -480,3 +480,20 @@ func FuzzParse(f *testing.F) {
 		require.Equal(t, spec, back)
 	})
 }
+
+func TestQuotedTable(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ table, want string }{
+		{"orders", `"orders"`},
+		{"public.orders", `"public"."orders"`},
+		{`app."Order Lines"`, `"app"."""Order Lines"""`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.table, func(t *testing.T) {
+			t.Parallel()
+			s := &jobspec.Spec{Table: tc.table, Key: `Id"x`}
+			require.Equal(t, tc.want, s.QuotedTable())
+			require.Equal(t, `"Id""x"`, s.QuotedKey())
+		})
+	}
+}

@@ -17,13 +17,13 @@ const smallTable = 10_000
 // index on the key. It runs EXPLAIN without ANALYZE: nothing is executed.
 func checkExplain(ctx context.Context, r *Resources) error {
 	var est float64
-	if err := r.Pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", qualified(r.Spec)).Scan(&est); err != nil {
+	if err := r.Pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", r.Spec.QuotedTable()).Scan(&est); err != nil {
 		return err
 	}
 	lo := int64(0)
 	if !r.Spec.Range.From.IsAuto() {
 		lo = r.Spec.Range.From.Value()
-	} else if err := r.Pool.QueryRow(ctx, fmt.Sprintf("SELECT coalesce(min(%s), 0) FROM %s", quoteIdent(r.Spec.Key), qualified(r.Spec))).Scan(&lo); err != nil {
+	} else if err := r.Pool.QueryRow(ctx, fmt.Sprintf("SELECT coalesce(min(%s), 0) FROM %s", r.Spec.QuotedKey(), r.Spec.QuotedTable())).Scan(&lo); err != nil {
 		return err
 	}
 	hi := lo + int64(r.Spec.ReadBatch)

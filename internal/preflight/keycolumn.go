@@ -15,7 +15,7 @@ func checkKeyColumn(ctx context.Context, r *Resources) error {
 		SELECT format_type(a.atttypid, a.atttypmod)
 		FROM pg_attribute a
 		WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped AND a.attnum > 0`,
-		qualified(r.Spec), r.Spec.Key).Scan(&typ)
+		r.Spec.QuotedTable(), r.Spec.Key).Scan(&typ)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return refuse("key column %q does not exist in %s; check the key field", r.Spec.Key, r.Spec.Table)
 	}

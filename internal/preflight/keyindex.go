@@ -19,7 +19,7 @@ func checkKeyIndex(ctx context.Context, r *Resources) error {
 		WHERE (i.indrelid = to_regclass($1) OR i.indrelid IN (SELECT relid FROM pg_partition_tree(to_regclass($1)))) AND a.attname = $2
 		  AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL
 		ORDER BY ic.relname`,
-		qualified(r.Spec), r.Spec.Key)
+		r.Spec.QuotedTable(), r.Spec.Key)
 	if err != nil {
 		return err
 	}

@@ -82,12 +82,3 @@ func Run(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*Resource
 	}
 	return r, nil
 }
-
-// qualified is the table as to_regclass reads it.
-func qualified(spec *jobspec.Spec) string {
-	schema, name := spec.TableName()
-	if schema == "" {
-		return quoteIdent(name)
-	}
-	return quoteIdent(schema) + "." + quoteIdent(name)
-}

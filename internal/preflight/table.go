@@ -2,15 +2,13 @@ package preflight
 
 import (
 	"context"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // checkTable refuses a table that does not exist (or is not visible on the
 // search_path when unqualified).
 func checkTable(ctx context.Context, r *Resources) error {
 	var oid *uint32
-	if err := r.Pool.QueryRow(ctx, "SELECT to_regclass($1)::oid", qualified(r.Spec)).Scan(&oid); err != nil {
+	if err := r.Pool.QueryRow(ctx, "SELECT to_regclass($1)::oid", r.Spec.QuotedTable()).Scan(&oid); err != nil {
 		return err
 	}
 	if oid == nil {
@@ -18,5 +16,3 @@ func checkTable(ctx context.Context, r *Resources) error {
 	}
 	return nil
 }
-
-func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
