@@ -13,6 +13,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
 // SetGetenv replaces os.Getenv for reading the guard's environment (the
@@ -32,7 +33,7 @@ func (c *Control) env(k string) string {
 func CheckGuard(spec *jobspec.Spec, getenv func(string) string) error {
 	for _, r := range spec.Guard.Rules {
 		if r.Kind() == "prometheus" {
-			if err := guard.CheckPrometheusURL(getenv, spec.Guard.PrometheusEnv); err != nil {
+			if err := probe.CheckPrometheusURL(getenv, spec.Guard.PrometheusEnv); err != nil {
 				return fmt.Errorf("%w: rule %s: %w", ErrBadGuard, r.Name, err)
 			}
 			return nil
@@ -56,7 +57,7 @@ func (c *Control) measureBaselines(ctx context.Context, pool *pgxpool.Pool, spec
 	if !need {
 		return nil
 	}
-	s, err := guard.NewSampler(guard.SamplerConfig{Spec: spec, Primary: pool, Getenv: c.env,
+	s, err := probe.NewSampler(probe.SamplerConfig{Spec: spec, Primary: pool, Getenv: c.env,
 		CommitP95: func(context.Context) (float64, error) { return 0, errors.New("no commits before start") }})
 	if err == nil {
 		_, err = guard.MeasureBaselines(ctx, c.ledger, s, spec, created)

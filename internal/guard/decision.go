@@ -7,6 +7,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
 // Decision is what the guard leader publishes after each check. Workers
@@ -54,17 +55,17 @@ const (
 // bare 3 × check_every let a healthy leader's lease lapse between renewals
 // and leadership flap between workers.
 func LeaseTTL(checkEvery time.Duration) time.Duration {
-	return 3*checkEvery + DefaultProbeTimeout
+	return 3*checkEvery + probe.DefaultProbeTimeout
 }
 
 // DecisionTTL is how long a decision counts as fresh: two check intervals
 // plus one probe timeout. A decision is stamped before the leader samples,
-// and one sample may take up to DefaultProbeTimeout (probes of a job run
+// and one sample may take up to probe.DefaultProbeTimeout (probes of a job run
 // concurrently, each under its own timeout), so with check_every: 1s and
 // plain 2 × check_every a slow but healthy probe made decisions flip to
 // stale between two checks. See README.md, "Decision timing".
 func DecisionTTL(checkEvery time.Duration) time.Duration {
-	return 2*checkEvery + DefaultProbeTimeout
+	return 2*checkEvery + probe.DefaultProbeTimeout
 }
 
 // ParseDecision decodes a stored decision.

@@ -18,6 +18,7 @@ import (
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
 // LeaderConfig wires the guard loop every worker runs. At most one worker
@@ -64,7 +65,7 @@ type leadFailure struct {
 // leading is a job this worker leads.
 type leading struct {
 	spec    *jobspec.Spec
-	sampler *Sampler
+	sampler *probe.Sampler
 	eval    *Evaluator
 	last    time.Time
 	state   State
@@ -286,7 +287,7 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	if err != nil {
 		return nil, err
 	}
-	sampler, err := NewSampler(SamplerConfig{
+	sampler, err := probe.NewSampler(probe.SamplerConfig{
 		Spec: spec, Primary: pool, Getenv: g.cfg.Getenv, HTTPClient: g.cfg.HTTPClient,
 		Replica: func(ctx context.Context, env string) (*pgxpool.Pool, error) { return g.cfg.Pools(ctx, env) },
 		CommitP95: func(ctx context.Context) (float64, error) {
@@ -418,7 +419,7 @@ func (g *Leader) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error
 // MeasureBaselines stores a baseline for every rule that needs one and has
 // none yet, and returns all stored baselines. before is when the job
 // started: PromQL looks at the window before it.
-func MeasureBaselines(ctx context.Context, l *ledger.Ledger, s *Sampler, spec *jobspec.Spec, before time.Time) (map[string]float64, error) {
+func MeasureBaselines(ctx context.Context, l *ledger.Ledger, s *probe.Sampler, spec *jobspec.Spec, before time.Time) (map[string]float64, error) {
 	have, err := l.Baseline(ctx, spec.Name)
 	if err != nil {
 		return nil, err
