@@ -24,7 +24,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
-	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/logger"
 	"github.com/ebbhq/ebb/internal/metrics"
@@ -174,7 +174,7 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 
 	// Every worker stands by for the guard lease; one per job samples the
 	// signals and publishes the decision the whole fleet follows.
-	leader, err := guard.NewLeader(guard.LeaderConfig{
+	lead, err := leader.New(leader.Config{
 		Ledger: led, ID: id, Pools: getPool, Getenv: os.Getenv, Logger: log, Metrics: m,
 	})
 	if err != nil {
@@ -184,7 +184,7 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 	guardDone := make(chan struct{})
 	go func() {
 		defer close(guardDone)
-		_ = leader.Run(gctx)
+		_ = lead.Run(gctx)
 	}()
 	defer func() {
 		// Last: the guard keeps deciding while batches drain, then hands

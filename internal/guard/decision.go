@@ -43,38 +43,66 @@ type Decision struct {
 // the first slow-down did nothing.
 func (d *Decision) UnlimitedFactor() float64 { return min(d.Factor, d.GuardFactor) }
 
-// Timing derived from a job's check interval.
+// How the slow rules' cut moves: halved each check a slow rule holds, never
+// below minGuardFactor (a rate of 0 would read as unlimited), and restored
+// by restoreFactor a check once it clears, so the fleet climbs back instead
+// of jumping onto a database that just recovered.
 const (
 	minGuardFactor = 1.0 / 64
 	restoreFactor  = 1.5
 )
 
-// LeaseTTL is how long the guard lease lives without renewal: another
-// worker takes over within this. The leader renews it when a check is due,
-// and a check may spend a probe timeout sampling, so with check_every: 1s a
-// bare 3 × check_every let a healthy leader's lease lapse between renewals
-// and leadership flap between workers.
-func LeaseTTL(checkEvery time.Duration) time.Duration {
-	return 3*checkEvery + probe.DefaultProbeTimeout
+// Check is what one leader check knows besides the rules' verdict: the
+// memory the leader carries from its previous decision, and the schedule.
+type Check struct {
+	Verdict Verdict
+	// GuardFactor is the slow rules' cut of the previous decision (1: none).
+	GuardFactor float64
+	// Base is the fleet's last rows/s observed while nothing held it back.
+	Base float64
+	// Schedule is the schedule window's multiplier (1 outside all windows),
+	// Window its name.
+	Schedule float64
+	Window   string
+	// Rules is the rule memory after the verdict, stored for the next leader.
+	Rules      map[string]*RuleState
+	Leader     string
+	Now        time.Time
+	CheckEvery time.Duration
 }
 
-// DecisionTTL is how long a decision counts as fresh: two check intervals
-// plus one probe timeout. A decision is stamped before the leader samples,
-// and one sample may take up to probe.DefaultProbeTimeout (probes of a job run
-// concurrently, each under its own timeout), so with check_every: 1s and
-// plain 2 × check_every a slow but healthy probe made decisions flip to
-// stale between two checks. See README.md, "Decision timing".
-func DecisionTTL(checkEvery time.Duration) time.Duration {
-	return 2*checkEvery + probe.DefaultProbeTimeout
-}
-
-// ParseDecision decodes a stored decision.
-func ParseDecision(b []byte) (*Decision, error) {
-	var d Decision
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("guard decision is not valid JSON (the leader rewrites it within one check): %w", err)
+// Decide turns one check into the decision the leader publishes. It is pure:
+// the leader samples, steps the Evaluator and observes the fleet's rows/s,
+// and Decide only combines them, so the rate arithmetic is table-tested.
+func Decide(c Check) *Decision {
+	v := c.Verdict
+	gf := stepFactor(c.GuardFactor, v.State)
+	d := &Decision{
+		State: v.State, GuardFactor: gf, Factor: gf * c.Schedule, Window: c.Window,
+		Reasons: v.Reasons, Signals: v.Signals, Leader: c.Leader,
+		At: c.Now, Expires: c.Now.Add(DecisionTTL(c.CheckEvery)), Rules: c.Rules,
 	}
-	return &d, nil
+	if d.UnlimitedFactor() < 1 {
+		d.Base = c.Base
+	}
+	if d.State == StateRun && gf < 1 {
+		d.Reasons = append(d.Reasons, fmt.Sprintf("restoring rate after a slow-down (x%.3g)", gf))
+	}
+	if c.Schedule == 0 && d.State != StatePause {
+		d.State = StatePause
+		d.Reasons = append(d.Reasons, "schedule window "+c.Window+" pauses the job")
+	} else if c.Window != "" {
+		d.Reasons = append(d.Reasons, "schedule window "+c.Window)
+	}
+	return d
+}
+
+// Throttled reports whether d holds a job without a rate of its own below
+// its full speed (paused, or a Base cut by a factor under 1): rows/s
+// observed while it is in force are not the fleet's full speed, so the
+// leader must not take them as the next Base.
+func (d *Decision) Throttled() bool {
+	return d.State == StatePause || (d.Base > 0 && d.UnlimitedFactor() < 1)
 }
 
 // Limits are what one batch obeys.
@@ -197,4 +225,44 @@ func joinReasons(d *Decision) string {
 		s += "; " + r
 	}
 	return s
+}
+
+// stepFactor is the slow rules' cut after a check with verdict state s: a
+// blind rule's slow halves it too, and a pause leaves it as it was.
+func stepFactor(f float64, s State) float64 {
+	switch s {
+	case StateSlow:
+		return max(f/2, minGuardFactor)
+	case StateRun:
+		return min(f*restoreFactor, 1)
+	}
+	return f
+}
+
+// LeaseTTL is how long the guard lease lives without renewal: another
+// worker takes over within this. The leader renews it when a check is due,
+// and a check may spend a probe timeout sampling, so with check_every: 1s a
+// bare 3 × check_every let a healthy leader's lease lapse between renewals
+// and leadership flap between workers.
+func LeaseTTL(checkEvery time.Duration) time.Duration {
+	return 3*checkEvery + probe.DefaultProbeTimeout
+}
+
+// DecisionTTL is how long a decision counts as fresh: two check intervals
+// plus one probe timeout. A decision is stamped before the leader samples,
+// and one sample may take up to probe.DefaultProbeTimeout (probes of a job run
+// concurrently, each under its own timeout), so with check_every: 1s and
+// plain 2 × check_every a slow but healthy probe made decisions flip to
+// stale between two checks. See README.md, "Decision timing".
+func DecisionTTL(checkEvery time.Duration) time.Duration {
+	return 2*checkEvery + probe.DefaultProbeTimeout
+}
+
+// ParseDecision decodes a stored decision.
+func ParseDecision(b []byte) (*Decision, error) {
+	var d Decision
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("guard decision is not valid JSON (the leader rewrites it within one check): %w", err)
+	}
+	return &d, nil
 }

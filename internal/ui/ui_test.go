@@ -21,6 +21,7 @@ import (
 	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/runner"
 	"github.com/ebbhq/ebb/internal/ui"
@@ -102,7 +103,7 @@ func (b *testBundle) worker(concurrency int) {
 		Pools: pools, Logger: log, Draining: stopping.Load, PauseRecheck: 200 * time.Millisecond,
 	})
 	require.NoError(b.t, err)
-	g, err := guard.NewLeader(guard.LeaderConfig{Ledger: b.ledger, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond, Hold: time.Second})
+	g, err := leader.New(leader.Config{Ledger: b.ledger, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond, Hold: time.Second})
 	require.NoError(b.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,4 +1,4 @@
-package guard
+package leader
 
 import (
 	"context"
@@ -7,23 +7,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/probe"
 )
 
-// LeaderConfig wires the guard loop every worker runs. At most one worker
+// Config wires the guard loop every worker runs. At most one worker
 // per job holds the lease and samples; the others only stand by.
-type LeaderConfig struct {
+type Config struct {
 	Ledger *ledger.Ledger
 	// ID names this worker in the lease; unique per process.
 	ID string
@@ -46,7 +45,7 @@ type LeaderConfig struct {
 
 // Leader runs the guard loop.
 type Leader struct {
-	cfg  LeaderConfig
+	cfg  Config
 	log  *slog.Logger
 	jobs map[string]*leading
 	// lastErr keeps a failing check from logging the same line every tick.
@@ -66,10 +65,10 @@ type leadFailure struct {
 type leading struct {
 	spec    *jobspec.Spec
 	sampler *probe.Sampler
-	eval    *Evaluator
+	eval    *guard.Evaluator
 	last    time.Time
-	state   State
-	guard   float64
+	state   guard.State
+	factor  float64
 	base    float64
 	rows    int64
 	rowsAt  time.Time
@@ -81,9 +80,9 @@ type leading struct {
 }
 
 // NewLeader returns a Leader.
-func NewLeader(cfg LeaderConfig) (*Leader, error) {
+func New(cfg Config) (*Leader, error) {
 	if cfg.Ledger == nil || cfg.Pools == nil || cfg.ID == "" {
-		return nil, errors.New("guard: LeaderConfig needs Ledger, Pools and ID")
+		return nil, errors.New("leader: Config needs Ledger, Pools and ID")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -196,7 +195,7 @@ func (g *Leader) check(ctx context.Context, job string) error {
 	if err != nil {
 		return err
 	}
-	if !Watched(spec) {
+	if !guard.Watched(spec) {
 		return nil
 	}
 	every := spec.Guard.CheckEvery.D()
@@ -205,7 +204,7 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		// the meantime. The same error keeps the log quiet.
 		return f.err
 	}
-	ok, err := l.AcquireLeader(ctx, job, g.cfg.ID, LeaseTTL(every))
+	ok, err := l.AcquireLeader(ctx, job, g.cfg.ID, guard.LeaseTTL(every))
 	if err != nil {
 		return err
 	}
@@ -255,13 +254,13 @@ func (g *Leader) cannotLead(ctx context.Context, job string, spec *jobspec.Spec,
 	}
 	err := fmt.Errorf("guard of %s cannot run on this worker (paused the job and gave up the lease): %w", job, cause)
 	g.cannot[job] = leadFailure{at: now, err: err}
-	d := &Decision{
-		State: StatePause, GuardFactor: 1, Leader: g.cfg.ID, At: now,
-		Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())),
+	d := &guard.Decision{
+		State: guard.StatePause, GuardFactor: 1, Leader: g.cfg.ID, At: now,
+		Expires: now.Add(guard.DecisionTTL(spec.Guard.CheckEvery.D())),
 		Reasons: []string{fmt.Sprintf("cannot watch the job on worker %s, another worker may take over: %v", g.cfg.ID, cause)},
 	}
 	if raw, rerr := l.Decision(ctx, job); rerr == nil && raw != nil {
-		if prev, perr := ParseDecision(raw); perr == nil {
+		if prev, perr := guard.ParseDecision(raw); perr == nil {
 			d.Rules, d.GuardFactor, d.Base, d.Factor = prev.Rules, prev.GuardFactor, prev.Base, prev.Factor
 		}
 	}
@@ -306,17 +305,17 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	if err != nil {
 		return nil, err
 	}
-	cur := &leading{spec: spec, sampler: sampler, guard: 1, state: StateRun}
-	var prior map[string]*RuleState
+	cur := &leading{spec: spec, sampler: sampler, factor: 1, state: guard.StateRun}
+	var prior map[string]*guard.RuleState
 	if raw, err := l.Decision(ctx, job); err == nil && raw != nil {
-		if d, err := ParseDecision(raw); err == nil {
-			prior, cur.guard, cur.base, cur.state = d.Rules, d.GuardFactor, d.Base, d.State
+		if d, err := guard.ParseDecision(raw); err == nil {
+			prior, cur.factor, cur.base, cur.state = d.Rules, d.GuardFactor, d.Base, d.State
 		}
 	}
-	if cur.guard <= 0 || cur.guard > 1 {
-		cur.guard = 1
+	if cur.factor <= 0 || cur.factor > 1 {
+		cur.factor = 1
 	}
-	cur.eval = NewEvaluator(spec.Guard.Rules, spec.Guard.CheckEvery.D(), g.cfg.Hold, prior)
+	cur.eval = guard.NewEvaluator(spec.Guard.Rules, spec.Guard.CheckEvery.D(), g.cfg.Hold, prior)
 	if cur.baseline, err = MeasureBaselines(ctx, l, sampler, spec, prog.Created); err != nil {
 		// Rules without a baseline report it as "no fresh signal".
 		g.log.Warn("guard baseline incomplete", slog.String("job", job), slog.Any("err", err))
@@ -324,84 +323,6 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	cur.rows, cur.rowsAt = prog.Rows, now
 	g.log.Info("guard leader", slog.String("job", job), slog.String("worker", g.cfg.ID), slog.Int("rules", len(spec.Guard.Rules)))
 	return cur, nil
-}
-
-// decide samples, applies the rules and the schedule and builds the
-// decision.
-func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledger.Progress, now time.Time) *Decision {
-	spec := cur.spec
-	readings := cur.sampler.Sample(ctx)
-	v := cur.eval.Step(now, readings, cur.baseline)
-
-	// Observed fleet rate since the last check: the base a slow-down or a
-	// window under x1 cuts from when the job sets no rate of its own. Only
-	// a rate the fleet reached unthrottled is a base: refreshing it from
-	// rows/s already cut by a x0.25 window (then cut again by the follower)
-	// decayed the rate toward zero, one check at a time.
-	if dt := now.Sub(cur.rowsAt).Seconds(); dt > 0 {
-		observed := float64(prog.Rows-cur.rows) / dt
-		if !cur.throttled && observed > 0 {
-			cur.base = observed
-		}
-	}
-	cur.rows, cur.rowsAt = prog.Rows, now
-
-	switch v.State {
-	case StateSlow:
-		cur.guard = max(cur.guard/2, minGuardFactor)
-	case StateRun:
-		cur.guard = min(cur.guard*restoreFactor, 1)
-	}
-	sched, window := spec.Schedule.Factor(now)
-	d := &Decision{
-		State: v.State, GuardFactor: cur.guard, Factor: cur.guard * sched, Window: window,
-		Reasons: v.Reasons, Signals: v.Signals, Leader: g.cfg.ID,
-		At: now, Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())), Rules: cur.eval.States(),
-	}
-	if d.UnlimitedFactor() < 1 {
-		d.Base = cur.base
-	}
-	if d.State == StateRun && cur.guard < 1 {
-		d.Reasons = append(d.Reasons, fmt.Sprintf("restoring rate after a slow-down (x%.3g)", cur.guard))
-	}
-	if sched == 0 && d.State != StatePause {
-		d.State = StatePause
-		d.Reasons = append(d.Reasons, "schedule window "+window+" pauses the job")
-	} else if window != "" {
-		d.Reasons = append(d.Reasons, "schedule window "+window)
-	}
-	if d.State != cur.state {
-		level := slog.LevelInfo
-		if d.State != StateRun {
-			level = slog.LevelWarn
-		}
-		g.log.Log(ctx, level, "guard decision changed", slog.String("job", job), slog.String("from", string(cur.state)),
-			slog.String("to", string(d.State)), slog.Any("reasons", d.Reasons))
-		cur.state = d.State
-	}
-	cur.throttled = d.State == StatePause || (d.Base > 0 && d.UnlimitedFactor() < 1)
-	if m := g.cfg.Metrics; m != nil {
-		for _, s := range v.Signals {
-			if s.Value == nil {
-				// A blind rule has no resolved limits either; keep the
-				// last ones rather than blank the dashboard's lines.
-				continue
-			}
-			m.GuardSignal.WithLabelValues(job, s.Rule).Set(*s.Value)
-			// A limit the rule lacks (or lost in an edited spec) is deleted,
-			// not zeroed: a zero line would read as "pause above 0".
-			for kind, limit := range map[string]*float64{
-				metrics.ThresholdSlow: s.Slow, metrics.ThresholdPause: s.Pause, metrics.ThresholdClear: s.Clear,
-			} {
-				if limit != nil {
-					m.GuardThreshold.WithLabelValues(job, s.Rule, kind).Set(*limit)
-				} else {
-					m.GuardThreshold.DeleteLabelValues(job, s.Rule, kind)
-				}
-			}
-		}
-	}
-	return d
 }
 
 func (g *Leader) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error) {
@@ -416,49 +337,8 @@ func (g *Leader) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error
 	return spec, nil
 }
 
-// MeasureBaselines stores a baseline for every rule that needs one and has
-// none yet, and returns all stored baselines. before is when the job
-// started: PromQL looks at the window before it.
-func MeasureBaselines(ctx context.Context, l *ledger.Ledger, s *probe.Sampler, spec *jobspec.Spec, before time.Time) (map[string]float64, error) {
-	have, err := l.Baseline(ctx, spec.Name)
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, r := range spec.Guard.Rules {
-		if !r.NeedsBaseline() {
-			continue
-		}
-		if _, ok := have[r.Name]; ok {
-			continue
-		}
-		v, err := s.Baseline(ctx, r, before, 3, time.Second)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("rule %s: %w", r.Name, err))
-			continue
-		}
-		if _, err := l.SetBaseline(ctx, spec.Name, r.Name, v); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-	}
-	if have, err = l.Baseline(ctx, spec.Name); err != nil {
-		return nil, err
-	}
-	return have, errors.Join(errs...)
-}
-
 func sameSpec(a, b *jobspec.Spec) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
-}
-
-func p95(ts []time.Duration) time.Duration {
-	if len(ts) == 0 {
-		return 0
-	}
-	s := slices.Clone(ts)
-	slices.Sort(s)
-	return s[int(math.Ceil(0.95*float64(len(s))))-1]
 }
