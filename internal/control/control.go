@@ -22,6 +22,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/pause"
 	"github.com/ebbhq/ebb/internal/preflight"
 	"github.com/ebbhq/ebb/internal/runner"
 )
@@ -403,13 +404,13 @@ func (c *Control) Status(ctx context.Context, job string) (*Status, error) {
 		// Nothing can pause a job with no range left to run: a switch left
 		// on, or a guard nobody runs any more, is no alarm.
 	case on(snap.Pause.Global):
-		s.PauseReason = guard.FlagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
+		s.PauseReason = pause.FlagReason(c.ledger.GlobalPauseKey(), snap.Pause.Global)
 	case on(snap.Pause.Job):
-		s.PauseReason = guard.FlagReason(c.ledger.PauseKey(job), snap.Pause.Job)
+		s.PauseReason = pause.FlagReason(c.ledger.PauseKey(job), snap.Pause.Job)
 	case snap.Pause.QueuePaused:
-		s.PauseReason = fmt.Sprintf("asynq queue %q is paused", snap.Meta.Queue)
+		s.PauseReason = pause.QueueReason(snap.Meta.Queue)
 	case s.Overrides["error"] != "":
-		s.PauseReason = "bad live override, fix it with enqueuer set: " + s.Overrides["error"]
+		s.PauseReason = pause.OverrideReason(s.Overrides["error"])
 	case s.Guard != nil && s.Guard.State == string(guard.StatePause):
 		s.PauseReason = "guard: " + strings.Join(s.Guard.Reasons, "; ")
 	case s.Guard != nil && s.Guard.Stale && !s.Guard.Expires.IsZero() &&
@@ -482,7 +483,7 @@ func (s *Status) progress(m ledger.Meta, now time.Time) {
 func (c *Control) Jobs(ctx context.Context) ([]string, error) { return c.ledger.Jobs(ctx) }
 
 // Pause sets the pause flag of job, or of every job when job is "". The
-// flag's value says who paused and when (PauseValue), so status shows whom
+// flag's value says who paused and when (pause.FlagValue), so status shows whom
 // to ask before resuming; by is e.g. "alice@db-1 via enqueuer".
 func (c *Control) Pause(ctx context.Context, job, by string) error {
 	if job != "" {
@@ -490,17 +491,7 @@ func (c *Control) Pause(ctx context.Context, job, by string) error {
 			return fmt.Errorf("%w %q: nothing to pause", ErrUnknownJob, job)
 		}
 	}
-	return c.ledger.SetPause(ctx, job, PauseValue(by, time.Now()))
-}
-
-// PauseValue is what a pause flag set by ebb holds: "paused by BY at TIME"
-// (RFC 3339, UTC). guard.FlagOn reads it as on; redis-cli SET … 1 still
-// works, it only says nothing about who.
-func PauseValue(by string, at time.Time) string {
-	if by == "" {
-		by = "unknown"
-	}
-	return guard.PausedByPrefix + by + " at " + at.UTC().Format(time.RFC3339)
+	return c.ledger.SetPause(ctx, job, pause.FlagValue(by, time.Now()))
 }
 
 // Resume clears the pause flag of job, or the global one. An unknown job is
@@ -524,6 +515,6 @@ func (c *Control) Close() error {
 }
 
 func on(v string) bool {
-	p, _ := guard.FlagOn(v)
+	p, _ := pause.FlagOn(v)
 	return p
 }
