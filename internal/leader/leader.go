@@ -35,7 +35,7 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Tick is how often the loop looks for jobs and due checks; default 1s.
 	Tick time.Duration
-	// Hold overrides DefaultHold (tests); zero keeps it.
+	// Hold overrides guard.DefaultHold (tests); zero keeps it.
 	Hold       time.Duration
 	HTTPClient *http.Client
 	// Now is the clock decisions are stamped with; default Redis's TIME,
@@ -79,7 +79,8 @@ type leading struct {
 	baseline  map[string]float64
 }
 
-// NewLeader returns a Leader.
+// New returns a Leader. It closes nothing it is given: the ledger and the
+// pools belong to the caller.
 func New(cfg Config) (*Leader, error) {
 	if cfg.Ledger == nil || cfg.Pools == nil || cfg.ID == "" {
 		return nil, errors.New("leader: Config needs Ledger, Pools and ID")
@@ -164,75 +165,101 @@ func (g *Leader) tick(ctx context.Context) {
 	}
 }
 
-// check samples job's signals when this worker holds its lease and the
-// job's check is due.
+// check samples job's signals and publishes a decision when the job's check
+// is due and this worker holds, or takes, its lease.
 func (g *Leader) check(ctx context.Context, job string) error {
-	l := g.cfg.Ledger
 	now, err := g.cfg.Now(ctx)
 	if err != nil {
 		return err
 	}
+	spec, prog, err := g.due(ctx, job, now)
+	if err != nil || spec == nil {
+		return err
+	}
+	cur, err := g.acquire(ctx, job, spec, prog, now)
+	if err != nil || cur == nil {
+		return err
+	}
+	cur.last = now
+	return g.publish(ctx, job, g.decide(ctx, job, cur, prog, now))
+}
+
+// due returns the job's spec and progress when a check of job is due; a nil
+// spec means nothing to do (not due yet, gone, finished or unwatched). It
+// forgets, and for a finished job releases, a job no longer to lead.
+func (g *Leader) due(ctx context.Context, job string, now time.Time) (*jobspec.Spec, ledger.Progress, error) {
+	l := g.cfg.Ledger
 	cur := g.jobs[job]
 	if cur != nil && now.Sub(cur.last) < cur.spec.Guard.CheckEvery.D() {
-		return nil
+		return nil, ledger.Progress{}, nil
 	}
 	prog, err := l.Progress(ctx, job)
 	if errors.Is(err, ledger.ErrNotFound) {
 		g.drop(job)
-		return nil
+		return nil, prog, nil
 	}
 	if err != nil {
-		return err
+		return nil, prog, err
 	}
 	if prog.Finished {
 		if cur != nil {
 			g.drop(job)
-			return l.ReleaseLeader(ctx, job, g.cfg.ID)
+			return nil, prog, l.ReleaseLeader(ctx, job, g.cfg.ID)
 		}
-		return nil
+		return nil, prog, nil
 	}
 	spec, err := g.loadSpec(ctx, job)
-	if err != nil {
-		return err
+	if err != nil || !guard.Watched(spec) {
+		return nil, prog, err
 	}
-	if !guard.Watched(spec) {
-		return nil
-	}
+	return spec, prog, nil
+}
+
+// acquire takes or renews job's lease and returns what this worker leads
+// for it, set up afresh for a new lease or a changed spec; nil when another
+// worker holds the lease.
+func (g *Leader) acquire(ctx context.Context, job string, spec *jobspec.Spec, prog ledger.Progress, now time.Time) (*leading, error) {
+	cur := g.jobs[job]
 	every := spec.Guard.CheckEvery.D()
 	if f, ok := g.cannot[job]; ok && cur == nil && now.Sub(f.at) < every {
 		// Step back for one interval: a healthy worker takes the lease in
 		// the meantime. The same error keeps the log quiet.
-		return f.err
+		return nil, f.err
 	}
-	ok, err := l.AcquireLeader(ctx, job, g.cfg.ID, guard.LeaseTTL(every))
+	ok, err := g.cfg.Ledger.AcquireLeader(ctx, job, g.cfg.ID, guard.LeaseTTL(every))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok {
 		g.drop(job)
-		return nil
+		return nil, nil
 	}
 	if cur == nil || !sameSpec(cur.spec, spec) {
 		next, err := g.lead(ctx, job, spec, prog, now)
 		if err != nil {
-			return g.cannotLead(ctx, job, spec, now, err)
+			return nil, g.cannotLead(ctx, job, spec, now, err)
 		}
 		delete(g.cannot, job)
 		cur = next
 		g.jobs[job] = cur
 	}
-	cur.last = now
-	d := g.decide(ctx, job, cur, prog, now)
+	return cur, nil
+}
+
+// publish stores d, fenced by the lease: a leader that lost the lease
+// between renewing it and publishing drops the job instead of overwriting
+// its successor.
+func (g *Leader) publish(ctx context.Context, job string, d *guard.Decision) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode guard decision: %w", err)
 	}
-	put, err := l.PutDecision(ctx, job, g.cfg.ID, b)
+	put, err := g.cfg.Ledger.PutDecision(ctx, job, g.cfg.ID, b)
 	if err != nil {
 		return err
 	}
 	if !put {
-		g.drop(job) // lost the lease between renew and publish
+		g.drop(job)
 	}
 	return nil
 }
