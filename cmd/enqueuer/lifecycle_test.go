@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
-	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/runner"
 )
@@ -27,7 +27,7 @@ func (b *bundle) worker() {
 	log := ebbtest.Logger(t)
 	r, err := runner.New(runner.Config{Ledger: l, Redis: b.redis.Client, ID: id, Pools: pools, Logger: log, PauseRecheck: 200 * time.Millisecond})
 	require.NoError(t, err)
-	g, err := guard.NewLeader(guard.LeaderConfig{Ledger: l, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond})
+	g, err := leader.New(leader.Config{Ledger: l, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -24,7 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ebbhq/ebb/internal/dial"
-	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/logger"
 	"github.com/ebbhq/ebb/internal/metrics"
@@ -254,7 +254,7 @@ func serveHTTP(addr string, reg *prometheus.Registry, ready readiness, log *slog
 // follows. The guard outlives ctx (it keeps deciding while batches drain)
 // until the returned stop, which waits for it to hand its lease over.
 func runGuard(ctx context.Context, led *ledger.Ledger, id string, pools runner.PoolFunc, log *slog.Logger, m *metrics.Metrics) (stop func(), err error) {
-	leader, err := guard.NewLeader(guard.LeaderConfig{
+	lead, err := leader.New(leader.Config{
 		Ledger: led, ID: id, Pools: pools, Getenv: os.Getenv, Logger: log, Metrics: m,
 	})
 	if err != nil {
@@ -264,7 +264,7 @@ func runGuard(ctx context.Context, led *ledger.Ledger, id string, pools runner.P
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = leader.Run(gctx)
+		_ = lead.Run(gctx)
 	}()
 	return func() {
 		cancel()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/ebbhq/ebb/internal/pause"
 	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
@@ -67,7 +68,7 @@ func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*Cleanup
 		// Status says paused the moment a switch is set, while batches in
 		// flight still commit; and a guard pause may lift any second. The
 		// job's own flag holds every range until the keys are gone.
-		if err := c.ledger.SetPause(ctx, job, PauseValue("enqueuer cleanup", time.Now())); err != nil {
+		if err := c.ledger.SetPause(ctx, job, pause.FlagValue("enqueuer cleanup", time.Now())); err != nil {
 			return nil, err
 		}
 		deadline := time.Now().Add(drainWait)

@@ -9,6 +9,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/pause"
 	"github.com/ebbhq/ebb/internal/progress"
 )
 
@@ -107,13 +108,13 @@ func pauseReason(snap statusSnapshot, s *Status) string {
 		// Nothing can pause a job with no range left to run: a switch left
 		// on, or a guard nobody runs any more, is no alarm.
 	case on(p.Global):
-		return guard.FlagReason(snap.globalPauseKey, p.Global)
+		return pause.FlagReason(snap.globalPauseKey, p.Global)
 	case on(p.Job):
-		return guard.FlagReason(snap.jobPauseKey, p.Job)
+		return pause.FlagReason(snap.jobPauseKey, p.Job)
 	case p.QueuePaused:
-		return fmt.Sprintf("asynq queue %q is paused", snap.ledger.Meta.Queue)
+		return pause.QueueReason(snap.ledger.Meta.Queue)
 	case s.Overrides["error"] != "":
-		return "bad live override, fix it with enqueuer set: " + s.Overrides["error"]
+		return pause.OverrideReason(s.Overrides["error"])
 	case g != nil && g.State == string(guard.StatePause):
 		return "guard: " + strings.Join(g.Reasons, "; ")
 	case g != nil && g.Stale && !g.Expires.IsZero() && now.Sub(g.Expires) >= guard.LeaseTTL(snap.spec.Guard.CheckEvery.D()):
@@ -162,6 +163,6 @@ func (s *Status) fillProgress(f progress.Figures) {
 }
 
 func on(v string) bool {
-	p, _ := guard.FlagOn(v)
+	p, _ := pause.FlagOn(v)
 	return p
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/pause"
 )
 
 // TestDeriveStatus: the state, pause reason, limits and guard view status
@@ -49,9 +50,9 @@ func TestDeriveStatus(t *testing.T) {
 		{name: "running", edit: func(s *statusSnapshot) { s.ledger.Alive = true },
 			want: want{state: StateRunning, rate: 100, maxWorkers: 4, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
 		{name: "global switch", edit: func(s *statusSnapshot) { s.ledger.Alive, s.ledger.Pause.Global = true, "1" },
-			want: want{state: StatePaused, reason: guard.FlagReason("ebb:pause", "1"), rate: 100, maxWorkers: 4, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
-		{name: "job switch says who", edit: func(s *statusSnapshot) { s.ledger.Pause.Job = PauseValue("alice", created) },
-			want: want{state: StatePaused, reason: guard.FlagReason("ebb:{j}:pause", PauseValue("alice", created)), rate: 100, maxWorkers: 4, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
+			want: want{state: StatePaused, reason: pause.FlagReason("ebb:pause", "1"), rate: 100, maxWorkers: 4, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
+		{name: "job switch says who", edit: func(s *statusSnapshot) { s.ledger.Pause.Job = pause.FlagValue("alice", created) },
+			want: want{state: StatePaused, reason: pause.FlagReason("ebb:{j}:pause", pause.FlagValue("alice", created)), rate: 100, maxWorkers: 4, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
 		{name: "switch off", edit: func(s *statusSnapshot) { s.ledger.Pause.Job = "0" },
 			want: want{state: StateQueued, rate: 100, maxWorkers: 4, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
 		{name: "queue paused", edit: func(s *statusSnapshot) { s.ledger.Pause.QueuePaused = true },

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
 // SetGetenv replaces os.Getenv for reading the guard's environment (the
@@ -26,7 +26,7 @@ func (c *Control) env(k string) string {
 func CheckGuard(spec *jobspec.Spec, getenv func(string) string) error {
 	for _, r := range spec.Guard.Rules {
 		if r.Kind() == "prometheus" {
-			if err := guard.CheckPrometheusURL(getenv, spec.Guard.PrometheusEnv); err != nil {
+			if err := probe.CheckPrometheusURL(getenv, spec.Guard.PrometheusEnv); err != nil {
 				return fmt.Errorf("%w: rule %s: %w", ErrBadGuard, r.Name, err)
 			}
 			return nil

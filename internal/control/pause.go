@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/pause"
 )
 
 // Pause sets the pause flag of job, or of every job when job is "". The
-// flag's value says who paused and when (PauseValue), so status shows whom
+// flag's value says who paused and when (pause.FlagValue), so status shows whom
 // to ask before resuming; by is e.g. "alice@db-1 via enqueuer".
 func (c *Control) Pause(ctx context.Context, job, by string) error {
 	if job != "" {
@@ -19,17 +19,7 @@ func (c *Control) Pause(ctx context.Context, job, by string) error {
 			return fmt.Errorf("%w %q: nothing to pause", ErrUnknownJob, job)
 		}
 	}
-	return c.ledger.SetPause(ctx, job, PauseValue(by, time.Now()))
-}
-
-// PauseValue is what a pause flag set by ebb holds: "paused by BY at TIME"
-// (RFC 3339, UTC). guard.FlagOn reads it as on; redis-cli SET … 1 still
-// works, it only says nothing about who.
-func PauseValue(by string, at time.Time) string {
-	if by == "" {
-		by = "unknown"
-	}
-	return guard.PausedByPrefix + by + " at " + at.UTC().Format(time.RFC3339)
+	return c.ledger.SetPause(ctx, job, pause.FlagValue(by, time.Now()))
 }
 
 // Resume clears the pause flag of job, or the global one. An unknown job is

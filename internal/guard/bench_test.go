@@ -8,6 +8,7 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
 // BenchmarkFollowerLimits measures what every batch pays to obey the guard:
@@ -20,9 +21,9 @@ func BenchmarkFollowerLimits(b *testing.B) {
 	}
 	now := time.Now()
 	e := guard.NewEvaluator(spec.Guard.Rules, time.Second, 0, nil)
-	readings := map[string]guard.Reading{}
+	readings := map[string]probe.Reading{}
 	for _, r := range spec.Guard.Rules {
-		readings[r.Name] = guard.Reading{Value: 0.5}
+		readings[r.Name] = probe.Reading{Value: 0.5}
 	}
 	v := e.Step(now, readings, nil)
 	raw, err := json.Marshal(guard.Decision{State: v.State, Factor: 1, GuardFactor: 1, Signals: v.Signals,

@@ -2,23 +2,10 @@ package guard_test
 
 import (
 	"encoding/json"
-	"fmt"
-	"testing"
 
-	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 type ledgerControls = ledger.Controls
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
-
-// knobTable creates a one-value table holding v, for a sql rule that reads
-// "SELECT v FROM <knob>"; tests turn it with UPDATE <knob> SET v = ….
-func knobTable(t testing.TB, db *ebbtest.DB, v float64) string {
-	t.Helper()
-	k := db.Table("knob")
-	db.Exec(t, "CREATE TABLE "+k+" (v float8 NOT NULL)")
-	db.Exec(t, fmt.Sprintf("INSERT INTO %s VALUES (%g)", k, v))
-	return k
-}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
 // State is what the guard lets the fleet do.
@@ -116,7 +117,7 @@ func (e *Evaluator) States() map[string]*RuleState {
 }
 
 // Step evaluates every rule once at now.
-func (e *Evaluator) Step(now time.Time, readings map[string]Reading, baseline map[string]float64) Verdict {
+func (e *Evaluator) Step(now time.Time, readings map[string]probe.Reading, baseline map[string]float64) Verdict {
 	v := Verdict{State: StateRun}
 	for _, r := range e.rules {
 		st := e.states[r.Name]
@@ -132,7 +133,7 @@ func (e *Evaluator) Step(now time.Time, readings map[string]Reading, baseline ma
 	return v
 }
 
-func (e *Evaluator) stepRule(now time.Time, r jobspec.Rule, st *RuleState, rd Reading, baseline map[string]float64) (SignalView, string) {
+func (e *Evaluator) stepRule(now time.Time, r jobspec.Rule, st *RuleState, rd probe.Reading, baseline map[string]float64) (SignalView, string) {
 	view := SignalView{Rule: r.Name, Signal: signalName(r), Note: rd.Note}
 	base, hasBase := baseline[r.Name]
 	if rd.Err == nil && r.NeedsBaseline() && !hasBase {

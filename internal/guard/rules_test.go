@@ -9,6 +9,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
 // step is one check: the reading of the rule named "r" at t seconds, and
@@ -26,11 +27,11 @@ func runSteps(t *testing.T, rule jobspec.Rule, baseline map[string]float64, step
 	e := guard.NewEvaluator([]jobspec.Rule{rule}, 5*time.Second, 30*time.Second, nil)
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	for _, s := range steps {
-		rd := guard.Reading{Value: s.val}
+		rd := probe.Reading{Value: s.val}
 		if s.err {
-			rd = guard.Reading{Err: errors.New("probe failed")}
+			rd = probe.Reading{Err: errors.New("probe failed")}
 		}
-		v := e.Step(t0.Add(time.Duration(s.t)*time.Second), map[string]guard.Reading{"r": rd}, baseline)
+		v := e.Step(t0.Add(time.Duration(s.t)*time.Second), map[string]probe.Reading{"r": rd}, baseline)
 		require.Equal(t, s.want, v.State, "at t=%ds value %v: reasons %v", s.t, s.val, v.Reasons)
 		if s.want != guard.StateRun {
 			require.NotEmpty(t, v.Reasons, "a slow or pause names its reason")
@@ -82,7 +83,7 @@ func TestRuleHoldDoubles(t *testing.T) {
 	e = guard.NewEvaluator([]jobspec.Rule{{Name: "r", Signal: "lock_waits", PauseAbove: jobspec.Abs(5), ClearBelow: jobspec.Abs(2)}}, 5*time.Second, 30*time.Second, nil)
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	read := func(v float64) guard.State {
-		return e.Step(now, map[string]guard.Reading{"r": {Value: v}}, nil).State
+		return e.Step(now, map[string]probe.Reading{"r": {Value: v}}, nil).State
 	}
 	for range 8 {
 		require.Equal(t, guard.StatePause, read(9))
@@ -154,11 +155,11 @@ func TestEvaluatorResumesFromStates(t *testing.T) {
 	rule := jobspec.Rule{Name: "r", Signal: "lock_waits", PauseAbove: jobspec.Abs(5), ClearBelow: jobspec.Abs(2), For: secs(30)}
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	a := guard.NewEvaluator([]jobspec.Rule{rule}, 5*time.Second, 0, nil)
-	a.Step(t0, map[string]guard.Reading{"r": {Value: 9}}, nil)
+	a.Step(t0, map[string]probe.Reading{"r": {Value: 9}}, nil)
 	// The leader dies; its successor resumes from the stored memory, so the
 	// 30 s already over the limit count.
 	b := guard.NewEvaluator([]jobspec.Rule{rule}, 5*time.Second, 0, a.States())
-	v := b.Step(t0.Add(30*time.Second), map[string]guard.Reading{"r": {Value: 9}}, nil)
+	v := b.Step(t0.Add(30*time.Second), map[string]probe.Reading{"r": {Value: 9}}, nil)
 	require.Equal(t, guard.StatePause, v.State)
 	require.Equal(t, guard.DefaultHold, b.States()["r"].Hold)
 }
@@ -245,7 +246,7 @@ func TestFollower(t *testing.T) {
 		Expires: now.Add(guard.DecisionTTL(fastEvery))}
 	b, err := jsonMarshal(slowProbe)
 	require.NoError(t, err)
-	late := now.Add(fastEvery + time.Second + guard.DefaultProbeTimeout - time.Millisecond)
+	late := now.Add(fastEvery + time.Second + probe.DefaultProbeTimeout - time.Millisecond)
 	l := guard.NewFollower().Limits(fast, ledgerControls{Decision: b}, late)
 	require.False(t, l.Stale, "a decision must outlive one check whose probe ran to its timeout")
 	require.True(t, l.Green)

@@ -398,13 +398,33 @@ func lowest(a, b Threshold) Threshold {
 	return b
 }
 
-func (s *Spec) validateGuard(lines map[string]int, add func(field, format string, args ...any)) {
+// addFunc records one validation error against a job-file field.
+type addFunc func(field, format string, args ...any)
+
+// validateGuard checks the limits, the guard and the schedule of a job
+// file, in the order the errors are reported.
+func (s *Spec) validateGuard(lines map[string]int, add addFunc) {
+	s.validateLimits(add)
+	s.validateBatch(add)
+	s.Guard.validateSettings(add)
+	s.Guard.validateRules(add)
+	s.Schedule.validate(add)
+}
+
+// validateLimits checks the fleet-wide limits.
+func (s *Spec) validateLimits(add addFunc) {
 	if s.Rate < 0 {
 		add("rate", "must not be negative (rows per second for the whole fleet; 0 means unlimited), got %g", s.Rate)
 	}
 	if s.MaxWorkers < 0 {
 		add("max_workers", "must not be negative (batches in flight across the fleet; 0 means unlimited), got %d", s.MaxWorkers)
 	}
+}
+
+// validateBatch checks the write batch against itself and read_batch; it
+// reports the first problem only, since the later checks assume the
+// earlier ones hold.
+func (s *Spec) validateBatch(add addFunc) {
 	b := s.Batch
 	switch {
 	case b.Size < 1 || b.Min < 1:
@@ -416,7 +436,11 @@ func (s *Spec) validateGuard(lines map[string]int, add func(field, format string
 	case b.Target < 0:
 		add("batch", "target must not be negative")
 	}
-	g := s.Guard
+}
+
+// validateSettings checks the guard's own settings: its interval and the
+// environment variables it reads.
+func (g Guard) validateSettings(add addFunc) {
 	if g.CheckEvery < Duration(time.Second) {
 		add("guard.check_every", "must be at least 1s, got %s", g.CheckEvery.D())
 	}
@@ -429,67 +453,89 @@ func (s *Spec) validateGuard(lines map[string]int, add func(field, format string
 	if !envRE.MatchString(g.PrometheusEnv) {
 		add("guard.prometheus_env", "must name the environment variable that holds the Prometheus URL, e.g. PROMETHEUS_URL")
 	}
+}
+
+// validateRules checks every rule, and that rule names are unique.
+func (g Guard) validateRules(add addFunc) {
 	names := map[string]bool{}
 	for i, r := range g.Rules {
 		field := fmt.Sprintf("guard.rules[%d]", i)
-		sources := 0
-		for _, v := range []string{r.Signal, r.Prometheus, r.SQL} {
-			if v != "" {
-				sources++
-			}
-		}
-		switch {
-		case sources != 1:
-			add(field, "give exactly one of signal (built-in), prometheus (a PromQL query) or sql (a read-only query returning one number)")
-		case r.Signal != "" && !slices.Contains(Signals, r.Signal):
-			add(field, "unknown signal %q; built-in signals are %s", r.Signal, strings.Join(Signals, ", "))
-		case r.Signal == "" && r.Name == "":
-			add(field, "a %s rule needs a name, shown as the reason when it slows or pauses the job", r.Kind())
-		}
+		r.validateSource(field, add)
 		if r.Name != "" && names[r.Name] {
 			add(field, "name %q is used by another rule; names must be unique", r.Name)
 		}
 		names[r.Name] = true
-		if !r.SlowAbove.Set && !r.PauseAbove.Set {
-			add(field, "needs slow_above or pause_above (or both)")
-		}
-		ths := []Threshold{r.SlowAbove, r.PauseAbove, r.ClearBelow}
-		for _, a := range ths {
-			for _, b := range ths {
-				if a.Set && b.Set && a.Relative != b.Relative {
-					add(field, "mixes absolute and baseline-relative (1.2x) limits; write all of them one way")
-				}
-			}
-		}
-		if r.SlowAbove.Set && r.PauseAbove.Set && r.PauseAbove.Value < r.SlowAbove.Value {
-			add(field, "pause_above %s is below slow_above %s; pausing is the stronger step", r.PauseAbove, r.SlowAbove)
-		}
-		if r.ClearBelow.Set {
-			for _, t := range []struct {
-				name string
-				th   Threshold
-			}{{"pause_above", r.PauseAbove}, {"slow_above", r.SlowAbove}} {
-				if t.th.Set && t.th.Value < r.ClearBelow.Value {
-					add(field, "%s %s is below clear_below %s; the rule would fire and clear at once (clear_below must be at or under every limit)", t.name, t.th, r.ClearBelow)
-				}
-			}
-		}
-		if r.For < 0 {
-			add(field, "for must not be negative")
+		r.validateLimits(field, add)
+	}
+}
+
+// validateSource checks that the rule reads exactly one known signal, and
+// has a name when no signal names it.
+func (r Rule) validateSource(field string, add addFunc) {
+	sources := 0
+	for _, v := range []string{r.Signal, r.Prometheus, r.SQL} {
+		if v != "" {
+			sources++
 		}
 	}
-	if sc := s.Schedule; sc != nil {
-		if _, err := time.LoadLocation(sc.Timezone); err != nil || sc.Timezone == "" {
-			add("schedule.timezone", "%q is not a time zone; use an IANA name like Europe/Berlin or UTC", sc.Timezone)
+	switch {
+	case sources != 1:
+		add(field, "give exactly one of signal (built-in), prometheus (a PromQL query) or sql (a read-only query returning one number)")
+	case r.Signal != "" && !slices.Contains(Signals, r.Signal):
+		add(field, "unknown signal %q; built-in signals are %s", r.Signal, strings.Join(Signals, ", "))
+	case r.Signal == "" && r.Name == "":
+		add(field, "a %s rule needs a name, shown as the reason when it slows or pauses the job", r.Kind())
+	}
+}
+
+// validateLimits checks that the rule's limits can fire and clear: at
+// least one limit, all absolute or all relative, pause at or above slow,
+// clear at or under both, and a non-negative for.
+func (r Rule) validateLimits(field string, add addFunc) {
+	if !r.SlowAbove.Set && !r.PauseAbove.Set {
+		add(field, "needs slow_above or pause_above (or both)")
+	}
+	ths := []Threshold{r.SlowAbove, r.PauseAbove, r.ClearBelow}
+	for _, a := range ths {
+		for _, b := range ths {
+			if a.Set && b.Set && a.Relative != b.Relative {
+				add(field, "mixes absolute and baseline-relative (1.2x) limits; write all of them one way")
+			}
 		}
-		for i, w := range sc.Windows {
-			field := fmt.Sprintf("schedule.windows[%d]", i)
-			if _, _, _, err := w.parse(); err != nil {
-				add(field, "%v", err)
+	}
+	if r.SlowAbove.Set && r.PauseAbove.Set && r.PauseAbove.Value < r.SlowAbove.Value {
+		add(field, "pause_above %s is below slow_above %s; pausing is the stronger step", r.PauseAbove, r.SlowAbove)
+	}
+	if r.ClearBelow.Set {
+		for _, t := range []struct {
+			name string
+			th   Threshold
+		}{{"pause_above", r.PauseAbove}, {"slow_above", r.SlowAbove}} {
+			if t.th.Set && t.th.Value < r.ClearBelow.Value {
+				add(field, "%s %s is below clear_below %s; the rule would fire and clear at once (clear_below must be at or under every limit)", t.name, t.th, r.ClearBelow)
 			}
-			if w.Rate < 0 || math.IsNaN(w.Rate) {
-				add(field, "rate multiplier must be 0 (pause) or more, got %g", w.Rate)
-			}
+		}
+	}
+	if r.For < 0 {
+		add(field, "for must not be negative")
+	}
+}
+
+// validate checks the schedule's zone and windows; a nil schedule is valid.
+func (s *Schedule) validate(add addFunc) {
+	if s == nil {
+		return
+	}
+	if _, err := time.LoadLocation(s.Timezone); err != nil || s.Timezone == "" {
+		add("schedule.timezone", "%q is not a time zone; use an IANA name like Europe/Berlin or UTC", s.Timezone)
+	}
+	for i, w := range s.Windows {
+		field := fmt.Sprintf("schedule.windows[%d]", i)
+		if _, _, _, err := w.parse(); err != nil {
+			add(field, "%v", err)
+		}
+		if w.Rate < 0 || math.IsNaN(w.Rate) {
+			add(field, "rate multiplier must be 0 (pause) or more, got %g", w.Rate)
 		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/pause"
 	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
@@ -85,7 +86,7 @@ type Config struct {
 type Runner struct {
 	cfg      Config
 	log      *slog.Logger
-	pauser   *guard.Pauser
+	pauser   *pause.Pauser
 	follower *guard.Follower
 	limiter  *redis_rate.Limiter
 	seq      atomic.Int64
@@ -107,7 +108,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	return &Runner{
 		cfg: cfg, log: cfg.Logger,
-		pauser:   guard.NewPauser(cfg.Ledger, cfg.Logger),
+		pauser:   pause.NewPauser(cfg.Ledger, cfg.Logger),
 		follower: guard.NewFollower(),
 		limiter:  redis_rate.NewLimiter(cfg.Redis),
 	}, nil
@@ -455,16 +456,16 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	if err != nil {
 		return guard.Limits{}, err
 	}
-	pause := r.pauser.Judge(ctx, p.Job, queue, c.Pause)
-	if !pause.Paused && c.BadOverrides != nil {
+	held := r.pauser.Judge(ctx, p.Job, queue, c.Pause)
+	if !held.Paused && c.BadOverrides != nil {
 		// A typo in a live override must not run the job at a limit
 		// nobody asked for, nor burn its ranges' retries: pause until fixed.
-		pause.Paused, pause.Reason = true, fmt.Sprintf("bad live override, fix it with enqueuer set: %v", c.BadOverrides)
+		held.Paused, held.Reason = true, pause.OverrideReason(c.BadOverrides.Error())
 	}
-	if pause.Paused {
+	if held.Paused {
 		r.gauge(p.Job, 1, -1)
-		r.transition(ctx, p.Job, pause.Reason)
-		return guard.Limits{}, &YieldError{Reason: pause.Reason, After: r.cfg.PauseRecheck}
+		r.transition(ctx, p.Job, held.Reason)
+		return guard.Limits{}, &YieldError{Reason: held.Reason, After: r.cfg.PauseRecheck}
 	}
 	lim, err := r.follow(ctx, spec, p, queue, c)
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
-	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/rangetask"
@@ -136,7 +136,7 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 	})
 	require.NoError(b.t, err)
 	if !o.noGuard {
-		g, err := guard.NewLeader(guard.LeaderConfig{
+		g, err := leader.New(leader.Config{
 			Ledger: b.ledger, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond, Hold: time.Second,
 			Getenv: b.getenv,
 		})

@@ -19,9 +19,10 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
-	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/pause"
 	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
 	"github.com/ebbhq/ebb/internal/ui"
@@ -103,7 +104,7 @@ func (b *testBundle) worker(concurrency int) {
 		Pools: pools, Logger: log, Draining: stopping.Load, PauseRecheck: 200 * time.Millisecond,
 	})
 	require.NoError(b.t, err)
-	g, err := guard.NewLeader(guard.LeaderConfig{Ledger: b.ledger, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond, Hold: time.Second})
+	g, err := leader.New(leader.Config{Ledger: b.ledger, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond, Hold: time.Second})
 	require.NoError(b.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -243,7 +244,7 @@ func TestPauseResume(t *testing.T) {
 	v, ok := b.keySet(key)
 	require.True(t, ok, "%s set", key)
 	require.Regexp(t, `^paused by on-call page \(127\.0\.0\.1:\d+\) at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, v)
-	on, odd := guard.FlagOn(v)
+	on, odd := pause.FlagOn(v)
 	require.True(t, on)
 	require.False(t, odd, "workers read it without a warning")
 

@@ -1,4 +1,4 @@
-package guard
+package leader
 
 import (
 	"context"
@@ -7,22 +7,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
+	"github.com/ebbhq/ebb/internal/probe"
 )
 
-// LeaderConfig wires the guard loop every worker runs. At most one worker
+// Config wires the guard loop every worker runs. At most one worker
 // per job holds the lease and samples; the others only stand by.
-type LeaderConfig struct {
+type Config struct {
 	Ledger *ledger.Ledger
 	// ID names this worker in the lease; unique per process.
 	ID string
@@ -35,7 +35,7 @@ type LeaderConfig struct {
 	Metrics *metrics.Metrics
 	// Tick is how often the loop looks for jobs and due checks; default 1s.
 	Tick time.Duration
-	// Hold overrides DefaultHold (tests); zero keeps it.
+	// Hold overrides guard.DefaultHold (tests); zero keeps it.
 	Hold       time.Duration
 	HTTPClient *http.Client
 	// Now is the clock decisions are stamped with; default Redis's TIME,
@@ -45,7 +45,7 @@ type LeaderConfig struct {
 
 // Leader runs the guard loop.
 type Leader struct {
-	cfg  LeaderConfig
+	cfg  Config
 	log  *slog.Logger
 	jobs map[string]*leading
 	// lastErr keeps a failing check from logging the same line every tick.
@@ -64,11 +64,11 @@ type leadFailure struct {
 // leading is a job this worker leads.
 type leading struct {
 	spec    *jobspec.Spec
-	sampler *Sampler
-	eval    *Evaluator
+	sampler *probe.Sampler
+	eval    *guard.Evaluator
 	last    time.Time
-	state   State
-	guard   float64
+	state   guard.State
+	factor  float64
 	base    float64
 	rows    int64
 	rowsAt  time.Time
@@ -79,10 +79,11 @@ type leading struct {
 	baseline  map[string]float64
 }
 
-// NewLeader returns a Leader.
-func NewLeader(cfg LeaderConfig) (*Leader, error) {
+// New returns a Leader. It closes nothing it is given: the ledger and the
+// pools belong to the caller.
+func New(cfg Config) (*Leader, error) {
 	if cfg.Ledger == nil || cfg.Pools == nil || cfg.ID == "" {
-		return nil, errors.New("guard: LeaderConfig needs Ledger, Pools and ID")
+		return nil, errors.New("leader: Config needs Ledger, Pools and ID")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -164,75 +165,101 @@ func (g *Leader) tick(ctx context.Context) {
 	}
 }
 
-// check samples job's signals when this worker holds its lease and the
-// job's check is due.
+// check samples job's signals and publishes a decision when the job's check
+// is due and this worker holds, or takes, its lease.
 func (g *Leader) check(ctx context.Context, job string) error {
-	l := g.cfg.Ledger
 	now, err := g.cfg.Now(ctx)
 	if err != nil {
 		return err
 	}
+	spec, prog, err := g.due(ctx, job, now)
+	if err != nil || spec == nil {
+		return err
+	}
+	cur, err := g.acquire(ctx, job, spec, prog, now)
+	if err != nil || cur == nil {
+		return err
+	}
+	cur.last = now
+	return g.publish(ctx, job, g.decide(ctx, job, cur, prog, now))
+}
+
+// due returns the job's spec and progress when a check of job is due; a nil
+// spec means nothing to do (not due yet, gone, finished or unwatched). It
+// forgets, and for a finished job releases, a job no longer to lead.
+func (g *Leader) due(ctx context.Context, job string, now time.Time) (*jobspec.Spec, ledger.Progress, error) {
+	l := g.cfg.Ledger
 	cur := g.jobs[job]
 	if cur != nil && now.Sub(cur.last) < cur.spec.Guard.CheckEvery.D() {
-		return nil
+		return nil, ledger.Progress{}, nil
 	}
 	prog, err := l.Progress(ctx, job)
 	if errors.Is(err, ledger.ErrNotFound) {
 		g.drop(job)
-		return nil
+		return nil, prog, nil
 	}
 	if err != nil {
-		return err
+		return nil, prog, err
 	}
 	if prog.Finished {
 		if cur != nil {
 			g.drop(job)
-			return l.ReleaseLeader(ctx, job, g.cfg.ID)
+			return nil, prog, l.ReleaseLeader(ctx, job, g.cfg.ID)
 		}
-		return nil
+		return nil, prog, nil
 	}
 	spec, err := g.loadSpec(ctx, job)
-	if err != nil {
-		return err
+	if err != nil || !guard.Watched(spec) {
+		return nil, prog, err
 	}
-	if !Watched(spec) {
-		return nil
-	}
+	return spec, prog, nil
+}
+
+// acquire takes or renews job's lease and returns what this worker leads
+// for it, set up afresh for a new lease or a changed spec; nil when another
+// worker holds the lease.
+func (g *Leader) acquire(ctx context.Context, job string, spec *jobspec.Spec, prog ledger.Progress, now time.Time) (*leading, error) {
+	cur := g.jobs[job]
 	every := spec.Guard.CheckEvery.D()
 	if f, ok := g.cannot[job]; ok && cur == nil && now.Sub(f.at) < every {
 		// Step back for one interval: a healthy worker takes the lease in
 		// the meantime. The same error keeps the log quiet.
-		return f.err
+		return nil, f.err
 	}
-	ok, err := l.AcquireLeader(ctx, job, g.cfg.ID, LeaseTTL(every))
+	ok, err := g.cfg.Ledger.AcquireLeader(ctx, job, g.cfg.ID, guard.LeaseTTL(every))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok {
 		g.drop(job)
-		return nil
+		return nil, nil
 	}
 	if cur == nil || !sameSpec(cur.spec, spec) {
 		next, err := g.lead(ctx, job, spec, prog, now)
 		if err != nil {
-			return g.cannotLead(ctx, job, spec, now, err)
+			return nil, g.cannotLead(ctx, job, spec, now, err)
 		}
 		delete(g.cannot, job)
 		cur = next
 		g.jobs[job] = cur
 	}
-	cur.last = now
-	d := g.decide(ctx, job, cur, prog, now)
+	return cur, nil
+}
+
+// publish stores d, fenced by the lease: a leader that lost the lease
+// between renewing it and publishing drops the job instead of overwriting
+// its successor.
+func (g *Leader) publish(ctx context.Context, job string, d *guard.Decision) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode guard decision: %w", err)
 	}
-	put, err := l.PutDecision(ctx, job, g.cfg.ID, b)
+	put, err := g.cfg.Ledger.PutDecision(ctx, job, g.cfg.ID, b)
 	if err != nil {
 		return err
 	}
 	if !put {
-		g.drop(job) // lost the lease between renew and publish
+		g.drop(job)
 	}
 	return nil
 }
@@ -254,13 +281,13 @@ func (g *Leader) cannotLead(ctx context.Context, job string, spec *jobspec.Spec,
 	}
 	err := fmt.Errorf("guard of %s cannot run on this worker (paused the job and gave up the lease): %w", job, cause)
 	g.cannot[job] = leadFailure{at: now, err: err}
-	d := &Decision{
-		State: StatePause, GuardFactor: 1, Leader: g.cfg.ID, At: now,
-		Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())),
+	d := &guard.Decision{
+		State: guard.StatePause, GuardFactor: 1, Leader: g.cfg.ID, At: now,
+		Expires: now.Add(guard.DecisionTTL(spec.Guard.CheckEvery.D())),
 		Reasons: []string{fmt.Sprintf("cannot watch the job on worker %s, another worker may take over: %v", g.cfg.ID, cause)},
 	}
 	if raw, rerr := l.Decision(ctx, job); rerr == nil && raw != nil {
-		if prev, perr := ParseDecision(raw); perr == nil {
+		if prev, perr := guard.ParseDecision(raw); perr == nil {
 			d.Rules, d.GuardFactor, d.Base, d.Factor = prev.Rules, prev.GuardFactor, prev.Base, prev.Factor
 		}
 	}
@@ -286,7 +313,7 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	if err != nil {
 		return nil, err
 	}
-	sampler, err := NewSampler(SamplerConfig{
+	sampler, err := probe.NewSampler(probe.SamplerConfig{
 		Spec: spec, Primary: pool, Getenv: g.cfg.Getenv, HTTPClient: g.cfg.HTTPClient,
 		Replica: func(ctx context.Context, env string) (*pgxpool.Pool, error) { return g.cfg.Pools(ctx, env) },
 		CommitP95: func(ctx context.Context) (float64, error) {
@@ -305,17 +332,17 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	if err != nil {
 		return nil, err
 	}
-	cur := &leading{spec: spec, sampler: sampler, guard: 1, state: StateRun}
-	var prior map[string]*RuleState
+	cur := &leading{spec: spec, sampler: sampler, factor: 1, state: guard.StateRun}
+	var prior map[string]*guard.RuleState
 	if raw, err := l.Decision(ctx, job); err == nil && raw != nil {
-		if d, err := ParseDecision(raw); err == nil {
-			prior, cur.guard, cur.base, cur.state = d.Rules, d.GuardFactor, d.Base, d.State
+		if d, err := guard.ParseDecision(raw); err == nil {
+			prior, cur.factor, cur.base, cur.state = d.Rules, d.GuardFactor, d.Base, d.State
 		}
 	}
-	if cur.guard <= 0 || cur.guard > 1 {
-		cur.guard = 1
+	if cur.factor <= 0 || cur.factor > 1 {
+		cur.factor = 1
 	}
-	cur.eval = NewEvaluator(spec.Guard.Rules, spec.Guard.CheckEvery.D(), g.cfg.Hold, prior)
+	cur.eval = guard.NewEvaluator(spec.Guard.Rules, spec.Guard.CheckEvery.D(), g.cfg.Hold, prior)
 	if cur.baseline, err = MeasureBaselines(ctx, l, sampler, spec, prog.Created); err != nil {
 		// Rules without a baseline report it as "no fresh signal".
 		g.log.Warn("guard baseline incomplete", slog.String("job", job), slog.Any("err", err))
@@ -323,84 +350,6 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	cur.rows, cur.rowsAt = prog.Rows, now
 	g.log.Info("guard leader", slog.String("job", job), slog.String("worker", g.cfg.ID), slog.Int("rules", len(spec.Guard.Rules)))
 	return cur, nil
-}
-
-// decide samples, applies the rules and the schedule and builds the
-// decision.
-func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledger.Progress, now time.Time) *Decision {
-	spec := cur.spec
-	readings := cur.sampler.Sample(ctx)
-	v := cur.eval.Step(now, readings, cur.baseline)
-
-	// Observed fleet rate since the last check: the base a slow-down or a
-	// window under x1 cuts from when the job sets no rate of its own. Only
-	// a rate the fleet reached unthrottled is a base: refreshing it from
-	// rows/s already cut by a x0.25 window (then cut again by the follower)
-	// decayed the rate toward zero, one check at a time.
-	if dt := now.Sub(cur.rowsAt).Seconds(); dt > 0 {
-		observed := float64(prog.Rows-cur.rows) / dt
-		if !cur.throttled && observed > 0 {
-			cur.base = observed
-		}
-	}
-	cur.rows, cur.rowsAt = prog.Rows, now
-
-	switch v.State {
-	case StateSlow:
-		cur.guard = max(cur.guard/2, minGuardFactor)
-	case StateRun:
-		cur.guard = min(cur.guard*restoreFactor, 1)
-	}
-	sched, window := spec.Schedule.Factor(now)
-	d := &Decision{
-		State: v.State, GuardFactor: cur.guard, Factor: cur.guard * sched, Window: window,
-		Reasons: v.Reasons, Signals: v.Signals, Leader: g.cfg.ID,
-		At: now, Expires: now.Add(DecisionTTL(spec.Guard.CheckEvery.D())), Rules: cur.eval.States(),
-	}
-	if d.UnlimitedFactor() < 1 {
-		d.Base = cur.base
-	}
-	if d.State == StateRun && cur.guard < 1 {
-		d.Reasons = append(d.Reasons, fmt.Sprintf("restoring rate after a slow-down (x%.3g)", cur.guard))
-	}
-	if sched == 0 && d.State != StatePause {
-		d.State = StatePause
-		d.Reasons = append(d.Reasons, "schedule window "+window+" pauses the job")
-	} else if window != "" {
-		d.Reasons = append(d.Reasons, "schedule window "+window)
-	}
-	if d.State != cur.state {
-		level := slog.LevelInfo
-		if d.State != StateRun {
-			level = slog.LevelWarn
-		}
-		g.log.Log(ctx, level, "guard decision changed", slog.String("job", job), slog.String("from", string(cur.state)),
-			slog.String("to", string(d.State)), slog.Any("reasons", d.Reasons))
-		cur.state = d.State
-	}
-	cur.throttled = d.State == StatePause || (d.Base > 0 && d.UnlimitedFactor() < 1)
-	if m := g.cfg.Metrics; m != nil {
-		for _, s := range v.Signals {
-			if s.Value == nil {
-				// A blind rule has no resolved limits either; keep the
-				// last ones rather than blank the dashboard's lines.
-				continue
-			}
-			m.GuardSignal.WithLabelValues(job, s.Rule).Set(*s.Value)
-			// A limit the rule lacks (or lost in an edited spec) is deleted,
-			// not zeroed: a zero line would read as "pause above 0".
-			for kind, limit := range map[string]*float64{
-				metrics.ThresholdSlow: s.Slow, metrics.ThresholdPause: s.Pause, metrics.ThresholdClear: s.Clear,
-			} {
-				if limit != nil {
-					m.GuardThreshold.WithLabelValues(job, s.Rule, kind).Set(*limit)
-				} else {
-					m.GuardThreshold.DeleteLabelValues(job, s.Rule, kind)
-				}
-			}
-		}
-	}
-	return d
 }
 
 func (g *Leader) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error) {
@@ -415,49 +364,8 @@ func (g *Leader) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error
 	return spec, nil
 }
 
-// MeasureBaselines stores a baseline for every rule that needs one and has
-// none yet, and returns all stored baselines. before is when the job
-// started: PromQL looks at the window before it.
-func MeasureBaselines(ctx context.Context, l *ledger.Ledger, s *Sampler, spec *jobspec.Spec, before time.Time) (map[string]float64, error) {
-	have, err := l.Baseline(ctx, spec.Name)
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, r := range spec.Guard.Rules {
-		if !r.NeedsBaseline() {
-			continue
-		}
-		if _, ok := have[r.Name]; ok {
-			continue
-		}
-		v, err := s.Baseline(ctx, r, before, 3, time.Second)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("rule %s: %w", r.Name, err))
-			continue
-		}
-		if _, err := l.SetBaseline(ctx, spec.Name, r.Name, v); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-	}
-	if have, err = l.Baseline(ctx, spec.Name); err != nil {
-		return nil, err
-	}
-	return have, errors.Join(errs...)
-}
-
 func sameSpec(a, b *jobspec.Spec) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
-}
-
-func p95(ts []time.Duration) time.Duration {
-	if len(ts) == 0 {
-		return 0
-	}
-	s := slices.Clone(ts)
-	slices.Sort(s)
-	return s[int(math.Ceil(0.95*float64(len(s))))-1]
 }

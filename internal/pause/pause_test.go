@@ -1,7 +1,8 @@
-package guard
+package pause
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -44,4 +45,32 @@ func TestFlagReason(t *testing.T) {
 	require.Equal(t, "ebb:{j}:pause is set (paused by alice@db-1 via enqueuer at 2024-05-01T10:00:00Z)",
 		FlagReason("ebb:{j}:pause", "paused by alice@db-1 via enqueuer at 2024-05-01T10:00:00Z"))
 	require.Equal(t, "ebb:pause is set (banana)", FlagReason("ebb:pause", "banana"))
+}
+
+// TestFlagValue: what enqueuer and the page write names who and when, in
+// UTC, and reads as on without a warning.
+func TestFlagValue(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.FixedZone("CEST", 2*3600))
+	tests := []struct{ by, want string }{
+		{"alice@db-1 via enqueuer", "paused by alice@db-1 via enqueuer at 2024-05-01T10:00:00Z"},
+		{"", "paused by unknown at 2024-05-01T10:00:00Z"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			t.Parallel()
+			v := FlagValue(tc.by, at)
+			require.Equal(t, tc.want, v)
+			on, odd := FlagOn(v)
+			require.True(t, on, "paused")
+			require.False(t, odd, "odd")
+		})
+	}
+}
+
+// TestReasons: the wording status and workers share.
+func TestReasons(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, `asynq queue "ebb" is paused`, QueueReason("ebb"))
+	require.Equal(t, "bad live override, fix it with enqueuer set: ebb:{j}:overrides rate: not a number", OverrideReason("ebb:{j}:overrides rate: not a number"))
 }

@@ -1,4 +1,4 @@
-package guard
+package leader
 
 import "context"
 

@@ -1,4 +1,4 @@
-package guard_test
+package leader_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
 
@@ -56,7 +57,7 @@ guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM %s", slow_abov
 schedule: {timezone: UTC, windows: [{days: mon, from: "00:00", to: "24:00", rate: %g}]}
 `, tc.rate, knob, tc.window))
 			clock := t0
-			g, err := guard.NewLeader(guard.LeaderConfig{
+			g, err := leader.New(leader.Config{
 				Ledger: l, ID: "me", Logger: ebbtest.Logger(t),
 				Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
 				Now:   func(context.Context) (time.Time, error) { return clock, nil },

@@ -1,4 +1,4 @@
-package guard
+package probe
 
 import (
 	"context"
@@ -262,18 +262,18 @@ func (s *Sampler) promClient() (*promClient, error) {
 // sampleOne runs one probe under its own timeout. It turns a panic or a
 // non-finite value into Err, because a reading that is neither a number nor
 // an error would let a broken probe count as healthy.
-func (s *Sampler) sampleOne(ctx context.Context, name string, p probe) (r Reading) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
-	defer cancel()
-	defer func() {
-		if v := recover(); v != nil {
-			r = Reading{Err: fmt.Errorf("rule %s: probe panicked: %v", name, v)}
-		}
-	}()
-	return finite(name, p.sample(ctx))
+func (s *Sampler) sampleOne(ctx context.Context, name string, p probe) Reading {
+	return s.bounded(ctx, name, p.sample)
 }
 
-func (s *Sampler) baselineOne(ctx context.Context, name string, b baseliner, before time.Time) (r Reading) {
+// baselineOne is sampleOne for a baseliner's one-request baseline.
+func (s *Sampler) baselineOne(ctx context.Context, name string, b baseliner, before time.Time) Reading {
+	return s.bounded(ctx, name, func(ctx context.Context) Reading { return b.baseline(ctx, before) })
+}
+
+// bounded runs read under ProbeTimeout and turns a panic or a non-finite
+// value into Err, for both samples and baselines.
+func (s *Sampler) bounded(ctx context.Context, name string, read func(context.Context) Reading) (r Reading) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
 	defer cancel()
 	defer func() {
@@ -281,7 +281,7 @@ func (s *Sampler) baselineOne(ctx context.Context, name string, b baseliner, bef
 			r = Reading{Err: fmt.Errorf("rule %s: probe panicked: %v", name, v)}
 		}
 	}()
-	return finite(name, b.baseline(ctx, before))
+	return finite(name, read(ctx))
 }
 
 // averageReadings takes n readings every apart and averages the successful

@@ -1,7 +1,8 @@
-package guard_test
+package leader_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
 )
@@ -141,7 +143,7 @@ guard: {check_every: 1s, rules: [{name: p95, prometheus: "checkout_p95", pause_a
 	// A previous leader's decision, with rule memory to carry over.
 	prev := guard.Decision{State: guard.StateSlow, Factor: 0.25, GuardFactor: 0.25, Base: 123, Leader: "old",
 		Rules: map[string]*guard.RuleState{"p95": {Hold: 42 * time.Second}}}
-	raw, err := jsonMarshal(prev)
+	raw, err := json.Marshal(prev)
 	require.NoError(t, err)
 	ok, err := l.AcquireLeader(ctx, spec.Name, "old", time.Minute)
 	require.NoError(t, err)
@@ -158,8 +160,8 @@ guard: {check_every: 1s, rules: [{name: p95, prometheus: "checkout_p95", pause_a
 		require.NoError(t, err)
 		return d
 	}
-	cfg := func(id string, getenv func(string) string) guard.LeaderConfig {
-		return guard.LeaderConfig{
+	cfg := func(id string, getenv func(string) string) leader.Config {
+		return leader.Config{
 			Ledger: l, ID: id, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t), Getenv: getenv,
 			HTTPClient: prom.Client(),
 			Pools:      func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
@@ -218,7 +220,7 @@ func lastIndex(s []float64, v float64) int {
 func runLeader(t *testing.T, db *ebbtest.DB, m *metrics.Metrics, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, *jobspec.Spec) {
 	t.Helper()
 	l, rd, spec := storeJob(t, jobYAML)
-	startLeader(t, guard.LeaderConfig{
+	startLeader(t, leader.Config{
 		Ledger: l, ID: "me", Metrics: m, Tick: 100 * time.Millisecond, Logger: ebbtest.Logger(t),
 		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return db.Pool, nil },
 	})
@@ -226,9 +228,9 @@ func runLeader(t *testing.T, db *ebbtest.DB, m *metrics.Metrics, jobYAML string)
 }
 
 // startLeader runs a guard leader with cfg until the test ends.
-func startLeader(t *testing.T, cfg guard.LeaderConfig) {
+func startLeader(t *testing.T, cfg leader.Config) {
 	t.Helper()
-	g, err := guard.NewLeader(cfg)
+	g, err := leader.New(cfg)
 	require.NoError(t, err)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
