@@ -25,6 +25,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/batch"
 	"github.com/ebbhq/ebb/internal/chunks"
+	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
@@ -374,7 +375,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 				if err := l.Retried(ctx, p.Job); err != nil {
 					return err
 				}
-				if err := sleep(ctx, bo.NextBackOff()); err != nil {
+				if err := clock.Sleep(ctx, bo.NextBackOff()); err != nil {
 					return err
 				}
 				continue
@@ -388,7 +389,7 @@ func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p P
 			rows += n
 			batches++
 			i = j
-			if err := sleep(ctx, lim.Sleep); err != nil {
+			if err := clock.Sleep(ctx, lim.Sleep); err != nil {
 				return err
 			}
 		}
@@ -575,7 +576,7 @@ func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p Payload, queu
 		if !lim.Waiting || time.Now().After(deadline) || r.cfg.Draining() {
 			return lim, nil
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := clock.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return guard.Limits{}, err
 		}
 		var err error
@@ -682,20 +683,6 @@ func newBackoff() *backoff.ExponentialBackOff {
 		RandomizationFactor: 0.5,
 		Multiplier:          2,
 		MaxInterval:         5 * time.Second,
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

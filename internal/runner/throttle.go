@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 
+	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 )
@@ -42,7 +43,7 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 		if res.Allowed > 0 {
 			break
 		}
-		if err := sleep(ctx, min(res.RetryAfter, limitPoll)); err != nil {
+		if err := clock.Sleep(ctx, min(res.RetryAfter, limitPoll)); err != nil {
 			return nil, err
 		}
 		if lim, err = recheck(); err != nil {
@@ -76,7 +77,7 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 			}, nil
 		}
 		// Jittered, so waiting workers do not ask in lockstep.
-		if err := sleep(ctx, 20*time.Millisecond+rand.N(80*time.Millisecond)); err != nil {
+		if err := clock.Sleep(ctx, 20*time.Millisecond+rand.N(80*time.Millisecond)); err != nil {
 			return nil, err
 		}
 		if lim, err = recheck(); err != nil {
