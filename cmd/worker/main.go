@@ -135,7 +135,6 @@ func serve(ctx context.Context, log *slog.Logger, queue string, concurrency int,
 	id := runner.WorkerID()
 	r, err := runner.New(runner.Config{
 		Ledger:   led,
-		Redis:    rdb,
 		ID:       id,
 		Enqueue:  runner.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
 		Pools:    getPool,

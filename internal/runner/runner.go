@@ -18,10 +18,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ebbhq/ebb/internal/batch"
 	"github.com/ebbhq/ebb/internal/chunks"
@@ -108,9 +106,9 @@ type PoolFunc func(ctx context.Context, env string) (*pgxpool.Pool, error)
 
 // Config wires a Runner.
 type Config struct {
+	// Ledger is every Redis key the runner touches, the fleet's rate
+	// limiter included.
 	Ledger *ledger.Ledger
-	// Redis is the ledger's client; the fleet's rate limiter runs on it.
-	Redis redis.UniversalClient
 	// ID names this worker in batch slots and the guard lease; default
 	// host:pid.
 	ID string
@@ -148,7 +146,6 @@ type Runner struct {
 	log      *slog.Logger
 	pauser   *guard.Pauser
 	follower *guard.Follower
-	limiter  *redis_rate.Limiter
 	seq      atomic.Int64
 	// sizers holds one batch sizer per job (*chunks.Sizer), shared by this
 	// worker's goroutines and kept across ranges: each range would
@@ -170,7 +167,6 @@ func New(cfg Config) (*Runner, error) {
 		cfg: cfg, log: cfg.Logger,
 		pauser:   guard.NewPauser(cfg.Ledger, cfg.Logger),
 		follower: guard.NewFollower(),
-		limiter:  redis_rate.NewLimiter(cfg.Redis),
 	}, nil
 }
 
@@ -201,9 +197,6 @@ func (c *Config) validate() error {
 	}
 	if c.Pools == nil {
 		return errors.New("runner: Config.Pools is required")
-	}
-	if c.Redis == nil {
-		return errors.New("runner: Config.Redis is required")
 	}
 	return nil
 }

@@ -8,11 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
-
 	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 // limitPoll bounds how long a batch waits for the rate limit or a slot
@@ -36,14 +35,14 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 	l := r.cfg.Ledger
 	for lim.Rate > 0 {
 		// The burst always fits n: redis_rate never grants a cost above it.
-		res, err := r.limiter.AllowN(ctx, l.RateKey(spec.Name), rateLimit(lim.Rate, max(n, burst(spec, lim))), n)
+		ok, retryAfter, err := l.AllowN(ctx, spec.Name, ledger.RateLimit{RowsPerSec: lim.Rate, Burst: max(n, burst(spec, lim))}, n)
 		if err != nil {
 			return nil, err
 		}
-		if res.Allowed > 0 {
+		if ok {
 			break
 		}
-		if err := clock.Sleep(ctx, min(res.RetryAfter, limitPoll)); err != nil {
+		if err := clock.Sleep(ctx, min(retryAfter, limitPoll)); err != nil {
 			return nil, err
 		}
 		if lim, err = recheck(); err != nil {
@@ -145,15 +144,4 @@ func rateCap(rate float64) int {
 		return math.MaxInt
 	}
 	return max(1, int(rate))
-}
-
-// rateLimit expresses rows/s for redis_rate, whose rate is a whole number
-// per period: below 1 row/s the period stretches instead.
-func rateLimit(rate float64, burst int) redis_rate.Limit {
-	if rate < 1 {
-		return redis_rate.Limit{Rate: 1, Burst: burst, Period: time.Duration(float64(time.Second) / rate)}
-	}
-	// A whole number per 10 s keeps one decimal of precision (31.25 rows/s
-	// is 312 per 10 s) without changing the burst.
-	return redis_rate.Limit{Rate: int(rate * 10), Burst: burst, Period: 10 * time.Second}
 }
