@@ -32,47 +32,54 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 			}
 		}
 	}()
-	l := r.cfg.Ledger
+	lim, err := r.waitRate(ctx, spec, n, lim, recheck)
+	if err != nil {
+		return nil, err
+	}
+	return r.takeSlot(ctx, spec.Name, slot, lim, recheck)
+}
+
+// waitRate takes n rows from the fleet's budget, waiting while it is spent.
+// It returns the limits as of its last recheck, or errRecut when they
+// shrank under n while it waited.
+func (r *Runner) waitRate(ctx context.Context, spec *jobspec.Spec, n int, lim guard.Limits, recheck func() (guard.Limits, error)) (guard.Limits, error) {
 	for lim.Rate > 0 {
 		// The burst always fits n: redis_rate never grants a cost above it.
-		ok, retryAfter, err := l.AllowN(ctx, spec.Name, ledger.RateLimit{RowsPerSec: lim.Rate, Burst: max(n, burst(spec, lim))}, n)
+		ok, retryAfter, err := r.cfg.Ledger.AllowN(ctx, spec.Name, ledger.RateLimit{RowsPerSec: lim.Rate, Burst: max(n, burst(spec, lim))}, n)
 		if err != nil {
-			return nil, err
+			return lim, err
 		}
 		if ok {
 			break
 		}
 		if err := clock.Sleep(ctx, min(retryAfter, limitPoll)); err != nil {
-			return nil, err
+			return lim, err
 		}
 		if lim, err = recheck(); err != nil {
-			return nil, err
+			return lim, err
 		}
 		if n > rateCap(lim.Rate) || (lim.BatchMax > 0 && n > lim.BatchMax) {
 			// Slowed while waiting: a batch cut for the old limits may
 			// now be too big to ever fit the budget.
-			return nil, errRecut
+			return lim, errRecut
 		}
 	}
-	if lim.MaxWorkers <= 0 {
-		return func() {}, nil
-	}
-	for {
-		ok, err := l.AcquireSlot(ctx, spec.Name, slot, lim.MaxWorkers, r.cfg.SlotLease)
+	return lim, nil
+}
+
+// takeSlot waits for one of the job's max_workers slots, when it has a
+// cap, and returns the func that gives the slot back.
+func (r *Runner) takeSlot(ctx context.Context, job, slot string, lim guard.Limits, recheck func() (guard.Limits, error)) (func(), error) {
+	for lim.MaxWorkers > 0 {
+		ok, err := r.cfg.Ledger.AcquireSlot(ctx, job, slot, lim.MaxWorkers, r.cfg.SlotLease)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			stop := r.keepSlot(ctx, spec.Name, slot, lim.MaxWorkers)
+			stop := r.keepSlot(ctx, job, slot, lim.MaxWorkers)
 			return func() {
 				stop()
-				// Released even when ctx is done, or the slot would idle
-				// until its lease ran out.
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-				defer cancel()
-				if err := l.ReleaseSlot(rctx, spec.Name, slot); err != nil {
-					r.log.WarnContext(ctx, "could not release batch slot (it expires by itself)", "job", spec.Name, "err", err)
-				}
+				r.releaseSlot(ctx, job, slot)
 			}, nil
 		}
 		// Jittered, so waiting workers do not ask in lockstep.
@@ -82,9 +89,17 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 		if lim, err = recheck(); err != nil {
 			return nil, err
 		}
-		if lim.MaxWorkers <= 0 {
-			return func() {}, nil
-		}
+	}
+	return func() {}, nil
+}
+
+// releaseSlot gives a batch's slot back. It runs even when ctx is done, or
+// the slot would idle until its lease ran out.
+func (r *Runner) releaseSlot(ctx context.Context, job, slot string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := r.cfg.Ledger.ReleaseSlot(rctx, job, slot); err != nil {
+		r.log.WarnContext(ctx, "could not release batch slot (it expires by itself)", "job", job, "err", err)
 	}
 }
 
