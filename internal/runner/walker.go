@@ -94,7 +94,8 @@ func (w *walker) Run(ctx context.Context) error {
 // mark), which resume then marks done.
 func (w *walker) resume(ctx context.Context) (done bool, err error) {
 	l := w.r.cfg.Ledger
-	if done, err := l.IsDone(ctx, w.p.Job, w.p.Range); err != nil || done {
+	done, err = l.IsDone(ctx, w.p.Job, w.p.Range)
+	if err != nil || done {
 		return done, err
 	}
 	cp, ok, err := l.Checkpoint(ctx, w.p.Job, w.p.Range)
