@@ -25,7 +25,7 @@ func (b *bundle) worker() {
 	pools := func(context.Context, string) (*pgxpool.Pool, error) { return b.db.Pool, nil }
 	id := "w-" + ebbtest.Suffix()
 	log := ebbtest.Logger(t)
-	r, err := runner.New(runner.Config{Ledger: l, Redis: b.redis.Client, ID: id, Pools: pools, Logger: log, PauseRecheck: 200 * time.Millisecond})
+	r, err := runner.New(runner.Config{Ledger: l, ID: id, Pools: pools, Logger: log, PauseRecheck: 200 * time.Millisecond})
 	require.NoError(t, err)
 	g, err := leader.New(leader.Config{Ledger: l, ID: id, Pools: pools, Logger: log, Tick: 100 * time.Millisecond})
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
 )
 
 // pidOf reads the pid out of a worker ID (host:pid) or slot (host:pid:n).
@@ -97,7 +98,7 @@ guard: {check_every: 1s, rules: [{signal: active_connections, slow_above: 0.99}]
 		leader, err = l.Leader(ctx, b.job)
 		require.NoError(t, err)
 		s := b.status(t)
-		return leader != "" && s.Guard != nil && s.Guard.State == "run" && s.RowsDone > 0
+		return leader != "" && s.Guard != nil && s.Guard.State == string(guard.StateRun) && s.RowsDone > 0
 	})
 	victim := find(t, procs, pidOf(t, leader))
 	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))

@@ -203,14 +203,15 @@ func newMetrics(rdb redis.UniversalClient, led *ledger.Ledger, log *slog.Logger)
 func newRunner(rdb redis.UniversalClient, led *ledger.Ledger, id string, pools runner.PoolFunc, log *slog.Logger,
 	m *metrics.Metrics, draining func() bool, shutdownTimeout time.Duration) (*runner.Runner, error) {
 	return runner.New(runner.Config{
-		Ledger:          led,
-		Redis:           rdb,
-		ID:              id,
-		Enqueue:         rangetask.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
-		Pools:           pools,
-		Logger:          log,
-		Metrics:         m,
-		Draining:        draining,
+		Ledger:   led,
+		ID:       id,
+		Enqueue:  rangetask.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Pools:    pools,
+		Logger:   log,
+		Metrics:  m,
+		Draining: draining,
+		// A stop must never cut a batch: warn about jobs whose batches can
+		// outlast the shutdown window.
 		ShutdownTimeout: shutdownTimeout,
 	})
 }

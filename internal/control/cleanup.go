@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/pause"
 	"github.com/ebbhq/ebb/internal/rangetask"
 )
@@ -73,7 +74,7 @@ func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*Cleanup
 		}
 		deadline := time.Now().Add(drainWait)
 		for len(active) > 0 && time.Now().Before(deadline) {
-			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			if err := clock.Sleep(ctx, 500*time.Millisecond); err != nil {
 				return nil, err
 			}
 			if active, err = c.jobTasks(st.Queue, job, []asynq.TaskState{asynq.TaskStateActive}); err != nil {
@@ -142,15 +143,4 @@ func (c *Control) jobTasks(queue, job string, states []asynq.TaskState) ([]*asyn
 		}
 	}
 	return out, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

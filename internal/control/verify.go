@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ebbhq/ebb/internal/chunks"
+	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
@@ -176,7 +177,7 @@ func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jo
 		if i == n-1 {
 			break // nothing left to pace
 		}
-		if err := sleepCtx(ctx, pace(spec, ch.Hi-ch.Lo+1, time.Since(began))); err != nil {
+		if err := clock.Sleep(ctx, pace(spec, ch.Hi-ch.Lo+1, time.Since(began))); err != nil {
 			return err
 		}
 	}

@@ -11,8 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Keys of the guard: live overrides, the fleet's concurrency slots and rate
-// limiter, the guard leader's lease, its decision and the job's baseline.
+// Keys of the guard: live overrides, the fleet's concurrency slots, the
+// guard leader's lease, its decision and the job's baseline. The fleet's
+// rate limiter has its own file, rate.go.
 
 // OverridesKey is a hash of live limits an operator set with enqueuer set or
 // redis-cli: rate, max_workers, batch_max, sleep. Absent fields fall back to
@@ -21,13 +22,6 @@ func (l *Ledger) OverridesKey(job string) string { return l.jobKey(job, "overrid
 
 // SlotsKey is a sorted set of batches in flight: member → lease expiry (ms).
 func (l *Ledger) SlotsKey(job string) string { return l.jobKey(job, "slots") }
-
-// RateKey names the fleet's GCRA limiter. redis_rate stores it under its own
-// "rate:" prefix; RateStoredKey is the key as it appears in Redis.
-func (l *Ledger) RateKey(job string) string { return l.jobKey(job, "rows") }
-
-// RateStoredKey is RateKey as redis_rate stores it.
-func (l *Ledger) RateStoredKey(job string) string { return "rate:" + l.RateKey(job) }
 
 // LeaderKey holds the ID of the worker that samples the job's signals.
 func (l *Ledger) LeaderKey(job string) string { return l.jobKey(job, "leader") }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -292,21 +291,4 @@ func TestSplit(t *testing.T) {
 	other, err := b.l.Split(ctx, "j", 5, [2][2]int64{{550, 574}, {575, 600}})
 	require.NoError(t, err)
 	require.Equal(t, [2]int64{12, 13}, other)
-}
-
-// TestRateKeyWithRedisRate checks the limiter key ends up where DeleteJob
-// looks for it.
-func TestRateKeyWithRedisRate(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	b.saveJob(t, "j")
-	lim := redis_rate.NewLimiter(b.rdb)
-	res, err := lim.AllowN(ctx, b.l.RateKey("j"), redis_rate.PerSecond(100), 10)
-	require.NoError(t, err)
-	require.Equal(t, 10, res.Allowed)
-	require.Equal(t, int64(1), b.rdb.Exists(ctx, b.l.RateStoredKey("j")).Val())
-	_, err = b.l.DeleteJob(ctx, "j")
-	require.NoError(t, err)
-	require.Zero(t, b.rdb.Exists(ctx, b.l.RateStoredKey("j")).Val())
 }

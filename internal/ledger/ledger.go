@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -30,6 +31,8 @@ var ErrNotFound = errors.New("ledger: not found")
 type Ledger struct {
 	rdb    redis.UniversalClient
 	prefix string
+	// limiter runs the fleet's rate limit (AllowN) on rdb.
+	limiter *redis_rate.Limiter
 }
 
 // New returns a ledger on rdb; an empty prefix means DefaultPrefix.
@@ -37,7 +40,7 @@ func New(rdb redis.UniversalClient, prefix string) *Ledger {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Ledger{rdb: rdb, prefix: prefix}
+	return &Ledger{rdb: rdb, prefix: prefix, limiter: redis_rate.NewLimiter(rdb)}
 }
 
 // Prefix is the key prefix in use.
@@ -75,10 +78,16 @@ func (l *Ledger) StatsKey(job string) string { return l.jobKey(job, "stats") }
 // AliveKey exists while some worker committed a batch of the job recently.
 func (l *Ledger) AliveKey(job string) string { return l.jobKey(job, "alive") }
 
+// asynqPausedKeyFormat is asynq's key, not ebb's: hibiken/asynq's
+// internal/base builds a queue's pause flag as PausedKey(qname) =
+// "asynq:{" + qname + "}:paused". The ledger only reads it; if asynq ever
+// renames it, this is the one line to change.
+const asynqPausedKeyFormat = "asynq:{%s}:paused"
+
 // QueuePausedKey is asynq's own pause flag for a queue (set by Asynqmon's
 // Pause button and Inspector.PauseQueue). asynq only stops dequeuing on it;
 // workers read it between batches so running ranges pause too.
-func QueuePausedKey(queue string) string { return "asynq:{" + queue + "}:paused" }
+func QueuePausedKey(queue string) string { return fmt.Sprintf(asynqPausedKeyFormat, queue) }
 
 // jobKeys lists every per-job key. A new per-job key must be added here, or
 // DeleteJob leaves it behind.

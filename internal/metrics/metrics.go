@@ -35,6 +35,16 @@ const (
 	ThresholdClear = "clear"
 )
 
+// Values of ebb_guard_state: the guard state a worker follows (run, slow,
+// pause), and stale when it has no fresh decision to follow. Dashboards and
+// alerts compare against these numbers, so they never change.
+const (
+	GuardStateRun   = 0.0
+	GuardStateSlow  = 1.0
+	GuardStatePause = 2.0
+	GuardStateStale = 3.0
+)
+
 // New creates the collectors and registers them on reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{

@@ -25,7 +25,7 @@ func BenchmarkRange(b *testing.B) {
 				// No guard loop runs here: measure the write path alone.
 				spec := bt.spec(fmt.Sprintf("task_span: 20000\nread_batch: 5000\nbatch: %d\nguard: {rules: []}\n", size))
 				bt.start(spec)
-				r, err := runner.New(runner.Config{Ledger: bt.ledger, Redis: bt.redis.Client, Pools: bt.pools()})
+				r, err := runner.New(runner.Config{Ledger: bt.ledger, Pools: bt.pools()})
 				require.NoError(b, err)
 				payload := rangetask.Payload{Job: bt.job, Range: 0, Lo: 1, Hi: 20_000}
 				task, _, err := rangetask.NewTask(payload)

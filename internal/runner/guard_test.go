@@ -246,7 +246,7 @@ func TestStaleDecision(t *testing.T) {
 
 	ebbtest.Eventually(t, "full batches while fresh", func() bool { return testutil.ToFloat64(m.BatchSize.WithLabelValues(b.job)) == 200 })
 	ebbtest.Eventually(t, "minimum batches once stale", func() bool {
-		return testutil.ToFloat64(m.GuardState.WithLabelValues(b.job)) == 3 && testutil.ToFloat64(m.BatchSize.WithLabelValues(b.job)) == 7
+		return testutil.ToFloat64(m.GuardState.WithLabelValues(b.job)) == metrics.GuardStateStale && testutil.ToFloat64(m.BatchSize.WithLabelValues(b.job)) == 7
 	})
 	s := b.waitState(control.StatePaused)
 	require.Contains(t, s.PauseReason, "no fresh decision")

@@ -1,6 +1,12 @@
-// Package runner walks one range task: gate → read → write → commit →
-// checkpoint → sleep, until the range is exhausted, and maps the outcome onto
-// asynq. It is the only place that decides what an error means to the queue:
+// Package runner handles range tasks for asynq. For each task it loads the
+// job's spec and walks the range from its checkpoint to its end with a
+// walker (walker.go), whose loop reads as its steps: gate (pause switches,
+// drain, guard; gate.go) → read the next pending keys → per batch: cut,
+// throttle (fleet rate and slots; throttle.go), write and commit,
+// checkpoint, adapt the size, pace. Failed reads and writes share one retry
+// policy (retry.go).
+//
+// It is the only place that decides what an error means to the queue:
 // permanent errors archive the task (SkipRetry), a pause or a drain hands the
 // range back without counting a failure (Yield), anything else is retried.
 package runner
@@ -16,11 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ebbhq/ebb/internal/batch"
 	"github.com/ebbhq/ebb/internal/chunks"
@@ -48,9 +51,9 @@ type PoolFunc func(ctx context.Context, env string) (*pgxpool.Pool, error)
 
 // Config wires a Runner.
 type Config struct {
+	// Ledger is every Redis key the runner touches, the fleet's rate
+	// limiter included.
 	Ledger *ledger.Ledger
-	// Redis is the ledger's client; the fleet's rate limiter runs on it.
-	Redis redis.UniversalClient
 	// ID names this worker in batch slots and the guard lease; default
 	// host:pid.
 	ID string
@@ -88,7 +91,6 @@ type Runner struct {
 	log      *slog.Logger
 	pauser   *pause.Pauser
 	follower *guard.Follower
-	limiter  *redis_rate.Limiter
 	seq      atomic.Int64
 	// sizers holds one batch sizer per job (*chunks.Sizer), shared by this
 	// worker's goroutines and kept across ranges: each range would
@@ -110,7 +112,6 @@ func New(cfg Config) (*Runner, error) {
 		cfg: cfg, log: cfg.Logger,
 		pauser:   pause.NewPauser(cfg.Ledger, cfg.Logger),
 		follower: guard.NewFollower(),
-		limiter:  redis_rate.NewLimiter(cfg.Redis),
 	}, nil
 }
 
@@ -142,9 +143,6 @@ func (c *Config) validate() error {
 	if c.Pools == nil {
 		return errors.New("runner: Config.Pools is required")
 	}
-	if c.Redis == nil {
-		return errors.New("runner: Config.Redis is required")
-	}
 	return nil
 }
 
@@ -160,7 +158,7 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	err = r.walk(ctx, queue, spec, p)
+	err = r.newWalker(queue, spec, p).Run(ctx)
 	return r.outcome(ctx, p, err)
 }
 
@@ -203,144 +201,6 @@ func (r *Runner) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error
 	return spec, nil
 }
 
-// walk processes the range from its checkpoint to its end.
-func (r *Runner) walk(ctx context.Context, queue string, spec *jobspec.Spec, p rangetask.Payload) error {
-	l := r.cfg.Ledger
-	done, err := l.IsDone(ctx, p.Job, p.Range)
-	if err != nil {
-		return err
-	}
-	if done {
-		return nil
-	}
-	pos := p.Lo
-	cp, ok, err := l.Checkpoint(ctx, p.Job, p.Range)
-	if err != nil {
-		return err
-	}
-	if ok {
-		next, more := chunks.Next(cp)
-		if !more || next > p.Hi {
-			return l.MarkDone(ctx, p.Job, p.Range)
-		}
-		pos = max(next, p.Lo)
-	}
-	pool, err := r.cfg.Pools(ctx, spec.DatabaseEnv)
-	if err != nil {
-		return fmt.Errorf("job %s: %w", p.Job, err)
-	}
-	exec := batch.NewExecutor(pool, spec)
-	attrs := []any{slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("lo", p.Lo), slog.Int64("hi", p.Hi)}
-	r.log.InfoContext(ctx, "range start", append(attrs, slog.Int64("from", pos))...)
-	if worst := spec.Timeouts.Lock.D() + spec.Timeouts.Statement.D() + spec.Sleep.D(); r.cfg.ShutdownTimeout > 0 && worst >= r.cfg.ShutdownTimeout {
-		r.log.WarnContext(ctx, "shutdown timeout shorter than the job's worst batch",
-			append(attrs, slog.Duration("worst_batch", worst), slog.Duration("shutdown_timeout", r.cfg.ShutdownTimeout),
-				slog.String("hint", "raise the worker's -shutdown-timeout above timeouts.lock + timeouts.statement + sleep"))...)
-	}
-	if err := l.Touch(ctx, p.Job, r.cfg.AliveTTL); err != nil {
-		return err
-	}
-
-	sizer := r.sizer(spec)
-	slot := fmt.Sprintf("%s:%d", r.cfg.ID, r.seq.Add(1))
-	recheck := func() (guard.Limits, error) { return r.limits(ctx, queue, spec, p) }
-	bo := newBackoff()
-	var rows, batches int64
-	attempts := 0
-	start := time.Now()
-	for {
-		lim, err := recheck()
-		if err != nil {
-			return idle(err, batches == 0, r.cfg.PauseRecheck)
-		}
-		var keys []int64
-		err = r.retry(ctx, spec, func() error {
-			var err error
-			keys, err = exec.ReadKeys(ctx, pos, p.Hi, spec.ReadBatch)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			break
-		}
-		fresh := true
-		for i := 0; i < len(keys); {
-			if !fresh {
-				if lim, err = recheck(); err != nil {
-					return err
-				}
-			}
-			fresh = false
-			size := sizer.CapAndSize(batchCap(lim))
-			j := min(i+size, len(keys))
-			lo, hi := keys[i], keys[j-1]
-			release, err := r.throttle(ctx, spec, slot, j-i, lim, recheck)
-			if errors.Is(err, errRecut) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			began := time.Now()
-			n, err := exec.Write(ctx, lo, hi)
-			took := time.Since(began)
-			release()
-			if err != nil {
-				if !batch.IsTransient(err) {
-					r.count(p.Job, "failed")
-					return err
-				}
-				attempts++
-				contended := batch.IsContended(err)
-				if contended {
-					sizer.Observe(size, took, chunks.Contended, false)
-				}
-				if attempts >= spec.Retries {
-					r.count(p.Job, "failed")
-					if contended {
-						return r.split(ctx, queue, p, lo, attempts, err)
-					}
-					return &GaveUpError{Attempts: attempts, Err: err}
-				}
-				r.log.WarnContext(ctx, "transient error, retrying batch", append(attrs, slog.Int("attempt", attempts),
-					slog.Int("next_size", sizer.Size()), slog.Any("err", err))...)
-				r.count(p.Job, "retried")
-				if err := l.Retried(ctx, p.Job); err != nil {
-					return err
-				}
-				if err := sleep(ctx, bo.NextBackOff()); err != nil {
-					return err
-				}
-				continue
-			}
-			attempts = 0
-			bo.Reset()
-			if err := r.committed(ctx, p, hi, n, took, j-i, spec.DryRun); err != nil {
-				return err
-			}
-			sizer.Observe(size, took, chunks.Committed, lim.Green)
-			rows += n
-			batches++
-			i = j
-			if err := sleep(ctx, lim.Sleep); err != nil {
-				return err
-			}
-		}
-		next, more := chunks.Next(keys[len(keys)-1])
-		if !more || next > p.Hi {
-			break
-		}
-		pos = next
-	}
-	if err := l.MarkDone(ctx, p.Job, p.Range); err != nil {
-		return err
-	}
-	r.log.InfoContext(ctx, "range done", append(attrs, slog.Int64("rows", rows), slog.Duration("elapsed", time.Since(start)))...)
-	return nil
-}
-
 // sizer returns this worker's sizer for the job, a new one when the job's
 // batch settings changed (enqueuer start with an edited file).
 func (r *Runner) sizer(spec *jobspec.Spec) *chunks.Sizer {
@@ -353,209 +213,6 @@ func (r *Runner) sizer(spec *jobspec.Spec) *chunks.Sizer {
 	s := chunks.NewSizer(cfg)
 	r.sizers.Store(spec.Name, s)
 	return s
-}
-
-// batchCap is the ceiling of the next batch: the operator's batch_max and
-// a second's worth of the fleet's rate. It goes to the sizer as its cap,
-// not on top of its size, so the sizer's feedback stays about batches cut
-// at the size it chose (it ignores any other).
-func batchCap(lim guard.Limits) int {
-	c := lim.BatchMax
-	if rc := rateCap(lim.Rate); lim.Rate > 0 && (c <= 0 || rc < c) {
-		c = rc
-	}
-	return c
-}
-
-// committed records a committed (or, in a dry run, rolled back) batch in
-// the ledger and the metrics. The checkpoint is written only after COMMIT
-// returned.
-func (r *Runner) committed(ctx context.Context, p rangetask.Payload, hi, n int64, took time.Duration, keys int, dryRun bool) error {
-	// The rows are committed: record that even if ctx was cancelled a moment
-	// ago, or the range would look behind its real position. Bounded so a
-	// Redis outage cannot hang the worker.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := r.cfg.Ledger.Commit(cctx, p.Job, p.Range, hi, n, took, r.cfg.AliveTTL); err != nil {
-		// Redoing from the older checkpoint is safe: the pending predicate
-		// turns the committed rows into a no-op.
-		return err
-	}
-	if m := r.cfg.Metrics; m != nil {
-		// A dry run's batches rolled back: a dashboard must not read
-		// them as rows changed.
-		if dryRun {
-			m.Batches.WithLabelValues(p.Job, "rolled_back").Inc()
-		} else {
-			m.Rows.WithLabelValues(p.Job).Add(float64(n))
-			m.Batches.WithLabelValues(p.Job, "committed").Inc()
-		}
-		m.BatchDuration.WithLabelValues(p.Job).Observe(took.Seconds())
-		m.BatchSize.WithLabelValues(p.Job).Set(float64(keys))
-	}
-	return nil
-}
-
-// split hands what is left of a range that kept timing out at one spot to
-// two new ranges, so the rest of it is not held hostage by one hot row
-// (GitLab's batched migrations do the same). A single key cannot be split:
-// it fails like any batch that gave up.
-func (r *Runner) split(ctx context.Context, queue string, p rangetask.Payload, from int64, attempts int, cause error) error {
-	gaveUp := &GaveUpError{Attempts: attempts, Err: cause}
-	if from >= p.Hi || r.cfg.Enqueue == nil {
-		return gaveUp
-	}
-	mid := from + int64((uint64(p.Hi)-uint64(from))/2)
-	halves := [2][2]int64{{from, mid}, {mid + 1, p.Hi}}
-	ids, err := r.cfg.Ledger.Split(ctx, p.Job, p.Range, halves)
-	if err != nil {
-		return err
-	}
-	for k, id := range ids {
-		if err := r.cfg.Enqueue(ctx, queue, rangetask.Payload{Job: p.Job, Range: id, Lo: halves[k][0], Hi: halves[k][1]}); err != nil {
-			return fmt.Errorf("requeue half of split %s range %d: %w", p.Job, p.Range, err)
-		}
-	}
-	if err := r.cfg.Ledger.MarkDone(ctx, p.Job, p.Range); err != nil {
-		return err
-	}
-	r.log.WarnContext(ctx, "range split after repeated timeouts at one spot",
-		slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("at", from),
-		slog.Any("halves", ids), slog.Int("attempts", attempts), slog.Any("err", cause))
-	return nil
-}
-
-// idle marks a yield of a range that did no work in this run (it was
-// dequeued while the job was paused): it comes back later than one paused
-// mid-range, so a long pause does not churn every range through the queue
-// every few seconds.
-func idle(err error, noWork bool, recheck time.Duration) error {
-	var y *YieldError
-	if noWork && errors.As(err, &y) {
-		y.Idle = true
-		y.After = idleRecheckFactor * recheck
-	}
-	return err
-}
-
-// idleRecheckFactor stretches the recheck of ranges that are still paused.
-const idleRecheckFactor = 5
-
-// limits returns what the next batch may do, or a yield when the job is
-// paused (a pause key, asynq's queue pause, the guard) or the worker drains,
-// and the context's error when the lease is gone. It runs between batches
-// only, so a pause never cuts a transaction in half.
-func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p rangetask.Payload) (guard.Limits, error) {
-	if err := ctx.Err(); err != nil {
-		return guard.Limits{}, err
-	}
-	if r.cfg.Draining() {
-		return guard.Limits{}, &YieldError{Reason: "worker shutting down", After: time.Second}
-	}
-	c, err := r.cfg.Ledger.Controls(ctx, p.Job, queue)
-	if err != nil {
-		return guard.Limits{}, err
-	}
-	held := r.pauser.Judge(ctx, p.Job, queue, c.Pause)
-	if !held.Paused && c.BadOverrides != nil {
-		// A typo in a live override must not run the job at a limit
-		// nobody asked for, nor burn its ranges' retries: pause until fixed.
-		held.Paused, held.Reason = true, pause.OverrideReason(c.BadOverrides.Error())
-	}
-	if held.Paused {
-		r.gauge(p.Job, 1, -1)
-		r.transition(ctx, p.Job, held.Reason)
-		return guard.Limits{}, &YieldError{Reason: held.Reason, After: r.cfg.PauseRecheck}
-	}
-	lim, err := r.follow(ctx, spec, p, queue, c)
-	if err != nil {
-		return guard.Limits{}, err
-	}
-	state := 0.0
-	switch {
-	case lim.Stale:
-		state = 3
-	case lim.Paused:
-		state = 2
-	case lim.Reason != "":
-		state = 1
-	}
-	r.gauge(p.Job, boolFloat(lim.Paused), state)
-	if lim.Paused {
-		r.transition(ctx, p.Job, lim.Reason)
-		return lim, &YieldError{Reason: lim.Reason, After: r.cfg.PauseRecheck}
-	}
-	r.transition(ctx, p.Job, "")
-	return lim, nil
-}
-
-// transition logs when this worker first sees job paused (with the reason)
-// or running again.
-func (r *Runner) transition(ctx context.Context, job, reason string) {
-	prev, _ := r.paused.Swap(job, reason)
-	switch was, _ := prev.(string); {
-	case reason != "" && was == "":
-		r.log.InfoContext(ctx, "job paused", slog.String("job", job), slog.String("reason", reason))
-	case reason == "" && was != "":
-		r.log.InfoContext(ctx, "job resumed", slog.String("job", job), slog.String("was", was))
-	}
-}
-
-// follow reads the guard's decision and the overrides. A job the guard has
-// not looked at yet waits here for its first decision (a leader publishes
-// within a check) rather than bouncing the range through the queue.
-func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p rangetask.Payload, queue string, c ledger.Controls) (guard.Limits, error) {
-	deadline := time.Now().Add(guard.LeaseTTL(spec.Guard.CheckEvery.D()))
-	for {
-		lim := r.follower.Limits(spec, c, c.Now)
-		if !lim.Waiting || time.Now().After(deadline) || r.cfg.Draining() {
-			return lim, nil
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return guard.Limits{}, err
-		}
-		var err error
-		if c, err = r.cfg.Ledger.Controls(ctx, p.Job, queue); err != nil {
-			return guard.Limits{}, err
-		}
-	}
-}
-
-func (r *Runner) gauge(job string, paused, state float64) {
-	if m := r.cfg.Metrics; m != nil {
-		m.Paused.WithLabelValues(job).Set(paused)
-		if state >= 0 {
-			m.GuardState.WithLabelValues(job).Set(state)
-		}
-	}
-}
-
-// retry runs op until it succeeds, fails permanently, or spec.Retries
-// attempts have failed transiently. backoff's jittered exponential schedule
-// keeps a fleet of workers from retrying a hot spot in lockstep.
-func (r *Runner) retry(ctx context.Context, spec *jobspec.Spec, op func() error) error {
-	attempt := 0
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		attempt++
-		err := op()
-		if err == nil || !batch.IsTransient(err) {
-			if err != nil {
-				err = backoff.Permanent(err)
-			}
-			return struct{}{}, err
-		}
-		r.log.WarnContext(ctx, "transient error, retrying batch", slog.String("job", spec.Name), slog.Int("attempt", attempt), slog.Any("err", err))
-		r.count(spec.Name, "retried")
-		return struct{}{}, err
-	},
-		backoff.WithBackOff(newBackoff()),
-		backoff.WithMaxTries(uint(spec.Retries)),
-		backoff.WithMaxElapsedTime(0),
-	)
-	if err != nil && batch.IsTransient(err) {
-		return &GaveUpError{Attempts: attempt, Err: err}
-	}
-	return err
 }
 
 // outcome maps a walk's error onto asynq and the ledger.
@@ -609,37 +266,6 @@ func (r *Runner) count(job, outcome string) {
 	if r.cfg.Metrics != nil {
 		r.cfg.Metrics.Batches.WithLabelValues(job, outcome).Inc()
 	}
-}
-
-// newBackoff is the jittered exponential schedule of retries.
-func newBackoff() *backoff.ExponentialBackOff {
-	return &backoff.ExponentialBackOff{
-		InitialInterval:     100 * time.Millisecond,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         5 * time.Second,
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func boolFloat(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func truncate(b []byte, n int) string {

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
-
+	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 // limitPoll bounds how long a batch waits for the rate limit or a slot
@@ -32,59 +32,74 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 			}
 		}
 	}()
-	l := r.cfg.Ledger
+	lim, err := r.waitRate(ctx, spec, n, lim, recheck)
+	if err != nil {
+		return nil, err
+	}
+	return r.takeSlot(ctx, spec.Name, slot, lim, recheck)
+}
+
+// waitRate takes n rows from the fleet's budget, waiting while it is spent.
+// It returns the limits as of its last recheck, or errRecut when they
+// shrank under n while it waited.
+func (r *Runner) waitRate(ctx context.Context, spec *jobspec.Spec, n int, lim guard.Limits, recheck func() (guard.Limits, error)) (guard.Limits, error) {
 	for lim.Rate > 0 {
 		// The burst always fits n: redis_rate never grants a cost above it.
-		res, err := r.limiter.AllowN(ctx, l.RateKey(spec.Name), rateLimit(lim.Rate, max(n, burst(spec, lim))), n)
+		ok, retryAfter, err := r.cfg.Ledger.AllowN(ctx, spec.Name, ledger.RateLimit{RowsPerSec: lim.Rate, Burst: max(n, burst(spec, lim))}, n)
 		if err != nil {
-			return nil, err
+			return lim, err
 		}
-		if res.Allowed > 0 {
+		if ok {
 			break
 		}
-		if err := sleep(ctx, min(res.RetryAfter, limitPoll)); err != nil {
-			return nil, err
+		if err := clock.Sleep(ctx, min(retryAfter, limitPoll)); err != nil {
+			return lim, err
 		}
 		if lim, err = recheck(); err != nil {
-			return nil, err
+			return lim, err
 		}
 		if n > rateCap(lim.Rate) || (lim.BatchMax > 0 && n > lim.BatchMax) {
 			// Slowed while waiting: a batch cut for the old limits may
 			// now be too big to ever fit the budget.
-			return nil, errRecut
+			return lim, errRecut
 		}
 	}
-	if lim.MaxWorkers <= 0 {
-		return func() {}, nil
-	}
-	for {
-		ok, err := l.AcquireSlot(ctx, spec.Name, slot, lim.MaxWorkers, r.cfg.SlotLease)
+	return lim, nil
+}
+
+// takeSlot waits for one of the job's max_workers slots, when it has a
+// cap, and returns the func that gives the slot back.
+func (r *Runner) takeSlot(ctx context.Context, job, slot string, lim guard.Limits, recheck func() (guard.Limits, error)) (func(), error) {
+	for lim.MaxWorkers > 0 {
+		ok, err := r.cfg.Ledger.AcquireSlot(ctx, job, slot, lim.MaxWorkers, r.cfg.SlotLease)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			stop := r.keepSlot(ctx, spec.Name, slot, lim.MaxWorkers)
+			stop := r.keepSlot(ctx, job, slot, lim.MaxWorkers)
 			return func() {
 				stop()
-				// Released even when ctx is done, or the slot would idle
-				// until its lease ran out.
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-				defer cancel()
-				if err := l.ReleaseSlot(rctx, spec.Name, slot); err != nil {
-					r.log.WarnContext(ctx, "could not release batch slot (it expires by itself)", "job", spec.Name, "err", err)
-				}
+				r.releaseSlot(ctx, job, slot)
 			}, nil
 		}
 		// Jittered, so waiting workers do not ask in lockstep.
-		if err := sleep(ctx, 20*time.Millisecond+rand.N(80*time.Millisecond)); err != nil {
+		if err := clock.Sleep(ctx, 20*time.Millisecond+rand.N(80*time.Millisecond)); err != nil {
 			return nil, err
 		}
 		if lim, err = recheck(); err != nil {
 			return nil, err
 		}
-		if lim.MaxWorkers <= 0 {
-			return func() {}, nil
-		}
+	}
+	return func() {}, nil
+}
+
+// releaseSlot gives a batch's slot back. It runs even when ctx is done, or
+// the slot would idle until its lease ran out.
+func (r *Runner) releaseSlot(ctx context.Context, job, slot string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := r.cfg.Ledger.ReleaseSlot(rctx, job, slot); err != nil {
+		r.log.WarnContext(ctx, "could not release batch slot (it expires by itself)", "job", job, "err", err)
 	}
 }
 
@@ -144,15 +159,4 @@ func rateCap(rate float64) int {
 		return math.MaxInt
 	}
 	return max(1, int(rate))
-}
-
-// rateLimit expresses rows/s for redis_rate, whose rate is a whole number
-// per period: below 1 row/s the period stretches instead.
-func rateLimit(rate float64, burst int) redis_rate.Limit {
-	if rate < 1 {
-		return redis_rate.Limit{Rate: 1, Burst: burst, Period: time.Duration(float64(time.Second) / rate)}
-	}
-	// A whole number per 10 s keeps one decimal of precision (31.25 rows/s
-	// is 312 per 10 s) without changing the burst.
-	return redis_rate.Limit{Rate: int(rate * 10), Burst: burst, Period: 10 * time.Second}
 }

@@ -100,7 +100,7 @@ func (b *testBundle) worker(concurrency int) {
 	id := "w-" + ebbtest.Suffix()
 	var stopping atomic.Bool
 	r, err := runner.New(runner.Config{
-		Ledger: b.ledger, Redis: b.redis.Client, ID: id, Enqueue: rangetask.Enqueuer(asynq.NewClientFromRedisClient(b.redis.Client)),
+		Ledger: b.ledger, ID: id, Enqueue: rangetask.Enqueuer(asynq.NewClientFromRedisClient(b.redis.Client)),
 		Pools: pools, Logger: log, Draining: stopping.Load, PauseRecheck: 200 * time.Millisecond,
 	})
 	require.NoError(b.t, err)

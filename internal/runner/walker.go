@@ -1,0 +1,379 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ebbhq/ebb/internal/batch"
+	"github.com/ebbhq/ebb/internal/chunks"
+	"github.com/ebbhq/ebb/internal/clock"
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/rangetask"
+)
+
+// walker walks one range task from its checkpoint to its end. Run reads as
+// the loop DESIGN.md draws: gate → read → (cut → throttle → write+commit →
+// checkpoint → adapt → pace) per batch, until no pending key is left. One
+// walker serves one run of one task; it is not safe for concurrent use. The
+// context is passed to every step, never kept here.
+type walker struct {
+	r     *Runner
+	queue string
+	spec  *jobspec.Spec
+	p     rangetask.Payload
+	// attrs name the range in every log line.
+	attrs []any
+	retry *retryPolicy
+
+	// Set by open.
+	exec  *batch.Executor
+	sizer *chunks.Sizer
+	// slot names this walker's batches in the max_workers slots.
+	slot  string
+	start time.Time
+
+	// pos is the next key to read.
+	pos int64
+	// lim is what the next batch obeys, as of the last gate.
+	lim           guard.Limits
+	rows, batches int64
+}
+
+// newWalker returns the walker of one run of range task p of queue.
+func (r *Runner) newWalker(queue string, spec *jobspec.Spec, p rangetask.Payload) *walker {
+	return &walker{
+		r: r, queue: queue, spec: spec, p: p, pos: p.Lo,
+		attrs: []any{slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("lo", p.Lo), slog.Int64("hi", p.Hi)},
+		retry: newRetryPolicy(spec.Retries),
+	}
+}
+
+// Run processes the range from its checkpoint to its end and marks it done.
+// An error leaves the checkpoint of the last committed batch behind, which
+// the next run resumes from.
+func (w *walker) Run(ctx context.Context) error {
+	done, err := w.resume(ctx)
+	if err != nil || done {
+		return err
+	}
+	if err := w.open(ctx); err != nil {
+		return err
+	}
+	for {
+		if err := w.gate(ctx); err != nil {
+			return idle(err, w.batches == 0, w.r.cfg.PauseRecheck)
+		}
+		keys, err := w.read(ctx)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		err = w.writeKeys(ctx, keys)
+		if errors.Is(err, errSplit) {
+			// Two new ranges carry on with the rest; this one is done.
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !w.advance(keys[len(keys)-1]) {
+			break
+		}
+	}
+	return w.finish(ctx)
+}
+
+// resume moves the walker to the key after the range's checkpoint. done is
+// true when the range needs no more work: it is marked done, or its
+// checkpoint is at its end (a crash between the last commit and the done
+// mark), which resume then marks done.
+func (w *walker) resume(ctx context.Context) (done bool, err error) {
+	l := w.r.cfg.Ledger
+	done, err = l.IsDone(ctx, w.p.Job, w.p.Range)
+	if err != nil || done {
+		return done, err
+	}
+	cp, ok, err := l.Checkpoint(ctx, w.p.Job, w.p.Range)
+	if err != nil || !ok {
+		return false, err
+	}
+	next, more := chunks.Next(cp)
+	if !more || next > w.p.Hi {
+		return true, l.MarkDone(ctx, w.p.Job, w.p.Range)
+	}
+	w.pos = max(next, w.p.Lo)
+	return false, nil
+}
+
+// open connects to the job's database, picks this worker's sizer and a
+// slot name, and announces the range: a log line, a warning when a stop
+// could cut one of its batches, and the job's alive mark.
+func (w *walker) open(ctx context.Context) error {
+	pool, err := w.r.cfg.Pools(ctx, w.spec.DatabaseEnv)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", w.p.Job, err)
+	}
+	w.exec = batch.NewExecutor(pool, w.spec)
+	w.r.log.InfoContext(ctx, "range start", append(w.attrs, slog.Int64("from", w.pos))...)
+	t := w.spec.Timeouts
+	if worst := t.Lock.D() + t.Statement.D() + w.spec.Sleep.D(); w.r.cfg.ShutdownTimeout > 0 && worst >= w.r.cfg.ShutdownTimeout {
+		w.r.log.WarnContext(ctx, "shutdown timeout shorter than the job's worst batch",
+			append(w.attrs, slog.Duration("worst_batch", worst), slog.Duration("shutdown_timeout", w.r.cfg.ShutdownTimeout),
+				slog.String("hint", "raise the worker's -shutdown-timeout above timeouts.lock + timeouts.statement + sleep"))...)
+	}
+	if err := w.r.cfg.Ledger.Touch(ctx, w.p.Job, w.r.cfg.AliveTTL); err != nil {
+		return err
+	}
+	w.sizer = w.r.sizer(w.spec)
+	w.slot = fmt.Sprintf("%s:%d", w.r.cfg.ID, w.r.seq.Add(1))
+	w.start = time.Now()
+	return nil
+}
+
+// gate is the door every read and batch passes: it returns a yield when the
+// job is paused or the worker drains (or the context's error), and
+// otherwise keeps the limits the next batch obeys.
+func (w *walker) gate(ctx context.Context) error {
+	lim, err := w.limits(ctx)
+	if err != nil {
+		return err
+	}
+	w.lim = lim
+	return nil
+}
+
+// limits asks the pause switches and the guard what the range may do now.
+func (w *walker) limits(ctx context.Context) (guard.Limits, error) {
+	return w.r.limits(ctx, w.queue, w.spec, w.p)
+}
+
+// read returns the next pending keys of the range from pos, at most
+// read_batch of them, ascending. A transient failure is retried under the
+// same policy as a write.
+func (w *walker) read(ctx context.Context) ([]int64, error) {
+	for {
+		keys, err := w.exec.ReadKeys(ctx, w.pos, w.p.Hi, w.spec.ReadBatch)
+		if err == nil {
+			w.retry.succeeded()
+			return keys, nil
+		}
+		if err := w.failed(ctx, err, slog.String("step", "read")); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// writeKeys writes the keys one read returned, batch by batch. The first
+// batch runs under the limits the read passed the gate with; every later
+// one, and every recut or retry, passes the gate again, so a pause or a
+// slow-down lands between two batches and never inside one.
+func (w *walker) writeKeys(ctx context.Context, keys []int64) error {
+	for i, gated := 0, true; i < len(keys); gated = false {
+		if !gated {
+			if err := w.gate(ctx); err != nil {
+				return err
+			}
+		}
+		n, err := w.batch(ctx, keys[i:])
+		if err != nil {
+			return err
+		}
+		i += n
+	}
+	return nil
+}
+
+// batch runs the next batch of keys: cut it at the sizer's size under the
+// current limits, wait for the fleet's rate and a slot, write and commit
+// it, then checkpoint, adapt the size and pace. It returns how many keys it
+// consumed, 0 when the batch must be cut again (the limits changed while it
+// waited) or was failed and is to be retried.
+func (w *walker) batch(ctx context.Context, keys []int64) (int, error) {
+	size := w.sizer.CapAndSize(batchCap(w.lim))
+	n := min(size, len(keys))
+	lo, hi := keys[0], keys[n-1]
+	release, err := w.r.throttle(ctx, w.spec, w.slot, n, w.lim, func() (guard.Limits, error) { return w.limits(ctx) })
+	if errors.Is(err, errRecut) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	began := time.Now()
+	rows, err := w.exec.Write(ctx, lo, hi)
+	took := time.Since(began)
+	release()
+	if err != nil {
+		return 0, w.writeFailed(ctx, err, size, took, lo)
+	}
+	w.retry.succeeded()
+	if err := w.checkpoint(ctx, hi, rows, took, n); err != nil {
+		return 0, err
+	}
+	w.sizer.Observe(size, took, chunks.Committed, w.lim.Green)
+	w.rows += rows
+	w.batches++
+	return n, w.pace(ctx)
+}
+
+// writeFailed handles a batch that did not commit. A lock or statement
+// timeout or a deadlock is contention with live traffic: the sizer cuts the
+// size at once, and a range that keeps contending at one spot is split
+// rather than failed (errSplit). Otherwise it is a failure like a failed
+// read.
+func (w *walker) writeFailed(ctx context.Context, err error, size int, took time.Duration, lo int64) error {
+	contended := batch.IsContended(err)
+	if contended {
+		w.sizer.Observe(size, took, chunks.Contended, false)
+	}
+	err = w.failed(ctx, err, slog.String("step", "write"), slog.Int("next_size", w.sizer.Size()))
+	var gaveUp *GaveUpError
+	if contended && errors.As(err, &gaveUp) {
+		return w.split(ctx, lo, gaveUp)
+	}
+	return err
+}
+
+// failed applies the range's retry policy to a failed read or write, which
+// are counted alike. It returns nil when the step should run again, after
+// counting the retry (ebb_batches_total and the job's stats, which status
+// shows) and waiting out the backoff. Otherwise it counts a failure and
+// returns what ends the range: the error itself, or a *GaveUpError once the
+// job's retries in a row failed transiently.
+func (w *walker) failed(ctx context.Context, err error, attrs ...any) error {
+	attempt, wait, retry := w.retry.failed(err)
+	if !retry {
+		w.r.count(w.p.Job, "failed")
+		if batch.IsTransient(err) {
+			return &GaveUpError{Attempts: attempt, Err: err}
+		}
+		return err
+	}
+	w.r.log.WarnContext(ctx, "transient error, retrying batch",
+		append(append(w.attrs, attrs...), slog.Int("attempt", attempt), slog.Any("err", err))...)
+	w.r.count(w.p.Job, "retried")
+	if err := w.r.cfg.Ledger.Retried(ctx, w.p.Job); err != nil {
+		return err
+	}
+	return clock.Sleep(ctx, wait)
+}
+
+// checkpoint records a committed (or, in a dry run, rolled back) batch in
+// the ledger and the metrics. It runs only after COMMIT returned, so the
+// checkpoint is never ahead of the data.
+func (w *walker) checkpoint(ctx context.Context, hi, rows int64, took time.Duration, keys int) error {
+	// The rows are committed: record that even if ctx was cancelled a moment
+	// ago, or the range would look behind its real position. Bounded so a
+	// Redis outage cannot hang the worker.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := w.r.cfg.Ledger.Commit(cctx, w.p.Job, w.p.Range, hi, rows, took, w.r.cfg.AliveTTL); err != nil {
+		// Redoing from the older checkpoint is safe: the pending predicate
+		// turns the committed rows into a no-op.
+		return err
+	}
+	if m := w.r.cfg.Metrics; m != nil {
+		// A dry run's batches rolled back: a dashboard must not read
+		// them as rows changed.
+		if w.spec.DryRun {
+			m.Batches.WithLabelValues(w.p.Job, "rolled_back").Inc()
+		} else {
+			m.Rows.WithLabelValues(w.p.Job).Add(float64(rows))
+			m.Batches.WithLabelValues(w.p.Job, "committed").Inc()
+		}
+		m.BatchDuration.WithLabelValues(w.p.Job).Observe(took.Seconds())
+		m.BatchSize.WithLabelValues(w.p.Job).Set(float64(keys))
+	}
+	return nil
+}
+
+// pace is the job's sleep between batches (or the override's, or the
+// guard's while its decision is stale).
+func (w *walker) pace(ctx context.Context) error { return clock.Sleep(ctx, w.lim.Sleep) }
+
+// advance moves the walker past the last key read; false when that key was
+// the range's last.
+func (w *walker) advance(last int64) bool {
+	next, more := chunks.Next(last)
+	if !more || next > w.p.Hi {
+		return false
+	}
+	w.pos = next
+	return true
+}
+
+// finish marks the range done.
+func (w *walker) finish(ctx context.Context) error {
+	if err := w.r.cfg.Ledger.MarkDone(ctx, w.p.Job, w.p.Range); err != nil {
+		return err
+	}
+	w.r.log.InfoContext(ctx, "range done", append(w.attrs, slog.Int64("rows", w.rows), slog.Duration("elapsed", time.Since(w.start)))...)
+	return nil
+}
+
+// errSplit ends a walk whose range was split: its halves are queued and
+// the range itself is marked done.
+var errSplit = errors.New("range split in two")
+
+// split hands what is left of a range that kept timing out at one spot to
+// two new ranges, so the rest of it is not held hostage by one hot row
+// (GitLab's batched migrations do the same), and returns errSplit. A single
+// key cannot be split: it fails like any batch that gave up.
+func (w *walker) split(ctx context.Context, from int64, gaveUp *GaveUpError) error {
+	p := w.p
+	if from >= p.Hi || w.r.cfg.Enqueue == nil {
+		return gaveUp
+	}
+	mid := from + int64((uint64(p.Hi)-uint64(from))/2)
+	halves := [2][2]int64{{from, mid}, {mid + 1, p.Hi}}
+	ids, err := w.r.cfg.Ledger.Split(ctx, p.Job, p.Range, halves)
+	if err != nil {
+		return err
+	}
+	for k, id := range ids {
+		if err := w.r.cfg.Enqueue(ctx, w.queue, rangetask.Payload{Job: p.Job, Range: id, Lo: halves[k][0], Hi: halves[k][1]}); err != nil {
+			return fmt.Errorf("requeue half of split %s range %d: %w", p.Job, p.Range, err)
+		}
+	}
+	if err := w.r.cfg.Ledger.MarkDone(ctx, p.Job, p.Range); err != nil {
+		return err
+	}
+	w.r.log.WarnContext(ctx, "range split after repeated timeouts at one spot",
+		slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("at", from),
+		slog.Any("halves", ids), slog.Int("attempts", gaveUp.Attempts), slog.Any("err", gaveUp.Err))
+	return errSplit
+}
+
+// batchCap is the ceiling of the next batch: the operator's batch_max and
+// a second's worth of the fleet's rate. It goes to the sizer as its cap,
+// not on top of its size, so the sizer's feedback stays about batches cut
+// at the size it chose (it ignores any other).
+func batchCap(lim guard.Limits) int {
+	c := lim.BatchMax
+	if rc := rateCap(lim.Rate); lim.Rate > 0 && (c <= 0 || rc < c) {
+		c = rc
+	}
+	return c
+}
+
+// idle marks a yield of a range that did no work in this run (it was
+// dequeued while the job was paused): it comes back later than one paused
+// mid-range, so a long pause does not churn every range through the queue
+// every few seconds.
+func idle(err error, noWork bool, recheck time.Duration) error {
+	var y *YieldError
+	if noWork && errors.As(err, &y) {
+		y.Idle = true
+		y.After = idleRecheckFactor * recheck
+	}
+	return err
+}
+
+// idleRecheckFactor stretches the recheck of ranges that are still paused.
+const idleRecheckFactor = 5
