@@ -75,7 +75,12 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(p)
 	}
-	w := e.stdout
+	printPlan(e.stdout, spec, p, *jobFile)
+	return nil
+}
+
+// printPlan prints the plan as plan shows it without --json or --runbook.
+func printPlan(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, jobFile string) {
 	fmt.Fprintf(w, "job %s on %s (key %s)\n", p.Job, p.Table, spec.Key)
 	fmt.Fprintf(w, "  key bounds:       min %s, max %s\n", ptr(p.Min), ptr(p.Max))
 	fmt.Fprintf(w, "  job range:        [%d, %d]\n", p.From, p.To)
@@ -89,8 +94,7 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(w, "  note:             %s\n", n)
 	}
 	fmt.Fprintf(w, "\nread:  %s\n%s\nwrite: %s\n%s", p.ReadSQL, indent(p.ReadPlan), p.WriteSQL, indent(p.WritePlan))
-	fmt.Fprintln(w, "\nOK: both statements use an index on the key. Start with: enqueuer start -job", *jobFile)
-	return nil
+	fmt.Fprintln(w, "\nOK: both statements use an index on the key. Start with: enqueuer start -job", jobFile)
 }
 
 func batchLine(b jobspec.BatchSize) string {

@@ -69,7 +69,12 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(s)
 	}
-	w := e.stdout
+	printStatus(e.stdout, s)
+	return nil
+}
+
+// printStatus prints one job's status as status JOB shows it.
+func printStatus(w io.Writer, s *control.Status) {
 	fmt.Fprintf(w, "job %s: %s\n", s.Job, s.State)
 	if s.DryRun {
 		fmt.Fprintln(w, "  dry run: batches roll back, no row changes; rows counts what a real run would write")
@@ -102,7 +107,6 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if s.RangesFailed > 0 {
 		fmt.Fprintf(w, "  fix the cause, then run enqueuer start -job FILE again to retry failed ranges\n")
 	}
-	return nil
 }
 
 func printLimits(w io.Writer, s *control.Status) {

@@ -79,9 +79,15 @@ func runUI(ctx context.Context, e *env, args []string) error {
 	}
 	defer func() { _ = h.Close() }()
 
-	ln, err := net.Listen("tcp", *addr)
+	return serveUI(ctx, e, *addr, h, log)
+}
+
+// serveUI serves h on addr until ctx is done, then drains requests in
+// flight for up to uiShutdownTimeout.
+func serveUI(ctx context.Context, e *env, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
+		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
 		Handler: h,

@@ -220,11 +220,23 @@ func (s *Spec) applyDefaults(lines map[string]int) {
 	s.applyGuardDefaults(lines)
 }
 
+// validate reports every problem of the spec at once, each naming its
+// field and line, in the order the job file's reference lists the fields.
 func (s *Spec) validate(lines map[string]int) error {
 	var errs []error
 	add := func(field, format string, args ...any) {
 		errs = append(errs, &Error{Field: field, Line: lines[field], Msg: fmt.Sprintf(format, args...)})
 	}
+	s.validateTarget(add)
+	s.validateWrite(add)
+	s.validateBounds(add)
+	s.validateGuard(lines, add)
+	return errors.Join(errs...)
+}
+
+// validateTarget checks what the job walks: its name, table, key and
+// pending predicate.
+func (s *Spec) validateTarget(add addFunc) {
 	switch {
 	case s.Name == "":
 		add("name", "missing; give the job a name like orders-status (lowercase letters, digits, dashes)")
@@ -248,6 +260,11 @@ func (s *Spec) validate(lines map[string]int) error {
 	if strings.TrimSpace(s.Pending) == "" {
 		add("pending", "missing; give the predicate of rows still to do, e.g. status IS NULL (it makes every batch idempotent)")
 	}
+}
+
+// validateWrite checks the write: exactly one of set and sql, and raw SQL
+// bound by $1 and $2 only.
+func (s *Spec) validateWrite(add addFunc) {
 	switch {
 	case s.Set != "" && s.SQL != "":
 		add("sql", "set and sql are both given; keep one (set builds the UPDATE for you, sql is a raw statement)")
@@ -260,6 +277,11 @@ func (s *Spec) validate(lines map[string]int) error {
 			add("sql", "uses a placeholder above $2; only $1 (lower key) and $2 (upper key) are bound")
 		}
 	}
+}
+
+// validateBounds checks the range, the sizes, the timeouts, the retries and
+// where the workers find the database.
+func (s *Spec) validateBounds(add addFunc) {
 	if !s.Range.From.auto && !s.Range.To.auto && s.Range.From.value > s.Range.To.value {
 		add("range", "from %d is above to %d; swap them or use auto", s.Range.From.value, s.Range.To.value)
 	}
@@ -285,8 +307,6 @@ func (s *Spec) validate(lines map[string]int) error {
 	case !envRE.MatchString(s.DatabaseEnv):
 		add("database_env", "%q is not an environment variable name; name the variable that holds the DSN, e.g. DATABASE_URL", s.DatabaseEnv)
 	}
-	s.validateGuard(lines, add)
-	return errors.Join(errs...)
 }
 
 // fieldLines maps dotted field paths ("range.from", "guard.rules[0]") below
