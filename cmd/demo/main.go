@@ -13,7 +13,7 @@
 // the live traffic and its latency, and supervising the worker processes.
 // Everything about the job (its progress, its verification, its Redis keys)
 // it learns and changes only through the enqueuer's command-line contract, so
-// it imports nothing of ebb. It needs DATABASE_URL and REDIS_URL, which
+// it imports none of ebb's logic (only internal/clock's sleep). It needs DATABASE_URL and REDIS_URL, which
 // scripts/services.sh provides:
 //
 //	go build -o bin/ ./cmd/... && eval "$(scripts/services.sh)" && bin/demo -bin bin

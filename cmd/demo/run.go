@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -266,14 +267,10 @@ func (t *traffic) measureBaseline(ctx context.Context, window time.Duration) (la
 // waitFor waits d, or less if ctx ends first. The windows it times are
 // measurement intervals, not guesses at when something will be ready.
 func waitFor(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if err := clock.Sleep(ctx, d); err != nil {
 		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }

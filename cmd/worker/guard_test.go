@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/control"
@@ -54,12 +56,9 @@ set: hits = hits + 1, status = 's' || legacy_state, overlap = NOT pg_try_advisor
 	for range 3 {
 		procs = append(procs, spawn(t, b.env, "-queue", b.redis.Queue, "-metrics-addr", "127.0.0.1:0", "-concurrency", "2"))
 	}
-	ctx := context.Background()
-	l := b.ctl.Ledger()
 	var holder string
 	ebbtest.Eventually(t, "a worker holds the slot", func() bool {
-		held, err := l.SlotsHeld(ctx, b.job)
-		require.NoError(t, err)
+		held := slotsHeld(t, b)
 		require.LessOrEqual(t, len(held), 1, "max_workers 1")
 		if len(held) == 1 && b.status(t).RowsDone >= 1000 {
 			holder = held[0]
@@ -90,13 +89,9 @@ rate: 500
 guard: {check_every: 1s, rules: [{signal: active_connections, slow_above: 0.99}]}
 `)
 	procs := []*proc{b.worker(t), b.worker(t)}
-	ctx := context.Background()
-	l := b.ctl.Ledger()
 	var leader string
 	ebbtest.Eventually(t, "a guard leader", func() bool {
-		var err error
-		leader, err = l.Leader(ctx, b.job)
-		require.NoError(t, err)
+		leader = guardLeader(t, b)
 		s := b.status(t)
 		return leader != "" && s.Guard != nil && s.Guard.State == string(guard.StateRun) && s.RowsDone > 0
 	})
@@ -106,8 +101,7 @@ guard: {check_every: 1s, rules: [{signal: active_connections, slow_above: 0.99}]
 	killed := time.Now()
 
 	ebbtest.Eventually(t, "another worker leads and publishes", func() bool {
-		now, err := l.Leader(ctx, b.job)
-		require.NoError(t, err)
+		now := guardLeader(t, b)
 		s := b.status(t)
 		return now != "" && now != leader && s.Guard.Leader == now && s.Guard.At.After(killed) && !s.Guard.Stale
 	})
@@ -117,4 +111,25 @@ guard: {check_every: 1s, rules: [{signal: active_connections, slow_above: 0.99}]
 		s := b.status(t)
 		return s.RowsDone > rows+200 && s.State != control.StatePaused
 	})
+}
+
+// slotsHeld lists the holders of unexpired max_workers slots of the job: the
+// set ledger.SlotsKey names, scored by each lease's expiry (ms).
+func slotsHeld(t *testing.T, b *bundle) []string {
+	t.Helper()
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	held, err := b.redis.Client.ZRangeByScore(context.Background(), b.ctl.Ledger().SlotsKey(b.job), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
+	require.NoError(t, err)
+	return held
+}
+
+// guardLeader is the worker holding the job's guard lease, or "" when none.
+func guardLeader(t *testing.T, b *bundle) string {
+	t.Helper()
+	id, err := b.redis.Client.Get(context.Background(), b.ctl.Ledger().LeaderKey(b.job)).Result()
+	if errors.Is(err, redis.Nil) {
+		return ""
+	}
+	require.NoError(t, err)
+	return id
 }

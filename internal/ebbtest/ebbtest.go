@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 
-	"io"
 	"log/slog"
 	"os"
 	"regexp"
@@ -157,9 +156,6 @@ func Redis(t testing.TB) *RedisEnv {
 	return env
 }
 
-// URL is the Redis URL tests pass to subprocesses.
-func (r *RedisEnv) URL() string { return RedisURL() }
-
 // Eventually polls cond until it is true or WaitTimeout passes.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -212,6 +208,3 @@ func (w *testWriter) close() {
 	w.done = true
 	w.mu.Unlock()
 }
-
-// Discard is a logger that drops everything.
-func Discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

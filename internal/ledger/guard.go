@@ -218,16 +218,6 @@ func (l *Ledger) ReleaseSlot(ctx context.Context, job, holder string) error {
 	return nil
 }
 
-// SlotsHeld lists the holders of unexpired slots.
-func (l *Ledger) SlotsHeld(ctx context.Context, job string) ([]string, error) {
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	m, err := l.rdb.ZRangeByScore(ctx, l.SlotsKey(job), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read batch slots of %s: %w", job, err)
-	}
-	return m, nil
-}
-
 // leaseScript takes the lease when it is free or renews it when holder has
 // it; it never steals a live lease, and never leads a job whose meta is gone
 // (cleaned up), which would leave keys behind the cleanup.
@@ -262,18 +252,6 @@ func (l *Ledger) ReleaseLeader(ctx context.Context, job, holder string) error {
 		return fmt.Errorf("release guard lease of %s: %w", job, err)
 	}
 	return nil
-}
-
-// Leader returns the holder of the guard lease, "" when none.
-func (l *Ledger) Leader(ctx context.Context, job string) (string, error) {
-	s, err := l.rdb.Get(ctx, l.LeaderKey(job)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read guard leader of %s: %w", job, err)
-	}
-	return s, nil
 }
 
 // PutDecision stores the leader's decision, but only while holder still
@@ -340,8 +318,9 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
-	// As in PauseFlags: check every command, or an unreadable key behind an
-	// absent one would read as "not paused".
+	// A pipeline reports only its first failed command, and an absent key
+	// (redis.Nil) counts as failed: check every command, or an unreadable
+	// key behind an absent one would read as "not paused".
 	if err := firstErr(now, g, j, q, d, o); err != nil {
 		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}

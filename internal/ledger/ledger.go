@@ -388,29 +388,6 @@ type PauseFlags struct {
 	QueuePaused bool
 }
 
-// PauseFlags reads the global and per-job pause keys and whether asynq's
-// queue is paused, in one round trip.
-func (l *Ledger) PauseFlags(ctx context.Context, job, queue string) (PauseFlags, error) {
-	var g, j *redis.StringCmd
-	var q *redis.IntCmd
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		g = p.Get(ctx, l.GlobalPauseKey())
-		j = p.Get(ctx, l.PauseKey(job))
-		q = p.Exists(ctx, QueuePausedKey(queue))
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return PauseFlags{}, fmt.Errorf("read pause keys of %s: %w", job, err)
-	}
-	// A pipeline reports only its first failed command, and an absent key
-	// (redis.Nil) counts as failed: check each one, or an unreadable job
-	// key behind an absent global key would read as "not paused".
-	if err := firstErr(g, j, q); err != nil {
-		return PauseFlags{}, fmt.Errorf("read pause keys of %s: %w", job, err)
-	}
-	return PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, nil
-}
-
 // firstErr is the first error among cmds other than redis.Nil (absent key).
 func firstErr(cmds ...redis.Cmder) error {
 	for _, c := range cmds {

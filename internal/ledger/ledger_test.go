@@ -459,14 +459,14 @@ func TestPauseFlags(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			tc.prepare(t, b)
-			got, err := b.l.PauseFlags(ctx, job, b.env.Queue)
+			got, err := b.l.Controls(ctx, job, b.env.Queue)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
-				require.ErrorContains(t, err, "read pause keys of p")
+				require.ErrorContains(t, err, "read pause keys, guard decision and overrides of p")
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.want, got.Pause)
 		})
 	}
 }
