@@ -403,7 +403,7 @@ type addFunc func(field, format string, args ...any)
 
 // validateGuard checks the limits, the guard and the schedule of a job
 // file, in the order the errors are reported.
-func (s *Spec) validateGuard(lines map[string]int, add addFunc) {
+func (s *Spec) validateGuard(add addFunc) {
 	s.validateLimits(add)
 	s.validateBatch(add)
 	s.Guard.validateSettings(add)

@@ -230,7 +230,7 @@ func (s *Spec) validate(lines map[string]int) error {
 	s.validateTarget(add)
 	s.validateWrite(add)
 	s.validateBounds(add)
-	s.validateGuard(lines, add)
+	s.validateGuard(add)
 	return errors.Join(errs...)
 }
 

@@ -45,6 +45,15 @@ const (
 	GuardStateStale = 3.0
 )
 
+// Values of ebb_batches_total's outcome label. Dashboards and alerts select
+// on them, so they never change.
+const (
+	OutcomeCommitted  = "committed"
+	OutcomeRetried    = "retried"
+	OutcomeFailed     = "failed"
+	OutcomeRolledBack = "rolled_back"
+)
+
 // New creates the collectors and registers them on reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{

@@ -12,6 +12,7 @@ import (
 	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
@@ -249,7 +250,7 @@ func (w *walker) writeFailed(ctx context.Context, err error, size int, took time
 func (w *walker) failed(ctx context.Context, err error, attrs ...any) error {
 	attempt, wait, retry := w.retry.failed(err)
 	if !retry {
-		w.r.count(w.p.Job, "failed")
+		w.r.count(w.p.Job, metrics.OutcomeFailed)
 		if batch.IsTransient(err) {
 			return &GaveUpError{Attempts: attempt, Err: err}
 		}
@@ -257,7 +258,7 @@ func (w *walker) failed(ctx context.Context, err error, attrs ...any) error {
 	}
 	w.r.log.WarnContext(ctx, "transient error, retrying batch",
 		append(append(w.attrs, attrs...), slog.Int("attempt", attempt), slog.Any("err", err))...)
-	w.r.count(w.p.Job, "retried")
+	w.r.count(w.p.Job, metrics.OutcomeRetried)
 	if err := w.r.cfg.Ledger.Retried(ctx, w.p.Job); err != nil {
 		return err
 	}
@@ -282,10 +283,10 @@ func (w *walker) checkpoint(ctx context.Context, hi, rows int64, took time.Durat
 		// A dry run's batches rolled back: a dashboard must not read
 		// them as rows changed.
 		if w.spec.DryRun {
-			m.Batches.WithLabelValues(w.p.Job, "rolled_back").Inc()
+			m.Batches.WithLabelValues(w.p.Job, metrics.OutcomeRolledBack).Inc()
 		} else {
 			m.Rows.WithLabelValues(w.p.Job).Add(float64(rows))
-			m.Batches.WithLabelValues(w.p.Job, "committed").Inc()
+			m.Batches.WithLabelValues(w.p.Job, metrics.OutcomeCommitted).Inc()
 		}
 		m.BatchDuration.WithLabelValues(w.p.Job).Observe(took.Seconds())
 		m.BatchSize.WithLabelValues(w.p.Job).Set(float64(keys))
