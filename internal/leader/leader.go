@@ -82,22 +82,34 @@ type leading struct {
 // New returns a Leader. It closes nothing it is given: the ledger and the
 // pools belong to the caller.
 func New(cfg Config) (*Leader, error) {
-	if cfg.Ledger == nil || cfg.Pools == nil || cfg.ID == "" {
-		return nil, errors.New("leader: Config needs Ledger, Pools and ID")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if cfg.Getenv == nil {
-		cfg.Getenv = func(string) string { return "" }
-	}
-	if cfg.Tick <= 0 {
-		cfg.Tick = time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = cfg.Ledger.Now
-	}
+	cfg = cfg.withDefaults()
 	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}, cannot: map[string]leadFailure{}}, nil
+}
+
+func (c Config) validate() error {
+	if c.Ledger == nil || c.Pools == nil || c.ID == "" {
+		return errors.New("leader: Config needs Ledger, Pools and ID")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Getenv == nil {
+		c.Getenv = func(string) string { return "" }
+	}
+	if c.Tick <= 0 {
+		c.Tick = time.Second
+	}
+	if c.Now == nil {
+		c.Now = c.Ledger.Now
+	}
+	return c
 }
 
 // Run checks due jobs every Tick until ctx ends, then gives up its leases so
