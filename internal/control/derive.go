@@ -1,9 +1,7 @@
 package control
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ebbhq/ebb/internal/guard"
@@ -116,11 +114,10 @@ func pauseReason(snap statusSnapshot, s *Status) string {
 	case s.Overrides["error"] != "":
 		return pause.OverrideReason(s.Overrides["error"])
 	case g != nil && g.State == string(guard.StatePause):
-		return "guard: " + strings.Join(g.Reasons, "; ")
+		return pause.GuardReason(g.State, g.Reasons)
 	case g != nil && g.Stale && !g.Expires.IsZero() && now.Sub(g.Expires) >= guard.LeaseTTL(snap.spec.Guard.CheckEvery.D()):
 		// Workers pause on their own once the decision is this old.
-		return fmt.Sprintf("guard: no fresh decision for %s (the leader is gone and no worker took over; are workers running?)",
-			now.Sub(g.Expires).Round(time.Second))
+		return pause.NoDecisionReason(now.Sub(g.Expires))
 	}
 	return ""
 }

@@ -78,7 +78,7 @@ func TestDeriveStatus(t *testing.T) {
 		}, want: want{state: StateQueued, rate: 100, maxWorkers: 4, guardState: "run", guardStale: true, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
 		{name: "decision older than the lease", edit: func(s *statusSnapshot) {
 			s.spec, s.decision = guarded, decision(guard.StateRun, s.redisNow.Add(-time.Hour))
-		}, want: want{state: StatePaused, reason: "guard: no fresh decision for 1h0m0s (the leader is gone and no worker took over; are workers running?)",
+		}, want: want{state: StatePaused, reason: pause.NoDecisionReason(time.Hour),
 			rate: 100, maxWorkers: 4, guardState: "run", guardStale: true, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
 		{name: "no decision yet", edit: func(s *statusSnapshot) { s.spec = guarded },
 			want: want{state: StateQueued, rate: 100, maxWorkers: 4, guardState: "none", guardStale: true, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},

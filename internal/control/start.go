@@ -12,7 +12,6 @@ import (
 
 	"github.com/ebbhq/ebb/internal/chunks"
 	"github.com/ebbhq/ebb/internal/jobspec"
-	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/preflight"
 	"github.com/ebbhq/ebb/internal/probe"
@@ -247,7 +246,7 @@ func (c *Control) measureBaselines(ctx context.Context, pool *pgxpool.Pool, spec
 	s, err := probe.NewSampler(probe.SamplerConfig{Spec: spec, Primary: pool, Getenv: c.env,
 		CommitP95: func(context.Context) (float64, error) { return 0, errors.New("no commits before start") }})
 	if err == nil {
-		_, err = leader.MeasureBaselines(ctx, c.ledger, s, spec, created)
+		_, err = probe.MeasureBaselines(ctx, c.ledger, s, spec, created)
 	}
 	if err != nil {
 		return []string{fmt.Sprintf("baseline: %v (the guard leader retries; until then those rules slow, then pause the job)", err)}

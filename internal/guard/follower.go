@@ -1,12 +1,11 @@
 package guard
 
 import (
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
+	"github.com/ebbhq/ebb/internal/pause"
 )
 
 // Limits are what one batch obeys.
@@ -101,7 +100,7 @@ func stale(lim Limits, spec *jobspec.Spec, age time.Duration) Limits {
 	lim.Stale = true
 	if age >= LeaseTTL(spec.Guard.CheckEvery.D()) {
 		lim.Paused = true
-		lim.Reason = fmt.Sprintf("guard: no fresh decision for %s (is any worker running the guard? see enqueuer status)", age.Round(time.Second))
+		lim.Reason = pause.NoDecisionReason(age)
 		return lim
 	}
 	lim.BatchMax = spec.Batch.Min
@@ -118,10 +117,10 @@ func follow(lim Limits, d *Decision) Limits {
 	switch d.State {
 	case StatePause:
 		lim.Paused = true
-		lim.Reason = "guard: " + joinReasons(d)
+		lim.Reason = pause.GuardReason(string(d.State), d.Reasons)
 		return lim
 	case StateSlow:
-		lim.Reason = "guard: " + joinReasons(d)
+		lim.Reason = pause.GuardReason(string(d.State), d.Reasons)
 	}
 	switch {
 	case lim.Rate > 0:
@@ -133,13 +132,4 @@ func follow(lim Limits, d *Decision) Limits {
 	}
 	lim.Green = d.State == StateRun && d.GuardFactor >= 1
 	return lim
-}
-
-// joinReasons is the decision's reasons as one line, or its state when it
-// gives none.
-func joinReasons(d *Decision) string {
-	if len(d.Reasons) == 0 {
-		return string(d.State)
-	}
-	return strings.Join(d.Reasons, "; ")
 }

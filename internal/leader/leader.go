@@ -355,7 +355,7 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 		cur.factor = 1
 	}
 	cur.eval = guard.NewEvaluator(spec.Guard.Rules, spec.Guard.CheckEvery.D(), g.cfg.Hold, prior)
-	if cur.baseline, err = MeasureBaselines(ctx, l, sampler, spec, prog.Created); err != nil {
+	if cur.baseline, err = probe.MeasureBaselines(ctx, l, sampler, spec, prog.Created); err != nil {
 		// Rules without a baseline report it as "no fresh signal".
 		g.log.Warn("guard baseline incomplete", slog.String("job", job), slog.Any("err", err))
 	}

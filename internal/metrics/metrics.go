@@ -61,7 +61,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ebb_rows_total", Help: "Rows changed by committed write batches.",
 		}, []string{"job"}),
 		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ebb_batches_total", Help: "Write batches by outcome (committed, retried, failed; rolled_back in a dry run).",
+			Name: "ebb_batches_total", Help: "Batches by outcome (committed; retried and failed, for a batch's read or write; rolled_back in a dry run).",
 		}, []string{"job", "outcome"}),
 		BatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ebb_batch_duration_seconds",

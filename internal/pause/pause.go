@@ -113,6 +113,22 @@ func OverrideReason(detail string) string {
 // warning.
 const pausedByPrefix = "paused by "
 
+// GuardReason is the reason of a pause or slow-down the guard decided: its
+// reasons, or its state when it gave none.
+func GuardReason(state string, reasons []string) string {
+	if len(reasons) == 0 {
+		return "guard: " + state
+	}
+	return "guard: " + strings.Join(reasons, "; ")
+}
+
+// NoDecisionReason is the pause reason once no worker has renewed the
+// guard's decision for age: workers pause on their own then, and status
+// says so in the same words.
+func NoDecisionReason(age time.Duration) string {
+	return fmt.Sprintf("guard: no fresh decision for %s (no worker renews the guard lease; are workers running? see enqueuer status)", age.Round(time.Second))
+}
+
 func (p *Pauser) warnOdd(ctx context.Context, odd bool, key, value string) {
 	if odd {
 		p.log.WarnContext(ctx, "unrecognised pause value treated as paused",

@@ -74,3 +74,12 @@ func TestReasons(t *testing.T) {
 	require.Equal(t, `asynq queue "ebb" is paused`, QueueReason("ebb"))
 	require.Equal(t, "bad live override, fix it with enqueuer set: ebb:{j}:overrides rate: not a number", OverrideReason("ebb:{j}:overrides rate: not a number"))
 }
+
+// Workers and status word a guard's pause from the same function, so an
+// operator greps one sentence across logs, status and the page.
+func TestGuardReasons(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "guard: p95 1.5 above 1.2; lag 9 above 5", GuardReason("pause", []string{"p95 1.5 above 1.2", "lag 9 above 5"}))
+	require.Equal(t, "guard: slow", GuardReason("slow", nil), "a decision without reasons still says what it is")
+	require.Contains(t, NoDecisionReason(90*time.Second+400*time.Millisecond), "guard: no fresh decision for 1m30s")
+}

@@ -84,7 +84,7 @@ var ErrNotRangeTaskID = errors.New("not a range task ID")
 
 // ParseTaskID splits a TaskID back into its job and range ID. Only IDs that
 // TaskID makes parse: the separator is the last ":r", and the range ID must
-// be written the way TaskID writes it (no sign, no leading zeros).
+// be written the way TaskID writes it (no "+", no leading zeros).
 func ParseTaskID(id string) (job string, rangeID int64, err error) {
 	i := strings.LastIndex(id, idSep)
 	if i <= 0 {

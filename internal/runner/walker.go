@@ -17,7 +17,7 @@ import (
 )
 
 // walker walks one range task from its checkpoint to its end. Run reads as
-// the loop DESIGN.md draws: gate → read → (cut → throttle → write+commit →
+// the loop docs/architecture.md draws: gate → read → (cut → throttle → write+commit →
 // checkpoint → adapt → pace) per batch, until no pending key is left. One
 // walker serves one run of one task; it is not safe for concurrent use. The
 // context is passed to every step, never kept here.
