@@ -29,6 +29,7 @@ var layers = map[string]string{
 	"internal/preflight": "operator",
 
 	"internal/runner": "worker",
+	"internal/leader": "worker",
 
 	"internal/jobspec":   "core",
 	"internal/chunks":    "core",
@@ -36,7 +37,6 @@ var layers = map[string]string{
 	"internal/batch":     "core",
 	"internal/probe":     "core",
 	"internal/guard":     "core",
-	"internal/leader":    "core",
 	"internal/pause":     "core",
 	"internal/ledger":    "core",
 	"internal/progress":  "core",
