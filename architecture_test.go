@@ -33,6 +33,7 @@ var layers = map[string]string{
 
 	"internal/jobspec":   "core",
 	"internal/chunks":    "core",
+	"internal/keyspace":  "core",
 	"internal/rangetask": "core",
 	"internal/batch":     "core",
 	"internal/probe":     "core",
@@ -49,7 +50,7 @@ var layers = map[string]string{
 }
 
 // pure packages import nothing of ebb: they are plain logic, tested alone.
-var pure = []string{"internal/jobspec", "internal/chunks", "internal/rangetask", "internal/clock"}
+var pure = []string{"internal/jobspec", "internal/chunks", "internal/keyspace", "internal/rangetask", "internal/clock"}
 
 // decisionOnly may not do I/O itself: the guard's decision is signals in,
 // decision out, so it is table-tested without servers.
