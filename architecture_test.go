@@ -49,7 +49,8 @@ var layers = map[string]string{
 	"internal/ebbtest": "test",
 }
 
-// pure packages import nothing of ebb: they are plain logic, tested alone.
+// pure packages import nothing of ebb but other pure packages: they are
+// plain logic, tested alone.
 var pure = []string{"internal/jobspec", "internal/chunks", "internal/keyspace", "internal/rangetask", "internal/clock"}
 
 // decisionOnly may not do I/O itself: the guard's decision is signals in,
@@ -94,7 +95,9 @@ func TestImportDirection(t *testing.T) {
 		}
 		if slices.Contains(pure, p) {
 			for _, imp := range imports(t, p) {
-				t.Errorf("%s is pure logic but imports %s of ebb", p, imp)
+				if !slices.Contains(pure, imp) {
+					t.Errorf("%s is pure logic but imports %s of ebb", p, imp)
+				}
 			}
 		}
 		for _, banned := range decisionOnly[p] {

@@ -170,10 +170,11 @@ func TestStatusListErrors(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, name)
 
-	require.NoError(t, b.redis.Client.HSet(ctx, l.MetaKey(name), "from", "garbage").Err())
+	require.NoError(t, b.redis.Client.HSet(ctx, l.MetaKey(name), "slicing", "garbage").Err())
 	code, out, errOut = b.run("status")
 	require.Equal(t, 1, code, "stdout: %s", out)
-	require.Contains(t, errOut, `meta field from="garbage" is not a number`)
+	require.Contains(t, errOut, `meta: slicing "garbage"`)
+	require.Contains(t, errOut, "edited by hand")
 }
 
 // TestBadInput: every operator mistake exits 2 with a message naming the

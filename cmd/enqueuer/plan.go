@@ -13,6 +13,7 @@ import (
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
@@ -83,7 +84,7 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 func printPlan(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, jobFile string) {
 	fmt.Fprintf(w, "job %s on %s (key %s)\n", p.Job, p.Table, spec.Key)
 	fmt.Fprintf(w, "  key bounds:       min %s, max %s\n", ptr(p.Min), ptr(p.Max))
-	fmt.Fprintf(w, "  job range:        [%d, %d]\n", p.From, p.To)
+	fmt.Fprintf(w, "  job range:        [%s, %s]\n", orZero(p.From), orZero(p.To))
 	fmt.Fprintf(w, "  estimated rows:   %d in the table, %d pending\n", p.EstimatedRows, p.EstimatedTodo)
 	fmt.Fprintf(w, "  ranges:           %d of %d keys\n", p.Ranges, spec.TaskSpan)
 	fmt.Fprintf(w, "  per step:         read %d keys, write %s per transaction, sleep %s\n", spec.ReadBatch, batchLine(spec.Batch), spec.Sleep.D())
@@ -155,11 +156,21 @@ func loadJob(path string) (*jobspec.Spec, error) {
 	return spec, err
 }
 
-func ptr(v *int64) string {
-	if v == nil {
+// ptr is a key bound of the table, or why there is none.
+func ptr(k keyspace.Key) string {
+	if k.IsZero() {
 		return "(no rows)"
 	}
-	return fmt.Sprint(*v)
+	return k.String()
+}
+
+// orZero is a bound of the job's range; an empty table's range has none and
+// prints as [0, 0], as plan always printed it.
+func orZero(k keyspace.Key) string {
+	if k.IsZero() {
+		return "0"
+	}
+	return k.String()
 }
 
 func indent(s string) string {

@@ -53,7 +53,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 		return json.NewEncoder(e.stdout).Encode(res)
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "job %s: %d ranges over [%d, %d] on queue %s\n", res.Job, res.Ranges, res.From, res.To, res.Queue)
+	fmt.Fprintf(w, "job %s: %d ranges over [%s, %s] on queue %s\n", res.Job, res.Ranges, res.From, res.To, res.Queue)
 	if spec.DryRun {
 		fmt.Fprintln(w, "  dry run: every batch rolls back; no row changes. Clean it up (enqueuer cleanup) before the real run.")
 	}

@@ -15,28 +15,33 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
-// Statements are the SQL a job runs. Read takes ($1 first key, $2 last key,
-// $3 limit); Write takes ($1, $2) = inclusive bounds of one batch.
+// Statements are the SQL a job runs, its key bounds written by the job's
+// key Space (placeholders per key column; for one column $1 and $2).
+// ReadFrom takes (lower key, upper key, limit) and includes the lower key:
+// a range's first read. ReadAfter takes (cursor, upper key, limit) and
+// reads strictly after the cursor, the last committed key. Write takes the
+// inclusive bounds of one batch (lower key, upper key).
 type Statements struct {
-	Read  string
-	Write string
+	ReadFrom  string
+	ReadAfter string
+	Write     string
 }
 
 // Build turns a spec into its statements. Identifiers are quoted; the set and
 // pending expressions are the operator's SQL and go in as written, which is
 // why the job spec never comes from anyone without write access to the job.
-func Build(spec *jobspec.Spec) Statements {
-	table, key := spec.QuotedTable(), spec.QuotedKey()
-	st := Statements{
-		Read: fmt.Sprintf("SELECT %s FROM %s WHERE %s >= $1 AND %s <= $2 AND (%s) ORDER BY %s LIMIT $3",
-			key, table, key, key, spec.Pending, key),
-		Write: spec.SQL,
+func Build(spec *jobspec.Spec, space keyspace.Space) Statements {
+	table, cols, w := spec.QuotedTable(), space.Columns(), space.Width()
+	read := func(bound string) string {
+		return fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT $%d",
+			cols, table, bound, spec.Pending, cols, 2*w+1)
 	}
+	st := Statements{ReadFrom: read(space.From(1)), ReadAfter: read(space.After(1)), Write: spec.SQL}
 	if !spec.RawSQL() {
-		st.Write = fmt.Sprintf("UPDATE %s SET %s WHERE %s BETWEEN $1 AND $2 AND (%s)",
-			table, spec.Set, key, spec.Pending)
+		st.Write = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", table, spec.Set, space.InRange(1), spec.Pending)
 	}
 	return st
 }
@@ -44,6 +49,7 @@ func Build(spec *jobspec.Spec) Statements {
 // Executor runs a job's reads and writes on a pool the caller owns.
 type Executor struct {
 	pool   *pgxpool.Pool
+	space  keyspace.Space
 	st     Statements
 	lockTO string
 	stmtTO string
@@ -52,31 +58,35 @@ type Executor struct {
 	dryRun bool
 }
 
-// NewExecutor returns an executor for spec on pool.
-func NewExecutor(pool *pgxpool.Pool, spec *jobspec.Spec) *Executor {
+// NewExecutor returns an executor for spec, whose key is space, on pool.
+func NewExecutor(pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space) *Executor {
 	return &Executor{
 		pool:   pool,
-		st:     Build(spec),
+		space:  space,
+		st:     Build(spec, space),
 		lockTO: millis(spec.Timeouts.Lock.D()),
 		stmtTO: millis(spec.Timeouts.Statement.D()),
 		dryRun: spec.DryRun,
 	}
 }
 
-// ReadKeys returns up to limit pending keys in [from, hi], ascending. It runs
-// under the job's statement timeout so a slow read cannot run for minutes.
-func (e *Executor) ReadKeys(ctx context.Context, from, hi int64, limit int) ([]int64, error) {
-	var keys []int64
-	err := e.inTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, e.st.Read, from, hi, limit)
-		if err != nil {
-			return err
-		}
-		keys, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		return err
-	})
+// ReadFrom returns up to limit pending keys in [lo, hi], ascending: a
+// range's first read. It runs under the job's statement timeout so a slow
+// read cannot run for minutes.
+func (e *Executor) ReadFrom(ctx context.Context, lo, hi keyspace.Key, limit int) ([]keyspace.Key, error) {
+	keys, err := e.read(ctx, e.st.ReadFrom, lo, hi, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read keys [%d,%d]: %w", from, hi, Classify(ctx, err))
+		return nil, fmt.Errorf("read keys [%s,%s]: %w", lo, hi, err)
+	}
+	return keys, nil
+}
+
+// ReadAfter returns up to limit pending keys in (cursor, hi], ascending:
+// every read after a committed batch, strictly past its last key.
+func (e *Executor) ReadAfter(ctx context.Context, cursor, hi keyspace.Key, limit int) ([]keyspace.Key, error) {
+	keys, err := e.read(ctx, e.st.ReadAfter, cursor, hi, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read keys (%s,%s]: %w", cursor, hi, err)
 	}
 	return keys, nil
 }
@@ -85,10 +95,14 @@ func (e *Executor) ReadKeys(ctx context.Context, from, hi int64, limit int) ([]i
 // commits it, returning the rows it changed. If ctx is done before COMMIT the
 // transaction rolls back: a worker whose lease expired must not commit into a
 // range another worker may now own.
-func (e *Executor) Write(ctx context.Context, lo, hi int64) (int64, error) {
+func (e *Executor) Write(ctx context.Context, lo, hi keyspace.Key) (int64, error) {
+	args, err := e.space.Args(lo, hi)
+	if err != nil {
+		return 0, fmt.Errorf("write batch [%s,%s]: %w", lo, hi, err)
+	}
 	var n int64
-	err := e.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, e.st.Write, lo, hi)
+	err = e.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, e.st.Write, args...)
 		if err != nil {
 			return err
 		}
@@ -96,9 +110,31 @@ func (e *Executor) Write(ctx context.Context, lo, hi int64) (int64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("write batch [%d,%d]: %w", lo, hi, Classify(ctx, err))
+		return 0, fmt.Errorf("write batch [%s,%s]: %w", lo, hi, Classify(ctx, err))
 	}
 	return n, nil
+}
+
+// read runs one of the read statements with a lower bound, hi and limit in
+// a short read-only transaction.
+func (e *Executor) read(ctx context.Context, sql string, lower, hi keyspace.Key, limit int) ([]keyspace.Key, error) {
+	args, err := e.space.Args(lower, hi)
+	if err != nil {
+		return nil, err
+	}
+	var keys []keyspace.Key
+	err = e.inTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, append(args, limit)...)
+		if err != nil {
+			return err
+		}
+		keys, err = e.space.CollectKeys(rows)
+		return err
+	})
+	if err != nil {
+		return nil, Classify(ctx, err)
+	}
+	return keys, nil
 }
 
 func (e *Executor) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/ebbhq/ebb/internal/batch"
 	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 type testBundle struct {
@@ -43,7 +44,24 @@ func (b *testBundle) executor(t *testing.T, pool *pgxpool.Pool, write, extra str
 	if pool == nil {
 		pool = b.db.Pool
 	}
-	return batch.NewExecutor(pool, spec)
+	return batch.NewExecutor(pool, spec, space(t, spec))
+}
+
+// space is the key space of spec.
+func space(t *testing.T, spec *jobspec.Spec) keyspace.Space {
+	t.Helper()
+	sp, err := keyspace.New(spec.Key)
+	require.NoError(t, err)
+	return sp
+}
+
+// keys are integer keys.
+func keys(vs ...int64) []keyspace.Key {
+	var out []keyspace.Key
+	for _, v := range vs {
+		out = append(out, keyspace.Int(v))
+	}
+	return out
 }
 
 // pending counts rows still to do in [lo, hi], as any other session sees
@@ -85,19 +103,19 @@ func TestWrite(t *testing.T) {
 			exec := b.executor(t, nil, write, "")
 
 			// [1,10] holds 10 ids of which 3, 6, 9 are done: 7 to write.
-			n, err := exec.Write(ctx, 1, 10)
+			n, err := exec.Write(ctx, keyspace.Int(1), keyspace.Int(10))
 			require.NoError(t, err)
 			require.Equal(t, int64(7), n)
 			require.Zero(t, b.pending(t, 1, 10), "committed, so another session sees it")
 			require.Equal(t, int64(67-7), b.pending(t, 1, 100), "bounds are inclusive and nothing outside them moved")
 
 			// The pending predicate makes a redo of the same bounds a no-op.
-			n, err = exec.Write(ctx, 1, 10)
+			n, err = exec.Write(ctx, keyspace.Int(1), keyspace.Int(10))
 			require.NoError(t, err)
 			require.Zero(t, n)
 
 			// One key is a batch too.
-			n, err = exec.Write(ctx, 11, 11)
+			n, err = exec.Write(ctx, keyspace.Int(11), keyspace.Int(11))
 			require.NoError(t, err)
 			require.Equal(t, int64(1), n)
 			require.Zero(t, b.pending(t, 11, 11))
@@ -119,7 +137,7 @@ func TestWriteLockTimeout(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), ebbtest.WaitTimeout)
 	t.Cleanup(cancel)
-	n, err := exec.Write(ctx, 1, 10)
+	n, err := exec.Write(ctx, keyspace.Int(1), keyspace.Int(10))
 	require.Error(t, err)
 	require.Zero(t, n)
 	require.True(t, batch.IsTransient(err), "lock timeout must be retried: %v", err)
@@ -130,7 +148,7 @@ func TestWriteLockTimeout(t *testing.T) {
 	require.Equal(t, int64(7), b.pending(t, 1, 10), "the failed batch rolled back as a whole")
 
 	// Rows away from the lock are still writable meanwhile.
-	n, err = exec.Write(ctx, 11, 20)
+	n, err = exec.Write(ctx, keyspace.Int(11), keyspace.Int(20))
 	require.NoError(t, err)
 	require.Equal(t, int64(7), n)
 }
@@ -154,9 +172,9 @@ func TestWriteTimeoutsStayLocal(t *testing.T) {
 	}
 	lock0, stmt0 := show()
 	exec := b.executor(t, pool, "set: status = 'done'", "timeouts: {lock: 123ms, statement: 4567ms}\n")
-	_, err = exec.Write(ctx, 1, 10)
+	_, err = exec.Write(ctx, keyspace.Int(1), keyspace.Int(10))
 	require.NoError(t, err)
-	_, err = exec.ReadKeys(ctx, 1, 10, 5)
+	_, err = exec.ReadFrom(ctx, keyspace.Int(1), keyspace.Int(10), 5)
 	require.NoError(t, err)
 	lock1, stmt1 := show()
 	require.Equal(t, lock0, lock1)
@@ -171,7 +189,7 @@ func TestWriteStatementTimeout(t *testing.T) {
 	exec := b.executor(t, nil,
 		"sql: UPDATE "+b.table+" SET status = 'done' WHERE id BETWEEN $1 AND $2 AND status IS NULL AND pg_sleep(60) IS NOT NULL",
 		"timeouts: {statement: 100ms}\n")
-	_, err := exec.Write(context.Background(), 1, 10)
+	_, err := exec.Write(context.Background(), keyspace.Int(1), keyspace.Int(10))
 	require.True(t, batch.IsTransient(err), "%v", err)
 	var pgErr *pgconn.PgError
 	require.True(t, errors.As(err, &pgErr), "%v", err)
@@ -197,7 +215,7 @@ func TestWritePermanent(t *testing.T) {
 			t.Parallel()
 			b := setup(t, 10)
 			exec := b.executor(t, nil, tc.write, "")
-			_, err := exec.Write(context.Background(), 1, 10)
+			_, err := exec.Write(context.Background(), keyspace.Int(1), keyspace.Int(10))
 			require.True(t, batch.IsPermanent(err), "%v", err)
 			require.False(t, batch.IsTransient(err))
 			var pgErr *pgconn.PgError
@@ -233,7 +251,7 @@ func TestWriteCancelled(t *testing.T) {
 			t.Parallel()
 			b := setup(t, 10)
 			exec := b.executor(t, nil, "set: status = 'done'", "")
-			n, err := exec.Write(tc.ctx(t), 1, 10)
+			n, err := exec.Write(tc.ctx(t), keyspace.Int(1), keyspace.Int(10))
 			require.ErrorIs(t, err, tc.want)
 			require.Zero(t, n)
 			require.False(t, batch.IsTransient(err), "a stop is not a retry: %v", err)
@@ -255,7 +273,7 @@ func TestWriteCancelledWhileWaiting(t *testing.T) {
 	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() {
-		_, err := exec.Write(ctx, 1, 10)
+		_, err := exec.Write(ctx, keyspace.Int(1), keyspace.Int(10))
 		done <- err
 	}()
 	ebbtest.Eventually(t, "the write to wait on the row lock", func() bool {
@@ -281,20 +299,20 @@ func TestReadKeys(t *testing.T) {
 		name     string
 		from, hi int64
 		limit    int
-		want     []int64
+		want     []keyspace.Key
 	}{
-		{"limit cuts, ascending", 1, 20, 4, []int64{1, 2, 4, 5}},
-		{"all pending in range", 6, 20, 100, []int64{7, 8, 10, 11, 13, 14, 16, 17, 19, 20}},
-		{"hi is inclusive", 1, 5, 100, []int64{1, 2, 4, 5}},
-		{"from is inclusive", 4, 4, 100, []int64{4}},
+		{"limit cuts, ascending", 1, 20, 4, keys(1, 2, 4, 5)},
+		{"all pending in range", 6, 20, 100, keys(7, 8, 10, 11, 13, 14, 16, 17, 19, 20)},
+		{"hi is inclusive", 1, 5, 100, keys(1, 2, 4, 5)},
+		{"from is inclusive", 4, 4, 100, keys(4)},
 		{"only done rows", 3, 3, 100, nil},
 		{"past the table", 21, 1000, 100, nil},
-		{"negative keys", -100, 2, 100, []int64{1, 2}},
+		{"negative keys", -100, 2, 100, keys(1, 2)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := exec.ReadKeys(context.Background(), tc.from, tc.hi, tc.limit)
+			got, err := exec.ReadFrom(context.Background(), keyspace.Int(tc.from), keyspace.Int(tc.hi), tc.limit)
 			require.NoError(t, err)
 			if tc.want == nil {
 				require.Empty(t, got)
@@ -308,18 +326,21 @@ func TestReadKeys(t *testing.T) {
 		t.Parallel()
 		b := setup(t, 20)
 		exec := b.executor(t, nil, "set: status = 'done'", "")
-		_, err := exec.Write(context.Background(), 1, 4)
+		_, err := exec.Write(context.Background(), keyspace.Int(1), keyspace.Int(4))
 		require.NoError(t, err)
-		got, err := exec.ReadKeys(context.Background(), 1, 20, 3)
+		got, err := exec.ReadFrom(context.Background(), keyspace.Int(1), keyspace.Int(20), 3)
 		require.NoError(t, err)
-		require.Equal(t, []int64{5, 7, 8}, got)
+		require.Equal(t, keys(5, 7, 8), got)
+		got, err = exec.ReadAfter(context.Background(), keyspace.Int(5), keyspace.Int(20), 3)
+		require.NoError(t, err)
+		require.Equal(t, keys(7, 8, 10), got, "after a cursor, strictly")
 	})
 
 	t.Run("cancelled", func(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := exec.ReadKeys(ctx, 1, 20, 4)
+		_, err := exec.ReadFrom(ctx, keyspace.Int(1), keyspace.Int(20), 4)
 		require.ErrorIs(t, err, context.Canceled)
 		require.False(t, batch.IsTransient(err))
 	})
@@ -328,7 +349,7 @@ func TestReadKeys(t *testing.T) {
 		t.Parallel()
 		spec, err := jobspec.Parse([]byte("name: batch-test\ntable: " + b.table + "\nkey: id\npending: statuss IS NULL\nset: status = 'done'\n"))
 		require.NoError(t, err)
-		_, err = batch.NewExecutor(b.db.Pool, spec).ReadKeys(context.Background(), 1, 20, 4)
+		_, err = batch.NewExecutor(b.db.Pool, spec, space(t, spec)).ReadFrom(context.Background(), keyspace.Int(1), keyspace.Int(20), 4)
 		require.True(t, batch.IsPermanent(err), "%v", err)
 		require.Contains(t, err.Error(), "read keys [1,20]")
 	})

@@ -7,8 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ebbhq/ebb/internal/chunks"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/preflight"
 )
 
@@ -16,18 +16,20 @@ import (
 type PlanReport struct {
 	Job           string   `json:"job"`
 	Table         string   `json:"table"`
-	Min           *int64   `json:"min"`
-	Max           *int64   `json:"max"`
-	From          int64    `json:"from"`
-	To            int64    `json:"to"`
-	EstimatedRows int64    `json:"estimated_rows"`
-	EstimatedTodo int64    `json:"estimated_pending"`
-	Ranges        int64    `json:"ranges"`
-	ReadSQL       string   `json:"read_sql"`
-	WriteSQL      string   `json:"write_sql"`
-	ReadPlan      string   `json:"read_plan"`
-	WritePlan     string   `json:"write_plan"`
-	Notes         []string `json:"notes,omitempty"`
+	// Min and Max are the table's extremes, zero (null) when it is empty;
+	// From and To the job's key space, zero when it holds no rows.
+	Min           keyspace.Key `json:"min"`
+	Max           keyspace.Key `json:"max"`
+	From          keyspace.Key `json:"from"`
+	To            keyspace.Key `json:"to"`
+	EstimatedRows int64        `json:"estimated_rows"`
+	EstimatedTodo int64        `json:"estimated_pending"`
+	Ranges        int64        `json:"ranges"`
+	ReadSQL       string       `json:"read_sql"`
+	WriteSQL      string       `json:"write_sql"`
+	ReadPlan      string       `json:"read_plan"`
+	WritePlan     string       `json:"write_plan"`
+	Notes         []string     `json:"notes,omitempty"`
 }
 
 // ErrEmpty means the job's key range holds no rows: nothing to backfill.
@@ -40,8 +42,8 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	if err != nil {
 		return nil, err
 	}
-	p := &PlanReport{Job: spec.Name, Table: spec.Table, ReadSQL: res.Stmts.Read, WriteSQL: res.Stmts.Write, Notes: res.Notes}
-	bounds, err := readBounds(ctx, pool, spec)
+	p := &PlanReport{Job: spec.Name, Table: spec.Table, ReadSQL: res.Stmts.ReadFrom, WriteSQL: res.Stmts.Write, Notes: res.Notes}
+	bounds, err := readBounds(ctx, pool, spec, res.Space)
 	if err != nil {
 		return nil, err
 	}
@@ -52,20 +54,29 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	from, to, err := bounds.resolve(spec)
 	if err == nil {
 		p.From, p.To = from, to
-		if p.Ranges, err = chunks.Count(from, to, spec.TaskSpan); err != nil {
+		sl, err := res.Space.Slice(from, to, spec.TaskSpan)
+		if err != nil {
 			return nil, err
 		}
-		if p.EstimatedTodo, err = estimatePending(ctx, pool, spec, from, to); err != nil {
+		p.Ranges = sl.Ranges()
+		if p.EstimatedTodo, err = estimatePending(ctx, pool, spec, res.Space, from, to); err != nil {
 			return nil, err
 		}
 	} else if !errors.Is(err, ErrEmpty) {
 		return nil, err
 	}
 	lo := p.From
-	if p.ReadPlan, err = preflight.Explain(ctx, res, res.Stmts.Read, lo, lo+int64(spec.ReadBatch), spec.ReadBatch); err != nil {
+	if lo.IsZero() {
+		lo = keyspace.Int(0) // an empty table: any key shows the plan
+	}
+	read, _, write, err := res.Samples(lo)
+	if err != nil {
+		return nil, err
+	}
+	if p.ReadPlan, err = preflight.Explain(ctx, res, read.SQL, read.Args...); err != nil {
 		return nil, fmt.Errorf("explain read: %w", err)
 	}
-	if p.WritePlan, err = preflight.Explain(ctx, res, res.Stmts.Write, lo, lo+int64(spec.Batch.Max)); err != nil {
+	if p.WritePlan, err = preflight.Explain(ctx, res, write.SQL, write.Args...); err != nil {
 		return nil, fmt.Errorf("explain write: %w", err)
 	}
 	return p, nil

@@ -10,8 +10,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ebbhq/ebb/internal/chunks"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/preflight"
 	"github.com/ebbhq/ebb/internal/probe"
@@ -25,9 +25,11 @@ var ErrDryRunMismatch = errors.New("dry run and real run of one job")
 type StartResult struct {
 	Job           string `json:"job"`
 	Queue         string `json:"queue"`
-	From          int64  `json:"from"`
-	To            int64  `json:"to"`
-	Ranges        int64  `json:"ranges"`
+	// From and To bound the job's key space (an integer key is a JSON
+	// number, as before key shapes).
+	From          keyspace.Key `json:"from"`
+	To            keyspace.Key `json:"to"`
+	Ranges        int64        `json:"ranges"`
 	Enqueued      int    `json:"enqueued"`
 	AlreadyQueued int    `json:"already_queued"`
 	AlreadyDone   int    `json:"already_done"`
@@ -49,7 +51,8 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 	if queue == "" {
 		queue = rangetask.DefaultQueue
 	}
-	if err := c.checkStartable(ctx, pool, spec, queue); err != nil {
+	space, err := c.checkStartable(ctx, pool, spec, queue)
+	if err != nil {
 		return nil, err
 	}
 	meta, fresh, err := c.storedMeta(ctx, spec)
@@ -57,7 +60,7 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		return nil, err
 	}
 	if fresh {
-		if meta, err = planSlicing(ctx, pool, spec, queue); err != nil {
+		if meta, err = planSlicing(ctx, pool, spec, space, queue); err != nil {
 			return nil, err
 		}
 	}
@@ -70,7 +73,8 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 	if meta, err = c.ledger.SaveJob(ctx, spec.Name, specJSON, meta); err != nil {
 		return nil, err
 	}
-	res := &StartResult{Job: spec.Name, Queue: queue, From: meta.From, To: meta.To, Ranges: meta.Ranges,
+	from, to := meta.Slicing.Bounds()
+	res := &StartResult{Job: spec.Name, Queue: queue, From: from, To: to, Ranges: meta.Ranges,
 		KeptSlicing: !fresh && slicingDiffers(spec, meta)}
 	res.Warnings = c.measureBaselines(ctx, pool, spec, meta.Created)
 	done, err := c.ledger.DoneRanges(ctx, spec.Name)
@@ -90,16 +94,20 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 }
 
 // checkStartable refuses a job that cannot run: a bad queue name, a guard
-// that cannot work here, or a preflight refusal.
-func (c *Control) checkStartable(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) error {
+// that cannot work here, or a preflight refusal. It returns the job's key
+// space, as preflight found it.
+func (c *Control) checkStartable(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (keyspace.Space, error) {
 	if err := rangetask.ValidQueue(queue); err != nil {
-		return err
+		return keyspace.Space{}, err
 	}
 	if err := CheckGuard(spec, c.env); err != nil {
-		return err
+		return keyspace.Space{}, err
 	}
-	_, err := preflight.Run(ctx, pool, spec)
-	return err
+	res, err := preflight.Run(ctx, pool, spec)
+	if err != nil {
+		return keyspace.Space{}, err
+	}
+	return res.Space, nil
 }
 
 // storedMeta returns the job's stored meta, or fresh when it was never
@@ -127,10 +135,10 @@ func (c *Control) storedMeta(ctx context.Context, spec *jobspec.Spec) (meta ledg
 }
 
 // planSlicing slices a job started for the first time: it resolves auto
-// bounds from the key's min and max, counts the ranges, and asks the
-// planner how many rows are pending in them.
-func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, queue string) (ledger.Meta, error) {
-	bounds, err := readBounds(ctx, pool, spec)
+// bounds from the key's min and max, slices the space, and asks the
+// planner how many rows are pending in it.
+func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, queue string) (ledger.Meta, error) {
+	bounds, err := readBounds(ctx, pool, spec, space)
 	if err != nil {
 		return ledger.Meta{}, err
 	}
@@ -138,12 +146,12 @@ func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, qu
 	if err != nil {
 		return ledger.Meta{}, err
 	}
-	n, err := chunks.Count(from, to, spec.TaskSpan)
+	sl, err := space.Slice(from, to, spec.TaskSpan)
 	if err != nil {
 		return ledger.Meta{}, err
 	}
-	meta := ledger.Meta{Queue: queue, From: from, To: to, Span: spec.TaskSpan, Ranges: n, Created: time.Now(), DryRun: spec.DryRun}
-	if meta.Estimate, err = estimatePending(ctx, pool, spec, from, to); err != nil {
+	meta := ledger.Meta{Queue: queue, Slicing: sl, Ranges: sl.Ranges(), Created: time.Now(), DryRun: spec.DryRun}
+	if meta.Estimate, err = estimatePending(ctx, pool, spec, space, from, to); err != nil {
 		return ledger.Meta{}, err
 	}
 	return meta, nil
@@ -152,15 +160,16 @@ func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, qu
 // slicingDiffers reports whether the job file asks for another slicing
 // than the stored one (which start keeps).
 func slicingDiffers(spec *jobspec.Spec, meta ledger.Meta) bool {
-	return meta.Span != spec.TaskSpan ||
-		(!spec.Range.From.IsAuto() && spec.Range.From.Value() != meta.From) ||
-		(!spec.Range.To.IsAuto() && spec.Range.To.Value() != meta.To)
+	from, to := meta.Slicing.Bounds()
+	return meta.Slicing.Span() != spec.TaskSpan ||
+		(!spec.Range.From.IsAuto() && !keyspace.Int(spec.Range.From.Value()).Equal(from)) ||
+		(!spec.Range.To.IsAuto() && !keyspace.Int(spec.Range.To.Value()).Equal(to))
 }
 
 // enqueueRanges enqueues every range of meta not in done, and counts in res
 // what became of each. A range split after repeated timeouts is enqueued as
 // its stored bounds, not the slicing's.
-func (c *Control) enqueueRanges(ctx context.Context, queue, job string, meta ledger.Meta, done map[int64]bool, splits map[int64][2]int64, res *StartResult) error {
+func (c *Control) enqueueRanges(ctx context.Context, queue, job string, meta ledger.Meta, done map[int64]bool, splits map[int64]keyspace.Range, res *StartResult) error {
 	for i := int64(0); i < meta.Ranges; i++ {
 		if done[i] {
 			res.AlreadyDone++
@@ -194,7 +203,7 @@ const (
 	requeued
 )
 
-func (c *Control) enqueue(ctx context.Context, queue, job string, r chunks.Range) (enqueueOutcome, error) {
+func (c *Control) enqueue(ctx context.Context, queue, job string, r keyspace.Range) (enqueueOutcome, error) {
 	task, id, err := rangetask.NewTask(rangetask.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi})
 	if err != nil {
 		return 0, err

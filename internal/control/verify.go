@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ebbhq/ebb/internal/chunks"
 	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
 
@@ -40,18 +41,18 @@ type VerifyReport struct {
 	EstimatedRows int64 `json:"estimated_rows"`
 	// Pending rows still match the pending predicate within the job's range,
 	// counted chunk by chunk; PendingKeys are the first few of them.
-	Pending     int64   `json:"pending"`
-	PendingKeys []int64 `json:"pending_keys,omitempty"`
+	Pending     int64          `json:"pending"`
+	PendingKeys []keyspace.Key `json:"pending_keys,omitempty"`
 	// DonePending are ranges the ledger marks done although some of
 	// PendingKeys lie in them: where the ledger and the database disagree.
 	DonePending []int64 `json:"done_pending,omitempty"`
 	Chunks      int     `json:"chunks"`
 	// Check is the job's check expression; Sampled rows were tested with
 	// it and Mismatches failed it (NULL counts as a failure).
-	Check      string  `json:"check,omitempty"`
-	Sampled    int     `json:"sampled"`
-	Mismatches []int64 `json:"mismatches,omitempty"`
-	Elapsed    string  `json:"elapsed"`
+	Check      string         `json:"check,omitempty"`
+	Sampled    int            `json:"sampled"`
+	Mismatches []keyspace.Key `json:"mismatches,omitempty"`
+	Elapsed    string         `json:"elapsed"`
 }
 
 // VerifyOptions tune a verify run.
@@ -99,14 +100,18 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 	if opt.ChunkKeys <= 0 {
 		opt.ChunkKeys = int64(spec.ReadBatch) * 10
 	}
-	if err := c.countPending(ctx, pool, spec, meta, opt.ChunkKeys, r); err != nil {
+	space, err := keyspace.New(spec.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.countPending(ctx, pool, spec, space, meta, opt.ChunkKeys, r); err != nil {
 		return nil, err
 	}
 	if r.DonePending, err = c.donePending(ctx, job, meta, r.PendingKeys); err != nil {
 		return nil, err
 	}
 	if spec.Check != "" {
-		if err := c.spotCheck(ctx, pool, spec, meta, opt.Random, r); err != nil {
+		if err := c.spotCheck(ctx, pool, spec, space, meta, opt.Random, r); err != nil {
 			return nil, err
 		}
 	}
@@ -149,27 +154,41 @@ func (r *VerifyReport) judge() {
 }
 
 // countPending counts pending rows chunk by chunk, sleeping between chunks
-// so verify reads no faster than the job wrote.
-func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, meta ledger.Meta, span int64, r *VerifyReport) error {
-	table, key := spec.QuotedTable(), spec.QuotedKey()
-	q := fmt.Sprintf("SELECT count(*), (array_agg(%s ORDER BY %s))[1:%d] FROM %s WHERE %s BETWEEN $1 AND $2 AND (%s)",
-		key, key, keysShown, table, key, spec.Pending)
-	n, err := chunks.Count(meta.From, meta.To, span)
+// so verify reads no faster than the job wrote. The first few pending keys
+// are read only while fewer than keysShown are known.
+func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, meta ledger.Meta, span int64, r *VerifyReport) error {
+	table, cols, in := spec.QuotedTable(), space.Columns(), space.InRange(1)
+	countQ := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND (%s)", table, in, spec.Pending)
+	keysQ := fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT %d", cols, table, in, spec.Pending, cols, keysShown)
+	parts, err := meta.Slicing.Reslice(span)
 	if err != nil {
 		return err
 	}
+	n := parts.Ranges()
 	for i := int64(0); i < n; i++ {
-		ch, err := chunks.At(meta.From, meta.To, span, i)
+		ch, err := parts.Range(i)
+		if err != nil {
+			return err
+		}
+		args, err := space.Args(ch.Lo, ch.Hi)
 		if err != nil {
 			return err
 		}
 		var count int64
-		var keys []int64
+		var keys []keyspace.Key
 		began := time.Now()
 		if err := readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, q, ch.Lo, ch.Hi).Scan(&count, &keys)
+			if err := tx.QueryRow(ctx, countQ, args...).Scan(&count); err != nil || count == 0 || len(r.PendingKeys) >= keysShown {
+				return err
+			}
+			rows, err := tx.Query(ctx, keysQ, args...)
+			if err != nil {
+				return err
+			}
+			keys, err = space.CollectKeys(rows)
+			return err
 		}); err != nil {
-			return fmt.Errorf("count pending rows of %s in [%d,%d]: %w", spec.Table, ch.Lo, ch.Hi, err)
+			return fmt.Errorf("count pending rows of %s in [%s,%s]: %w", spec.Table, ch.Lo, ch.Hi, err)
 		}
 		r.Chunks++
 		r.Pending += count
@@ -177,7 +196,7 @@ func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jo
 		if i == n-1 {
 			break // nothing left to pace
 		}
-		if err := clock.Sleep(ctx, pace(spec, ch.Hi-ch.Lo+1, time.Since(began))); err != nil {
+		if err := clock.Sleep(ctx, pace(spec, span, time.Since(began))); err != nil {
 			return err
 		}
 	}
@@ -188,7 +207,7 @@ func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jo
 // marked done that hold any of the pending keys found. A key whose range was
 // split is judged by the halves that cover it, since a split parent is
 // marked done once its halves are queued.
-func (c *Control) donePending(ctx context.Context, job string, meta ledger.Meta, keys []int64) ([]int64, error) {
+func (c *Control) donePending(ctx context.Context, job string, meta ledger.Meta, keys []keyspace.Key) ([]int64, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
@@ -202,13 +221,13 @@ func (c *Control) donePending(ctx context.Context, job string, meta ledger.Meta,
 	}
 	var out []int64
 	for _, k := range keys {
-		id, ok := chunks.IndexOf(meta.From, meta.To, meta.Span, k)
+		id, ok := meta.Slicing.Containing(k)
 		if !ok {
 			continue
 		}
 		holders := []int64{id}
 		for sid, b := range splits {
-			if b[0] <= k && k <= b[1] {
+			if meta.Slicing.Holds(b, k) {
 				holders = append(holders, sid)
 			}
 		}
@@ -230,7 +249,7 @@ func pace(spec *jobspec.Spec, keys int64, took time.Duration) time.Duration {
 }
 
 // spotCheck samples rows and tests them with the job's check expression.
-func (c *Control) spotCheck(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, meta ledger.Meta, random int, r *VerifyReport) error {
+func (c *Control) spotCheck(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, meta ledger.Meta, random int, r *VerifyReport) error {
 	ids := []int64{0, meta.Ranges - 1}
 	for range random {
 		ids = append(ids, rand.Int64N(max(meta.Ranges, 1)))
@@ -241,49 +260,77 @@ func (c *Control) spotCheck(ctx context.Context, pool *pgxpool.Pool, spec *jobsp
 	if err != nil {
 		return err
 	}
-	table, key := spec.QuotedTable(), spec.QuotedKey()
-	edges := fmt.Sprintf(`(SELECT %[1]s FROM %[2]s WHERE %[1]s BETWEEN $1 AND $2 ORDER BY %[1]s LIMIT 2)
-		UNION (SELECT %[1]s FROM %[2]s WHERE %[1]s BETWEEN $1 AND $2 ORDER BY %[1]s DESC LIMIT 2)
-		UNION (SELECT (SELECT %[1]s FROM %[2]s WHERE %[1]s >= k AND %[1]s <= $2 ORDER BY %[1]s LIMIT 1)
-		       FROM unnest($3::bigint[]) AS k)`, key, table)
-	check := fmt.Sprintf("SELECT %[1]s FROM %[2]s WHERE %[1]s = ANY($1) AND ((%[3]s) IS NOT TRUE) ORDER BY %[1]s", key, table, spec.Check)
-	var sample []int64
+	var sample []keyspace.Key
+	seen := map[string]bool{}
 	for _, id := range ids {
 		rg, err := rangeBounds(meta, splits, id)
 		if err != nil {
 			continue
 		}
-		randoms := make([]int64, 3)
-		for i := range randoms {
-			randoms[i] = rg.Lo + rand.Int64N(max(rg.Hi-rg.Lo, 1))
-		}
-		if err := readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, edges, rg.Lo, rg.Hi, randoms)
-			if err != nil {
-				return err
-			}
-			keys, err := pgx.CollectRows(rows, pgx.RowTo[*int64])
-			for _, k := range keys {
-				if k != nil {
-					sample = append(sample, *k)
-				}
-			}
-			return err
-		}); err != nil {
+		keys, err := sampleRange(ctx, pool, spec, space, rg)
+		if err != nil {
 			return fmt.Errorf("sample rows of %s range %d: %w", spec.Table, id, err)
 		}
+		for _, k := range keys {
+			if !seen[k.Encode()] {
+				seen[k.Encode()] = true
+				sample = append(sample, k)
+			}
+		}
 	}
-	slices.Sort(sample)
-	sample = slices.Compact(sample)
 	r.Sampled = len(sample)
+	list, err := space.Array(sample)
+	if err != nil {
+		return err
+	}
+	cols := space.Columns()
+	check := fmt.Sprintf("SELECT %[1]s FROM %[2]s WHERE %[3]s AND ((%[4]s) IS NOT TRUE) ORDER BY %[1]s", cols, spec.QuotedTable(), space.AnyOf(1), spec.Check)
 	return readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, check, sample)
+		rows, err := tx.Query(ctx, check, list)
 		if err != nil {
 			return fmt.Errorf("run check %q: %w", spec.Check, err)
 		}
-		r.Mismatches, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		r.Mismatches, err = space.CollectKeys(rows)
 		return err
 	})
+}
+
+// sampledRandoms is how many random keys of a range are spot-checked
+// besides its first and last two.
+const sampledRandoms = 3
+
+// sampleRange reads the keys of rows verify spot-checks in range rg: its
+// first two, its last two, and the first row at or after each of a few
+// random keys of the range, in one round trip.
+func sampleRange(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, rg keyspace.Range) ([]keyspace.Key, error) {
+	randoms, err := space.Sample(rg, sampledRandoms)
+	if err != nil {
+		return nil, err
+	}
+	table, cols := spec.QuotedTable(), space.Columns()
+	parts := []string{
+		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[1]s LIMIT 2)", cols, table, space.InRange(1)),
+		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[4]s LIMIT 2)", cols, table, space.InRange(1), space.Descending()),
+	}
+	bounds := []keyspace.Key{rg.Lo, rg.Hi}
+	for _, k := range randoms {
+		parts = append(parts, fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[1]s LIMIT 1)", cols, table, space.From(len(bounds)*space.Width()+1)))
+		bounds = append(bounds, k, rg.Hi)
+	}
+	args, err := space.Args(bounds...)
+	if err != nil {
+		return nil, err
+	}
+	var keys []keyspace.Key
+	err = readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, strings.Join(parts, " UNION "), args...)
+		if err != nil {
+			return err
+		}
+		keys, err = space.CollectKeys(rows)
+		return err
+	})
+	return keys, err
 }
 
 // readOnly runs fn in a read-only transaction bounded by the job's

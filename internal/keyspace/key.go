@@ -76,8 +76,9 @@ func DecodeKey(s string) (Key, error) {
 }
 
 // MarshalJSON writes a one-column key whose text is an integer literal as a
-// JSON number (42), any other one-column key as a JSON string ("abc"), and
-// a key of several columns as an array of strings (["7", "abc"]). So an
+// JSON number (42), any other one-column key as a JSON string ("abc"), a
+// key of several columns as an array of strings (["7", "abc"]), and the
+// zero Key as null. So an
 // integer job's tasks, cursors and --json output are byte for byte what
 // they were before key shapes, and old and new workers can share a queue;
 // the number is written from the text, never through a float, so no digit
@@ -89,7 +90,7 @@ func (k Key) MarshalJSON() ([]byte, error) {
 	case len(k.vals) == 1:
 		return json.Marshal(k.vals[0])
 	case len(k.vals) == 0:
-		return []byte("[]"), nil
+		return []byte("null"), nil
 	}
 	return json.Marshal(k.vals)
 }
@@ -99,6 +100,8 @@ func (k Key) MarshalJSON() ([]byte, error) {
 func (k *Key) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	switch {
+	case string(b) == "null":
+		*k = Key{}
 	case len(b) > 0 && b[0] == '"':
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -128,3 +131,16 @@ var ErrBadKey = errors.New("not an encoded key: want an integer, a JSON string o
 // intLiteral is an integer written the way PostgreSQL and strconv write
 // one: no "+", no leading zeros, so its text and its number are one-to-one.
 var intLiteral = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+
+// Inverted reports whether [lo, hi] cannot be a range: a bound is missing,
+// the bounds have different widths, or both are integers with lo above hi.
+// Keys of shapes that order only in the database (text under a collation)
+// are not judged here; a walk of such an inverted range reads nothing.
+func Inverted(lo, hi Key) bool {
+	if lo.IsZero() || hi.IsZero() || len(lo.vals) != len(hi.vals) {
+		return true
+	}
+	a, errA := intOf(lo)
+	b, errB := intOf(hi)
+	return errA == nil && errB == nil && a > b
+}

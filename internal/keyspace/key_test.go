@@ -23,7 +23,7 @@ func TestKeyEncoding(t *testing.T) {
 		{"text that is no integer literal", keyspace.NewKey("007"), `"007"`, "007"},
 		{"text with any bytes", keyspace.NewKey("a\"b\\c\x00é"), `"a\"b\\c\u0000é"`, "a\"b\\c\x00é"},
 		{"composite", keyspace.NewKey("7", "2024-01-01 00:00:00.000001+00"), `["7","2024-01-01 00:00:00.000001+00"]`, "(7, 2024-01-01 00:00:00.000001+00)"},
-		{"zero", keyspace.Key{}, `[]`, ""},
+		{"zero", keyspace.Key{}, `null`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,6 +45,15 @@ func (s Space) Columns() string {
 	return strings.Join(q, ", ")
 }
 
+// Descending is the ORDER BY list that sorts keys from the largest down.
+func (s Space) Descending() string {
+	q := make([]string, len(s.cols))
+	for i, c := range s.cols {
+		q[i] = pgx.Identifier{c}.Sanitize() + " DESC"
+	}
+	return strings.Join(q, ", ")
+}
+
 // Width is how many placeholders one key takes: one per column.
 func (s Space) Width() int { return len(s.cols) }
 

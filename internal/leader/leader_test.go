@@ -19,6 +19,7 @@ import (
 	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
 	"github.com/ebbhq/ebb/internal/metrics"
@@ -256,7 +257,11 @@ func storeJob(t *testing.T, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, 
 	require.NoError(t, err)
 	b, err := spec.JSON()
 	require.NoError(t, err)
-	_, err = l.SaveJob(context.Background(), spec.Name, b, ledger.Meta{Queue: rd.Queue, From: 1, To: 10, Span: 10, Ranges: 1, Created: time.Now()})
+	space, err := keyspace.New(spec.Key)
+	require.NoError(t, err)
+	sl, err := space.Slice(keyspace.Int(1), keyspace.Int(10), 10)
+	require.NoError(t, err)
+	_, err = l.SaveJob(context.Background(), spec.Name, b, ledger.Meta{Queue: rd.Queue, Slicing: sl, Ranges: 1, Created: time.Now()})
 	require.NoError(t, err)
 	return l, rd, spec
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 // Keys of the guard: live overrides, the fleet's concurrency slots, the
@@ -384,9 +387,9 @@ func (l *Ledger) CommitTimes(ctx context.Context, job string) ([]time.Duration, 
 // first halves back: a retry after a failed enqueue must not leave orphan
 // range IDs that no task will ever finish. Those halves cover what the
 // retry would split, since a range's checkpoint only moves forward.
-func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2][2]int64) ([2]int64, error) {
+func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2]keyspace.Range) ([2]int64, error) {
 	ids, err := splitScript.Run(ctx, l.rdb, []string{l.MetaKey(job), l.SplitsKey(job)},
-		fmt.Sprintf("%d:%d", halves[0][0], halves[0][1]), fmt.Sprintf("%d:%d", halves[1][0], halves[1][1]), parent).Int64Slice()
+		encodeBounds(halves[0]), encodeBounds(halves[1]), parent).Int64Slice()
 	if err != nil || len(ids) != 2 {
 		return [2]int64{}, fmt.Errorf("split %s range %d: %w", job, parent, err)
 	}
@@ -396,7 +399,8 @@ func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2]
 // splitScript allots two range IDs to the halves of a split parent, once per
 // parent.
 // KEYS[1] meta, KEYS[2] splits.
-// ARGV[1], ARGV[2] "lo:hi" of each half; ARGV[3] the parent's range ID.
+// ARGV[1], ARGV[2] the bounds of each half, "[lo,hi]" (encodeBounds);
+// ARGV[3] the parent's range ID.
 // Returns the halves' IDs: new ones (HINCRBY meta ranges 2), or those of the
 // parent's earlier split, kept in the splits field "parent:ID" as "a,b".
 var splitScript = redis.NewScript(`
@@ -411,30 +415,55 @@ return {last - 2, last - 1}
 `)
 
 // splitParentPrefix marks the fields of the splits hash that remember which
-// parent a split came from; the others are range ID → "lo:hi".
+// parent a split came from; the others are range ID → bounds, "[lo,hi]" in
+// keyspace's key JSON (ebb before key shapes wrote "lo:hi", still read).
 const splitParentPrefix = "parent:"
 
-// Splits returns the bounds of ranges made by splitting, by range ID.
-func (l *Ledger) Splits(ctx context.Context, job string) (map[int64][2]int64, error) {
+// Splits returns the ranges made by splitting, by range ID.
+func (l *Ledger) Splits(ctx context.Context, job string) (map[int64]keyspace.Range, error) {
 	h, err := l.rdb.HGetAll(ctx, l.SplitsKey(job)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read split ranges of %s: %w", job, err)
 	}
-	out := make(map[int64][2]int64, len(h))
+	out := make(map[int64]keyspace.Range, len(h))
 	for k, v := range h {
 		if strings.HasPrefix(k, splitParentPrefix) {
 			continue
 		}
 		rid, err1 := strconv.ParseInt(k, 10, 64)
-		lo, hi, ok := strings.Cut(v, ":")
-		a, err2 := strconv.ParseInt(lo, 10, 64)
-		b, err3 := strconv.ParseInt(hi, 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || !ok {
-			return nil, fmt.Errorf("%s field %s=%q is not range:lo:hi; was it edited by hand?", l.SplitsKey(job), k, v)
+		r, err2 := decodeBounds(v)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s field %s=%q is not range ID → [lo,hi]; was it edited by hand?", l.SplitsKey(job), k, v)
 		}
-		out[rid] = [2]int64{a, b}
+		r.ID = rid
+		out[rid] = r
 	}
 	return out, nil
+}
+
+// encodeBounds is a split half's value in the splits hash: its bounds as a
+// JSON pair of keys, lossless for every key shape.
+func encodeBounds(r keyspace.Range) string {
+	b, _ := json.Marshal([2]keyspace.Key{r.Lo, r.Hi}) // keys always marshal
+	return string(b)
+}
+
+// decodeBounds reads encodeBounds, or the "lo:hi" of integers an older ebb
+// wrote.
+func decodeBounds(v string) (keyspace.Range, error) {
+	if lo, hi, ok := strings.Cut(v, ":"); ok && !strings.HasPrefix(v, "[") {
+		a, err1 := keyspace.DecodeKey(lo)
+		b, err2 := keyspace.DecodeKey(hi)
+		return keyspace.Range{Lo: a, Hi: b}, errors.Join(err1, err2)
+	}
+	var pair [2]keyspace.Key
+	if err := json.Unmarshal([]byte(v), &pair); err != nil {
+		return keyspace.Range{}, err
+	}
+	if pair[0].IsZero() || pair[1].IsZero() {
+		return keyspace.Range{}, keyspace.ErrBadKey
+	}
+	return keyspace.Range{Lo: pair[0], Hi: pair[1]}, nil
 }
 
 // Now is Redis's clock, the one time every worker and the leader share.

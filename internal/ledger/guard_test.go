@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
 
@@ -212,7 +213,7 @@ func TestBaselineAndCommitTimes(t *testing.T) {
 	require.Equal(t, map[string]float64{"p95": 0.25}, bl)
 
 	for i := 1; i <= 3; i++ {
-		require.NoError(t, b.l.Commit(ctx, "j", 0, int64(i), 1, time.Duration(i)*100*time.Millisecond, time.Minute))
+		require.NoError(t, b.l.Commit(ctx, "j", 0, keyspace.Int(int64(i)), 1, time.Duration(i)*100*time.Millisecond, time.Minute))
 	}
 	ct, err := b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
@@ -237,7 +238,7 @@ func TestCommitTimesOnlyRecent(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ct, "commits older than the window do not count")
 
-	require.NoError(t, b.l.Commit(ctx, "j", 0, 10, 1, 40*time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "j", 0, keyspace.Int(10), 1, 40*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{40 * time.Millisecond}, ct)
@@ -245,7 +246,7 @@ func TestCommitTimesOnlyRecent(t *testing.T) {
 	require.Positive(t, b.rdb.PTTL(ctx, b.l.CommitsKey("j")).Val(), "an idle job's commit times expire")
 
 	// Two commits with the same time in the same range are both counted.
-	require.NoError(t, b.l.Commit(ctx, "j", 1, 10, 1, 40*time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "j", 1, keyspace.Int(10), 1, 40*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Len(t, ct, 2)
@@ -261,7 +262,7 @@ func TestCommitReplacesLegacyList(t *testing.T) {
 	ct, err := b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Empty(t, ct)
-	require.NoError(t, b.l.Commit(ctx, "j", 0, 1, 1, 25*time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "j", 0, keyspace.Int(1), 1, 25*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{25 * time.Millisecond}, ct)
@@ -272,7 +273,7 @@ func TestSplit(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	b.saveJob(t, "j") // ranges 0..9
-	ids, err := b.l.Split(ctx, "j", 3, [2][2]int64{{350, 374}, {375, 400}})
+	ids, err := b.l.Split(ctx, "j", 3, halves(350, 374, 375, 400))
 	require.NoError(t, err)
 	require.Equal(t, [2]int64{10, 11}, ids)
 	m, err := b.l.Meta(ctx, "j")
@@ -280,11 +281,11 @@ func TestSplit(t *testing.T) {
 	require.Equal(t, int64(12), m.Ranges, "the job now counts the halves")
 	sp, err := b.l.Splits(ctx, "j")
 	require.NoError(t, err)
-	require.Equal(t, map[int64][2]int64{10: {350, 374}, 11: {375, 400}}, sp)
+	require.Equal(t, map[int64]keyspace.Range{10: ir(10, 350, 374), 11: ir(11, 375, 400)}, sp)
 
 	// The parent's retry (its enqueue failed) splits again: it gets the same
 	// halves, and the job counts no orphan range that nothing would finish.
-	again, err := b.l.Split(ctx, "j", 3, [2][2]int64{{360, 380}, {381, 400}})
+	again, err := b.l.Split(ctx, "j", 3, halves(360, 380, 381, 400))
 	require.NoError(t, err)
 	require.Equal(t, ids, again)
 	m, err = b.l.Meta(ctx, "j")
@@ -292,10 +293,19 @@ func TestSplit(t *testing.T) {
 	require.Equal(t, int64(12), m.Ranges, "a second split of one parent adds no range")
 	sp, err = b.l.Splits(ctx, "j")
 	require.NoError(t, err)
-	require.Equal(t, map[int64][2]int64{10: {350, 374}, 11: {375, 400}}, sp)
+	require.Equal(t, map[int64]keyspace.Range{10: ir(10, 350, 374), 11: ir(11, 375, 400)}, sp)
 
 	// Another parent gets halves of its own.
-	other, err := b.l.Split(ctx, "j", 5, [2][2]int64{{550, 574}, {575, 600}})
+	other, err := b.l.Split(ctx, "j", 5, halves(550, 574, 575, 600))
 	require.NoError(t, err)
 	require.Equal(t, [2]int64{12, 13}, other)
+}
+
+// halves are the two halves of a split, integer bounds.
+func halves(lo1, hi1, lo2, hi2 int64) [2]keyspace.Range {
+	return [2]keyspace.Range{ir(0, lo1, hi1), ir(0, lo2, hi2)}
+}
+
+func ir(id, lo, hi int64) keyspace.Range {
+	return keyspace.Range{ID: id, Lo: keyspace.Int(lo), Hi: keyspace.Int(hi)}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 // DefaultPrefix starts every ebb key. Tests use their own.
@@ -60,10 +62,13 @@ func (l *Ledger) PauseKey(job string) string { return l.jobKey(job, "pause") }
 // SpecKey holds the job spec as JSON.
 func (l *Ledger) SpecKey(job string) string { return l.jobKey(job, "spec") }
 
-// MetaKey is a hash with the job's slicing (from, to, span, ranges) and queue.
+// MetaKey is a hash with the job's slicing (an opaque string keyspace
+// writes; jobs started before it hold from, to and span instead), its range
+// count and queue.
 func (l *Ledger) MetaKey(job string) string { return l.jobKey(job, "meta") }
 
-// CursorKey is a hash: range ID → last committed key.
+// CursorKey is a hash: range ID → last committed key (keyspace's encoding;
+// an integer key is the bare number).
 func (l *Ledger) CursorKey(job string) string { return l.jobKey(job, "cursor") }
 
 // DoneKey is a set of range IDs that are finished.
@@ -108,10 +113,12 @@ func (l *Ledger) jobKey(job, suffix string) string {
 // Meta is the slicing of a job, fixed by its first start so that later
 // starts re-enqueue exactly the same ranges.
 type Meta struct {
-	Queue  string
-	From   int64
-	To     int64
-	Span   int64
+	Queue string
+	// Slicing cuts the key space into ranges 0 … Slicing.Ranges()-1. The
+	// ledger stores it as keyspace encodes it and never interprets it.
+	Slicing keyspace.Slicing
+	// Ranges counts every range ID handed out: the slicing's, then two per
+	// split (Split).
 	Ranges int64
 	// Created is when the job was first started.
 	Created time.Time
@@ -136,9 +143,7 @@ func (l *Ledger) SaveJob(ctx context.Context, job string, spec []byte, m Meta) (
 		if created {
 			p.HSet(ctx, l.MetaKey(job), map[string]any{
 				"queue":    m.Queue,
-				"from":     m.From,
-				"to":       m.To,
-				"span":     m.Span,
+				"slicing":  m.Slicing.Encode(),
 				"created":  m.Created.UTC().Format(time.RFC3339),
 				"estimate": m.Estimate,
 				"dry_run":  strconv.FormatBool(m.DryRun),
@@ -170,15 +175,11 @@ func (l *Ledger) Meta(ctx context.Context, job string) (Meta, error) {
 		return Meta{}, fmt.Errorf("job %s: %w", job, ErrNotFound)
 	}
 	m := Meta{Queue: h["queue"]}
-	for _, f := range []struct {
-		name string
-		dst  *int64
-	}{{"from", &m.From}, {"to", &m.To}, {"span", &m.Span}, {"ranges", &m.Ranges}} {
-		v, err := strconv.ParseInt(h[f.name], 10, 64)
-		if err != nil {
-			return Meta{}, fmt.Errorf("job %s meta field %s=%q is not a number; was %s edited by hand?", job, f.name, h[f.name], l.MetaKey(job))
-		}
-		*f.dst = v
+	if m.Ranges, err = strconv.ParseInt(h["ranges"], 10, 64); err != nil {
+		return Meta{}, fmt.Errorf("job %s meta field ranges=%q is not a number; was %s edited by hand?", job, h["ranges"], l.MetaKey(job))
+	}
+	if m.Slicing, err = readSlicing(h); err != nil {
+		return Meta{}, fmt.Errorf("job %s meta: %w; was %s edited by hand?", job, err, l.MetaKey(job))
 	}
 	m.Created, _ = time.Parse(time.RFC3339, h["created"])
 	m.Estimate, _ = strconv.ParseInt(h["estimate"], 10, 64)
@@ -187,6 +188,15 @@ func (l *Ledger) Meta(ctx context.Context, job string) (Meta, error) {
 		m.Finished = time.Unix(sec, 0)
 	}
 	return m, nil
+}
+
+// readSlicing is the slicing of a meta hash: its slicing field, or for a
+// job started before that field existed, its from, to and span fields.
+func readSlicing(h map[string]string) (keyspace.Slicing, error) {
+	if s, ok := h["slicing"]; ok {
+		return keyspace.DecodeSlicing(s)
+	}
+	return keyspace.LegacySlicing(h["from"], h["to"], h["span"])
 }
 
 // Spec returns the stored spec JSON, or ErrNotFound.
@@ -227,17 +237,17 @@ func (l *Ledger) DeleteJob(ctx context.Context, job string) (int64, error) {
 
 // Checkpoint returns the last committed key of a range; ok is false when the
 // range has no checkpoint yet.
-func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key int64, ok bool, err error) {
+func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key keyspace.Key, ok bool, err error) {
 	s, err := l.rdb.HGet(ctx, l.CursorKey(job), id(rangeID)).Result()
 	if errors.Is(err, redis.Nil) {
-		return 0, false, nil
+		return keyspace.Key{}, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read checkpoint %s range %d: %w", job, rangeID, err)
+		return keyspace.Key{}, false, fmt.Errorf("read checkpoint %s range %d: %w", job, rangeID, err)
 	}
-	key, err = strconv.ParseInt(s, 10, 64)
+	key, err = keyspace.DecodeKey(s)
 	if err != nil {
-		return 0, false, fmt.Errorf("checkpoint %s range %d holds %q, not a key; delete field %d of %s to redo the range", job, rangeID, s, rangeID, l.CursorKey(job))
+		return keyspace.Key{}, false, fmt.Errorf("checkpoint %s range %d holds %q, not a key; delete field %d of %s to redo the range", job, rangeID, s, rangeID, l.CursorKey(job))
 	}
 	return key, true, nil
 }
@@ -246,20 +256,21 @@ func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key
 // it wrote, atomically, the batch's commit time for the fleet's p95, and
 // marks the job alive for aliveTTL. Call it only after the database COMMIT
 // returned.
-func (l *Ledger) Commit(ctx context.Context, job string, rangeID, key, rows int64, took, aliveTTL time.Duration) error {
+func (l *Ledger) Commit(ctx context.Context, job string, rangeID int64, key keyspace.Key, rows int64, took, aliveTTL time.Duration) error {
+	enc := key.Encode()
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, l.CursorKey(job), id(rangeID), key)
+		p.HSet(ctx, l.CursorKey(job), id(rangeID), enc)
 		p.HIncrBy(ctx, l.StatsKey(job), "rows", rows)
 		p.HIncrBy(ctx, l.StatsKey(job), "batches", 1)
 		p.Set(ctx, l.AliveKey(job), 1, aliveTTL)
 		// Eval, not EvalSha: inside MULTI a NOSCRIPT could not fall back.
 		recordCommit.Eval(ctx, p, []string{l.CommitsKey(job)},
 			strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64),
-			fmt.Sprintf("%d:%d", rangeID, key), CommitWindow.Milliseconds(), commitsKept)
+			id(rangeID)+":"+enc, CommitWindow.Milliseconds(), commitsKept)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("checkpoint %s range %d at key %d: %w", job, rangeID, key, err)
+		return fmt.Errorf("checkpoint %s range %d at key %s: %w", job, rangeID, key, err)
 	}
 	return nil
 }

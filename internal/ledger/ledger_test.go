@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
 
@@ -32,7 +33,7 @@ func setup(t *testing.T) *testBundle {
 func (b *testBundle) saveJob(t *testing.T, job string) ledger.Meta {
 	t.Helper()
 	m, err := b.l.SaveJob(context.Background(), job, []byte(`{"name":"`+job+`"}`), ledger.Meta{
-		Queue: b.env.Queue, From: 1, To: 1000, Span: 100, Ranges: 10,
+		Queue: b.env.Queue, Slicing: slicing(t, 1, 1000, 100), Ranges: 10,
 		Created: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 	})
 	require.NoError(t, err)
@@ -109,7 +110,7 @@ func TestCheckpoint(t *testing.T) {
 	tests := []struct {
 		name    string
 		prepare func(t *testing.T, b *testBundle)
-		wantKey int64
+		wantKey keyspace.Key
 		wantOK  bool
 		wantErr []string
 	}{
@@ -120,29 +121,29 @@ func TestCheckpoint(t *testing.T) {
 		{
 			name: "other range only",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 4, 99, 1, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 4, keyspace.Int(99), 1, time.Millisecond, time.Minute))
 			},
 		},
 		{
 			name: "present",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, 250, 10, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, keyspace.Int(250), 10, time.Millisecond, time.Minute))
 			},
-			wantKey: 250, wantOK: true,
+			wantKey: keyspace.Int(250), wantOK: true,
 		},
 		{
 			name: "lowest key",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MinInt64, 1, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, keyspace.Int(math.MinInt64), 1, time.Millisecond, time.Minute))
 			},
-			wantKey: math.MinInt64, wantOK: true,
+			wantKey: keyspace.Int(math.MinInt64), wantOK: true,
 		},
 		{
 			name: "highest key",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, math.MaxInt64, 1, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, keyspace.Int(math.MaxInt64), 1, time.Millisecond, time.Minute))
 			},
-			wantKey: math.MaxInt64, wantOK: true,
+			wantKey: keyspace.Int(math.MaxInt64), wantOK: true,
 		},
 		{
 			// Someone edited the cursor by hand: that is not "no progress",
@@ -189,18 +190,18 @@ func TestCommit(t *testing.T) {
 	b := setup(t)
 	b.saveJob(t, "c")
 
-	require.NoError(t, b.l.Commit(ctx, "c", 2, 100, 40, time.Millisecond, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "c", 2, 200, 60, time.Millisecond, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "c", 5, 550, 7, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 2, keyspace.Int(100), 40, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 2, keyspace.Int(200), 60, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 5, keyspace.Int(550), 7, time.Millisecond, time.Minute))
 
 	key, ok, err := b.l.Checkpoint(ctx, "c", 2)
 	require.NoError(t, err)
 	require.True(t, ok)
-	require.Equal(t, int64(200), key, "the latest commit wins")
+	require.Equal(t, keyspace.Int(200), key, "the latest commit wins")
 	key, ok, err = b.l.Checkpoint(ctx, "c", 5)
 	require.NoError(t, err)
 	require.True(t, ok)
-	require.Equal(t, int64(550), key, "ranges keep their own cursor")
+	require.Equal(t, keyspace.Int(550), key, "ranges keep their own cursor")
 
 	s, err := b.l.Snapshot(ctx, "c")
 	require.NoError(t, err)
@@ -232,7 +233,7 @@ func TestCommitAtomic(t *testing.T) {
 	go func() {
 		defer close(exited)
 		for i := int64(1); i <= commits; i++ {
-			if err := b.l.Commit(wctx, job, 0, i, 1, time.Millisecond, time.Minute); err != nil {
+			if err := b.l.Commit(wctx, job, 0, keyspace.Int(i), 1, time.Millisecond, time.Minute); err != nil {
 				done <- err
 				return
 			}
@@ -286,9 +287,9 @@ func TestSaveJobKeepsSlicing(t *testing.T) {
 
 	// A second start with another range and span keeps the stored slicing,
 	// or done marks would point at other keys; the queue may move.
-	got, err := b.l.SaveJob(ctx, "s", []byte(`{"v":2}`), ledger.Meta{Queue: "elsewhere", From: 5, To: 50, Span: 1, Ranges: 46, Created: time.Now()})
+	got, err := b.l.SaveJob(ctx, "s", []byte(`{"v":2}`), ledger.Meta{Queue: "elsewhere", Slicing: slicing(t, 5, 50, 1), Ranges: 46, Created: time.Now()})
 	require.NoError(t, err)
-	require.Equal(t, ledger.Meta{Queue: "elsewhere", From: 1, To: 1000, Span: 100, Ranges: 10, Created: first.Created}, got)
+	require.Equal(t, ledger.Meta{Queue: "elsewhere", Slicing: slicing(t, 1, 1000, 100), Ranges: 10, Created: first.Created}, got)
 
 	spec, err := b.l.Spec(ctx, "s")
 	require.NoError(t, err)
@@ -326,8 +327,8 @@ func TestSnapshot(t *testing.T) {
 	b := setup(t)
 	meta := b.saveJob(t, "snap")
 
-	require.NoError(t, b.l.Commit(ctx, "snap", 0, 100, 5, time.Millisecond, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "snap", 1, 150, 7, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "snap", 0, keyspace.Int(100), 5, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "snap", 1, keyspace.Int(150), 7, time.Millisecond, time.Minute))
 	require.NoError(t, b.l.MarkDone(ctx, "snap", 0))
 	require.NoError(t, b.l.MarkDone(ctx, "snap", 0), "marking done twice counts once")
 	require.NoError(t, b.l.MarkFailed(ctx, "snap", 7, "permanent: division by zero"))
@@ -478,7 +479,7 @@ func TestDeleteJob(t *testing.T) {
 	b := setup(t)
 	for _, job := range []string{"gone", "kept"} {
 		b.saveJob(t, job)
-		require.NoError(t, b.l.Commit(ctx, job, 0, 10, 10, time.Millisecond, time.Minute))
+		require.NoError(t, b.l.Commit(ctx, job, 0, keyspace.Int(10), 10, time.Millisecond, time.Minute))
 		require.NoError(t, b.l.MarkDone(ctx, job, 0))
 		require.NoError(t, b.l.MarkFailed(ctx, job, 1, "boom"))
 		require.NoError(t, b.l.SetPause(ctx, job, "1"))
@@ -497,4 +498,57 @@ func TestDeleteJob(t *testing.T) {
 	require.Equal(t, []string{"kept"}, jobs)
 	_, err = b.l.Snapshot(ctx, "kept")
 	require.NoError(t, err, "the other job is untouched")
+}
+
+// slicing is the integer slicing of [from, to] by span.
+func slicing(t *testing.T, from, to, span int64) keyspace.Slicing {
+	t.Helper()
+	sp, err := keyspace.New("id")
+	require.NoError(t, err)
+	sl, err := sp.Slice(keyspace.Int(from), keyspace.Int(to), span)
+	require.NoError(t, err)
+	return sl
+}
+
+// TestLegacyFormats: a job started by an ebb from before key shapes (meta
+// with from/to/span and no slicing, bare integer cursors, "lo:hi" splits)
+// still reads, and its slicing is the one it was started with.
+func TestLegacyFormats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	const job = "old"
+	require.NoError(t, b.rdb.HSet(ctx, b.l.MetaKey(job), map[string]any{
+		"queue": b.env.Queue, "from": "1", "to": "1000", "span": "100", "ranges": "12",
+	}).Err())
+	require.NoError(t, b.rdb.HSet(ctx, b.l.CursorKey(job), "3", "350").Err())
+	require.NoError(t, b.rdb.HSet(ctx, b.l.SplitsKey(job), "10", "351:375", "11", "376:400", "parent:3", "10,11").Err())
+
+	m, err := b.l.Meta(ctx, job)
+	require.NoError(t, err)
+	require.Equal(t, slicing(t, 1, 1000, 100), m.Slicing)
+	require.Equal(t, int64(12), m.Ranges)
+	cp, ok, err := b.l.Checkpoint(ctx, job, 3)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, keyspace.Int(350), cp)
+	sp, err := b.l.Splits(ctx, job)
+	require.NoError(t, err)
+	require.Equal(t, map[int64]keyspace.Range{
+		10: {ID: 10, Lo: keyspace.Int(351), Hi: keyspace.Int(375)},
+		11: {ID: 11, Lo: keyspace.Int(376), Hi: keyspace.Int(400)},
+	}, sp)
+
+	// A new split of the old job is written in the lossless form.
+	ids, err := b.l.Split(ctx, job, 5, [2]keyspace.Range{{Lo: keyspace.Int(550), Hi: keyspace.Int(574)}, {Lo: keyspace.Int(575), Hi: keyspace.Int(600)}})
+	require.NoError(t, err)
+	require.Equal(t, [2]int64{12, 13}, ids)
+	v, err := b.rdb.HGet(ctx, b.l.SplitsKey(job), "12").Result()
+	require.NoError(t, err)
+	require.Equal(t, "[550,574]", v)
+
+	// A hand-edited slicing is an error, not a silent reslice.
+	require.NoError(t, b.rdb.HSet(ctx, b.l.MetaKey(job), "slicing", "garbage").Err())
+	_, err = b.l.Meta(ctx, job)
+	require.ErrorContains(t, err, "edited by hand")
 }

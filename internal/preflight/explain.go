@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 // smallTable is the estimated row count below which the planner may rightly
@@ -20,38 +22,73 @@ func checkExplain(ctx context.Context, r *Resources) error {
 	if err := r.Pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", r.Spec.QuotedTable()).Scan(&est); err != nil {
 		return err
 	}
-	lo := int64(0)
+	lo := keyspace.Int(0)
 	if !r.Spec.Range.From.IsAuto() {
-		lo = r.Spec.Range.From.Value()
-	} else if err := r.Pool.QueryRow(ctx, fmt.Sprintf("SELECT coalesce(min(%s), 0) FROM %s", r.Spec.QuotedKey(), r.Spec.QuotedTable())).Scan(&lo); err != nil {
+		lo = keyspace.Int(r.Spec.Range.From.Value())
+	} else if min, _, ok, err := r.Space.Extremes(ctx, r.Pool, r.Spec.QuotedTable()); err != nil {
+		return err
+	} else if ok {
+		lo = min
+	}
+	read, after, write, err := r.Samples(lo)
+	if err != nil {
 		return err
 	}
-	hi := lo + int64(r.Spec.ReadBatch)
-	for _, st := range []struct {
-		what, sql string
-		args      []any
-	}{
-		{"read", r.Stmts.Read, []any{lo, hi, r.Spec.ReadBatch}},
-		{"write", r.Stmts.Write, []any{lo, lo + int64(r.Spec.Batch.Max)}},
-	} {
-		plan, used, err := explainUses(ctx, r, st.sql, st.args, false)
+	for _, st := range []Sample{read, after, write} {
+		plan, used, err := explainUses(ctx, r, st.SQL, st.Args, false)
 		if err != nil {
-			return refuse("EXPLAIN of the %s statement failed: %v\nstatement: %s", st.what, err, st.sql)
+			return refuse("EXPLAIN of the %s statement failed: %v\nstatement: %s", st.What, err, st.SQL)
 		}
 		if !used && est < smallTable {
-			_, used, err = explainUses(ctx, r, st.sql, st.args, true)
+			_, used, err = explainUses(ctx, r, st.SQL, st.Args, true)
 			if err != nil {
-				return refuse("EXPLAIN of the %s statement failed: %v", st.what, err)
+				return refuse("EXPLAIN of the %s statement failed: %v", st.What, err)
 			}
-			if used {
-				r.Notes = append(r.Notes, fmt.Sprintf("%s: the planner scans this small table (%.0f rows estimated) but can use the key index; on a large table it will", st.what, est))
+			if used && st.What != afterWhat {
+				r.Notes = append(r.Notes, fmt.Sprintf("%s: the planner scans this small table (%.0f rows estimated) but can use the key index; on a large table it will", st.What, est))
 			}
 		}
 		if !used {
-			return refuse("the %s statement would not use an index on %s (indexes: %v); fix the pending predicate or the write so the key bounds can seek the index\nplan:\n%s", st.what, r.Spec.Key, r.KeyIndexes, plan)
+			return refuse("the %s statement would not use an index on %s (indexes: %v); fix the pending predicate or the write so the key bounds can seek the index\nplan:\n%s", st.What, r.Spec.Key, r.KeyIndexes, plan)
 		}
 	}
 	return nil
+}
+
+// Sample is one of the job's statements with values to EXPLAIN it with.
+type Sample struct {
+	What string
+	SQL  string
+	Args []any
+}
+
+// afterWhat names the read after a checkpoint. It differs from the first
+// read only in > for >=, so a small table's note is not said twice.
+const afterWhat = "read after a checkpoint"
+
+// Samples binds the job's statements to a batch that starts at lo: the
+// first read and the read after a checkpoint span read_batch keys, the
+// write batch.max keys.
+func (r *Resources) Samples(lo keyspace.Key) (read, after, write Sample, err error) {
+	readHi, err := r.Space.Ahead(lo, int64(r.Spec.ReadBatch))
+	if err != nil {
+		return read, after, write, err
+	}
+	writeHi, err := r.Space.Ahead(lo, int64(r.Spec.Batch.Max))
+	if err != nil {
+		return read, after, write, err
+	}
+	readArgs, err := r.Space.Args(lo, readHi)
+	if err != nil {
+		return read, after, write, err
+	}
+	writeArgs, err := r.Space.Args(lo, writeHi)
+	if err != nil {
+		return read, after, write, err
+	}
+	readArgs = append(readArgs, r.Spec.ReadBatch)
+	return Sample{"read", r.Stmts.ReadFrom, readArgs}, Sample{afterWhat, r.Stmts.ReadAfter, readArgs},
+		Sample{"write", r.Stmts.Write, writeArgs}, nil
 }
 
 // Explain returns the text EXPLAIN of a statement for the plan output.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/batch"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 // Resources is what a check may look at. Later checks see what earlier ones
@@ -21,6 +22,8 @@ import (
 type Resources struct {
 	Pool  *pgxpool.Pool
 	Spec  *jobspec.Spec
+	// Space is the job's key, which writes the statements' key bounds.
+	Space keyspace.Space
 	Stmts batch.Statements
 	// KeyIndexes are the btree indexes whose first column is the key.
 	KeyIndexes []string
@@ -68,7 +71,11 @@ func (r *refusal) Error() string { return r.msg }
 // Run runs every check in name order and stops at the first failure, since
 // later checks depend on earlier ones.
 func Run(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*Resources, error) {
-	r := &Resources{Pool: pool, Spec: spec, Stmts: batch.Build(spec)}
+	space, err := keyspace.New(spec.Key)
+	if err != nil {
+		return nil, &RefusedError{Check: "0-key", Err: err}
+	}
+	r := &Resources{Pool: pool, Spec: spec, Space: space, Stmts: batch.Build(spec, space)}
 	checks := append([]Check(nil), Checks...)
 	sort.Slice(checks, func(i, j int) bool { return checks[i].Name < checks[j].Name })
 	for _, c := range checks {

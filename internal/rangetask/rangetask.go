@@ -6,7 +6,7 @@
 // (control) builds and inspects range tasks, the worker side (runner) decodes
 // and walks them, and neither imports the other. What a range task means —
 // walking it, checkpointing it — is left to runner; which ranges exist is
-// left to chunks and the ledger.
+// left to keyspace and the ledger.
 package rangetask
 
 import (
@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 // TaskType is the asynq type of a range task.
@@ -33,8 +35,10 @@ const DefaultQueue = "ebb"
 type Payload struct {
 	Job   string `json:"job"`
 	Range int64  `json:"range"`
-	Lo    int64  `json:"lo"`
-	Hi    int64  `json:"hi"`
+	// Lo and Hi bound the range, inclusive, in keyspace's JSON: an integer
+	// key is the number itself, as in tasks enqueued before key shapes.
+	Lo keyspace.Key `json:"lo"`
+	Hi keyspace.Key `json:"hi"`
 }
 
 // Encode returns the payload as a task body.
@@ -56,7 +60,7 @@ func Decode(b []byte) (Payload, error) {
 	if err := dec.Decode(&p); err != nil {
 		return Payload{}, fmt.Errorf("decode range task: %w", err)
 	}
-	if p.Job == "" || p.Lo > p.Hi {
+	if p.Job == "" || keyspace.Inverted(p.Lo, p.Hi) {
 		return Payload{}, fmt.Errorf("decode range task: %w", errMissingJobOrInverted)
 	}
 	return p, nil
@@ -150,7 +154,7 @@ func ValidQueue(q string) error {
 }
 
 // errMissingJobOrInverted is a payload that decodes but names no range.
-var errMissingJobOrInverted = errors.New("missing job or inverted bounds")
+var errMissingJobOrInverted = errors.New("missing job, missing or inverted bounds")
 
 // idSep separates the job from the range ID in a TaskID.
 const idSep = ":r"

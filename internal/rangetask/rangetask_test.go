@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/rangetask"
 )
 
@@ -21,15 +22,20 @@ func TestDecode(t *testing.T) {
 		want    rangetask.Payload
 		wantErr string
 	}{
-		{name: "full", body: `{"job":"orders","range":3,"lo":10,"hi":20}`, want: rangetask.Payload{Job: "orders", Range: 3, Lo: 10, Hi: 20}},
-		{name: "single key", body: `{"job":"orders","range":0,"lo":5,"hi":5}`, want: rangetask.Payload{Job: "orders", Lo: 5, Hi: 5}},
+		{name: "full", body: `{"job":"orders","range":3,"lo":10,"hi":20}`, want: rangetask.Payload{Job: "orders", Range: 3, Lo: keyspace.Int(10), Hi: keyspace.Int(20)}},
+		{name: "single key", body: `{"job":"orders","range":0,"lo":5,"hi":5}`, want: rangetask.Payload{Job: "orders", Lo: keyspace.Int(5), Hi: keyspace.Int(5)}},
 		{name: "int64 bounds", body: `{"job":"j","range":1,"lo":-9223372036854775808,"hi":9223372036854775807}`,
-			want: rangetask.Payload{Job: "j", Range: 1, Lo: math.MinInt64, Hi: math.MaxInt64}},
+			want: rangetask.Payload{Job: "j", Range: 1, Lo: keyspace.Int(math.MinInt64), Hi: keyspace.Int(math.MaxInt64)}},
 		{name: "not json", body: `{not json`, wantErr: "decode range task"},
 		{name: "unknown field", body: `{"job":"j","range":0,"lo":1,"hi":2,"sql":"DROP TABLE t"}`, wantErr: `unknown field "sql"`},
 		{name: "no job", body: `{"range":0,"lo":1,"hi":2}`, wantErr: "missing job"},
 		{name: "inverted", body: `{"job":"j","range":0,"lo":3,"hi":2}`, wantErr: "inverted bounds"},
 		{name: "empty", body: ``, wantErr: "decode range task"},
+		{name: "no bounds", body: `{"job":"j","range":0}`, wantErr: "missing or inverted bounds"},
+		{name: "text bounds", body: `{"job":"j","range":0,"lo":"a","hi":"b"}`,
+			want: rangetask.Payload{Job: "j", Lo: keyspace.NewKey("a"), Hi: keyspace.NewKey("b")}},
+		{name: "composite bounds", body: `{"job":"j","range":0,"lo":["1","a"],"hi":["1","b"]}`,
+			want: rangetask.Payload{Job: "j", Lo: keyspace.NewKey("1", "a"), Hi: keyspace.NewKey("1", "b")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,7 +91,7 @@ func TestTaskID(t *testing.T) {
 
 func TestNewTask(t *testing.T) {
 	t.Parallel()
-	p := rangetask.Payload{Job: "orders", Range: 4, Lo: 100, Hi: 199}
+	p := rangetask.Payload{Job: "orders", Range: 4, Lo: keyspace.Int(100), Hi: keyspace.Int(199)}
 	task, id, err := rangetask.NewTask(p)
 	require.NoError(t, err)
 	require.Equal(t, rangetask.TaskType, task.Type())
@@ -117,7 +123,7 @@ func TestEnqueuer(t *testing.T) {
 	insp := asynq.NewInspectorFromRedisClient(r.Client)
 	t.Cleanup(func() { _ = insp.Close() })
 	enqueue := rangetask.Enqueuer(client)
-	p := rangetask.Payload{Job: "orders", Range: 2, Lo: 1, Hi: 9}
+	p := rangetask.Payload{Job: "orders", Range: 2, Lo: keyspace.Int(1), Hi: keyspace.Int(9)}
 	require.NoError(t, enqueue(context.Background(), r.Queue, p))
 	require.NoError(t, enqueue(context.Background(), r.Queue, p))
 	info, err := insp.GetTaskInfo(r.Queue, rangetask.TaskID(p.Job, p.Range))
@@ -148,7 +154,7 @@ func FuzzPayload(f *testing.F) {
 			require.NoError(t, err)
 			require.Equal(t, p, again)
 		}
-		p := rangetask.Payload{Job: job, Range: rangeID, Lo: lo, Hi: hi}
+		p := rangetask.Payload{Job: job, Range: rangeID, Lo: keyspace.Int(lo), Hi: keyspace.Int(hi)}
 		b, err := p.Encode()
 		require.NoError(t, err)
 		got, err := rangetask.Decode(b)

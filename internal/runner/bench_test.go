@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
 )
@@ -27,7 +28,7 @@ func BenchmarkRange(b *testing.B) {
 				bt.start(spec)
 				r, err := runner.New(runner.Config{Ledger: bt.ledger, Pools: bt.pools()})
 				require.NoError(b, err)
-				payload := rangetask.Payload{Job: bt.job, Range: 0, Lo: 1, Hi: 20_000}
+				payload := rangetask.Payload{Job: bt.job, Range: 0, Lo: keyspace.Int(1), Hi: keyspace.Int(20_000)}
 				task, _, err := rangetask.NewTask(payload)
 				require.NoError(b, err)
 				b.StartTimer()

@@ -15,6 +15,7 @@ import (
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
 	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/metrics"
 )
 
@@ -176,10 +177,11 @@ func TestVerify(t *testing.T) {
 	require.ErrorIs(t, err, control.ErrVerifyFailed)
 	require.False(t, r.OK)
 	require.Equal(t, int64(1), r.Pending)
-	require.Equal(t, []int64{17777}, r.PendingKeys)
+	require.Equal(t, []keyspace.Key{keyspace.Int(17777)}, r.PendingKeys)
 	require.Equal(t, []int64{3}, r.DonePending, "the ledger marks key 17777's range done; the database disagrees")
 	require.Contains(t, strings.Join(r.Problems, "\n"), "the ledger marks ranges [3] done, yet they hold pending rows")
-	require.Contains(t, r.Mismatches, int64(1))
+	require.Contains(t, r.Mismatches, keyspace.Int(1))
+	require.Contains(t, strings.Join(r.Problems, "\n"), "(first keys [17777])", "keys print as they always did")
 	stored, err := b.redis.Client.Get(ctx, b.ledger.VerifyKey(b.job)).Result()
 	require.NoError(t, err)
 	require.Contains(t, stored, `"ok":false`)
@@ -232,7 +234,7 @@ func TestFinishedStatus(t *testing.T) {
 	require.Contains(t, b.status().PauseReason, "no fresh decision", "an unfinished job with a dead fleet is an alarm")
 
 	for r := int64(0); r < 3; r++ {
-		require.NoError(t, b.ledger.Commit(ctx, b.job, r, (r+1)*1000, 1000, time.Millisecond, time.Second))
+		require.NoError(t, b.ledger.Commit(ctx, b.job, r, keyspace.Int((r+1)*1000), 1000, time.Millisecond, time.Second))
 		require.NoError(t, b.ledger.MarkDone(ctx, b.job, r))
 	}
 	require.NoError(t, b.ctl.Pause(ctx, b.job, "someone who forgot"))
@@ -273,7 +275,7 @@ func TestEstimateInRange(t *testing.T) {
 	require.Equal(t, control.BasisRows, s.ProgressBasis)
 
 	// Range 0 wrote far more rows than the whole job was estimated to.
-	require.NoError(t, b.ledger.Commit(ctx, b.job, 0, 1000, 3*s.EstimatedRows, time.Millisecond, time.Second))
+	require.NoError(t, b.ledger.Commit(ctx, b.job, 0, keyspace.Int(1000), 3*s.EstimatedRows, time.Millisecond, time.Second))
 	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0))
 	s = b.status()
 	require.Equal(t, control.BasisRanges, s.ProgressBasis)

@@ -12,6 +12,7 @@ import (
 	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/rangetask"
 )
@@ -32,13 +33,17 @@ type walker struct {
 
 	// Set by open.
 	exec  *batch.Executor
+	space keyspace.Space
 	sizer *chunks.Sizer
 	// slot names this walker's batches in the max_workers slots.
 	slot  string
 	start time.Time
 
-	// pos is the next key to read.
-	pos int64
+	// pos is the lower bound of the next read: the range's first key,
+	// read inclusive, until a batch commits; from then on the last
+	// committed key (past), read strictly after.
+	pos  keyspace.Key
+	past bool
 	// lim is what the next batch obeys, as of the last gate.
 	lim           guard.Limits
 	rows, batches int64
@@ -48,7 +53,7 @@ type walker struct {
 func (r *Runner) newWalker(queue string, spec *jobspec.Spec, p rangetask.Payload) *walker {
 	return &walker{
 		r: r, queue: queue, spec: spec, p: p, pos: p.Lo,
-		attrs: []any{slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("lo", p.Lo), slog.Int64("hi", p.Hi)},
+		attrs: []any{slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Any("lo", p.Lo), slog.Any("hi", p.Hi)},
 		retry: newRetryPolicy(spec.Retries),
 	}
 }
@@ -90,10 +95,11 @@ func (w *walker) Run(ctx context.Context) error {
 	return w.finish(ctx)
 }
 
-// resume moves the walker to the key after the range's checkpoint. done is
-// true when the range needs no more work: it is marked done, or its
-// checkpoint is at its end (a crash between the last commit and the done
-// mark), which resume then marks done.
+// resume moves the walker past the range's checkpoint: its reads continue
+// strictly after the last committed key. done is true when the range needs
+// no more work: it is marked done, or its checkpoint is its last key (a
+// crash between the last commit and the done mark), which resume then
+// marks done.
 func (w *walker) resume(ctx context.Context) (done bool, err error) {
 	l := w.r.cfg.Ledger
 	done, err = l.IsDone(ctx, w.p.Job, w.p.Range)
@@ -104,11 +110,10 @@ func (w *walker) resume(ctx context.Context) (done bool, err error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	next, more := chunks.Next(cp)
-	if !more || next > w.p.Hi {
+	if cp.Equal(w.p.Hi) {
 		return true, l.MarkDone(ctx, w.p.Job, w.p.Range)
 	}
-	w.pos = max(next, w.p.Lo)
+	w.pos, w.past = cp, true
 	return false, nil
 }
 
@@ -120,8 +125,11 @@ func (w *walker) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("job %s: %w", w.p.Job, err)
 	}
-	w.exec = batch.NewExecutor(pool, w.spec)
-	w.r.log.InfoContext(ctx, "range start", append(w.attrs, slog.Int64("from", w.pos))...)
+	if w.space, err = keyspace.New(w.spec.Key); err != nil {
+		return fmt.Errorf("job %s: %w", w.p.Job, err)
+	}
+	w.exec = batch.NewExecutor(pool, w.spec, w.space)
+	w.r.log.InfoContext(ctx, "range start", append(w.attrs, slog.Any("from", w.pos), slog.Bool("after", w.past))...)
 	t := w.spec.Timeouts
 	if worst := t.Lock.D() + t.Statement.D() + w.spec.Sleep.D(); w.r.cfg.ShutdownTimeout > 0 && worst >= w.r.cfg.ShutdownTimeout {
 		w.r.log.WarnContext(ctx, "shutdown timeout shorter than the job's worst batch",
@@ -154,12 +162,16 @@ func (w *walker) limits(ctx context.Context) (guard.Limits, error) {
 	return w.r.limits(ctx, w.queue, w.spec, w.p)
 }
 
-// read returns the next pending keys of the range from pos, at most
-// read_batch of them, ascending. A transient failure is retried under the
-// same policy as a write.
-func (w *walker) read(ctx context.Context) ([]int64, error) {
+// read returns the next pending keys of the range from pos (after pos once
+// a batch committed), at most read_batch of them, ascending. A transient
+// failure is retried under the same policy as a write.
+func (w *walker) read(ctx context.Context) ([]keyspace.Key, error) {
 	for {
-		keys, err := w.exec.ReadKeys(ctx, w.pos, w.p.Hi, w.spec.ReadBatch)
+		read := w.exec.ReadFrom
+		if w.past {
+			read = w.exec.ReadAfter
+		}
+		keys, err := read(ctx, w.pos, w.p.Hi, w.spec.ReadBatch)
 		if err == nil {
 			w.retry.succeeded()
 			return keys, nil
@@ -174,7 +186,7 @@ func (w *walker) read(ctx context.Context) ([]int64, error) {
 // batch runs under the limits the read passed the gate with; every later
 // one, and every recut or retry, passes the gate again, so a pause or a
 // slow-down lands between two batches and never inside one.
-func (w *walker) writeKeys(ctx context.Context, keys []int64) error {
+func (w *walker) writeKeys(ctx context.Context, keys []keyspace.Key) error {
 	for i, gated := 0, true; i < len(keys); gated = false {
 		if !gated {
 			if err := w.gate(ctx); err != nil {
@@ -195,7 +207,7 @@ func (w *walker) writeKeys(ctx context.Context, keys []int64) error {
 // it, then checkpoint, adapt the size and pace. It returns how many keys it
 // consumed, 0 when the batch must be cut again (the limits changed while it
 // waited) or was failed and is to be retried.
-func (w *walker) batch(ctx context.Context, keys []int64) (int, error) {
+func (w *walker) batch(ctx context.Context, keys []keyspace.Key) (int, error) {
 	size := w.sizer.CapAndSize(batchCap(w.lim))
 	n := min(size, len(keys))
 	lo, hi := keys[0], keys[n-1]
@@ -228,7 +240,7 @@ func (w *walker) batch(ctx context.Context, keys []int64) (int, error) {
 // size at once, and a range that keeps contending at one spot is split
 // rather than failed (errSplit). Otherwise it is a failure like a failed
 // read.
-func (w *walker) writeFailed(ctx context.Context, err error, size int, took time.Duration, lo int64) error {
+func (w *walker) writeFailed(ctx context.Context, err error, size int, took time.Duration, lo keyspace.Key) error {
 	contended := batch.IsContended(err)
 	if contended {
 		w.sizer.Observe(size, took, chunks.Contended, false)
@@ -268,7 +280,7 @@ func (w *walker) failed(ctx context.Context, err error, attrs ...any) error {
 // checkpoint records a committed (or, in a dry run, rolled back) batch in
 // the ledger and the metrics. It runs only after COMMIT returned, so the
 // checkpoint is never ahead of the data.
-func (w *walker) checkpoint(ctx context.Context, hi, rows int64, took time.Duration, keys int) error {
+func (w *walker) checkpoint(ctx context.Context, hi keyspace.Key, rows int64, took time.Duration, keys int) error {
 	// The rows are committed: record that even if ctx was cancelled a moment
 	// ago, or the range would look behind its real position. Bounded so a
 	// Redis outage cannot hang the worker.
@@ -298,14 +310,13 @@ func (w *walker) checkpoint(ctx context.Context, hi, rows int64, took time.Durat
 // guard's while its decision is stale).
 func (w *walker) pace(ctx context.Context) error { return clock.Sleep(ctx, w.lim.Sleep) }
 
-// advance moves the walker past the last key read; false when that key was
-// the range's last.
-func (w *walker) advance(last int64) bool {
-	next, more := chunks.Next(last)
-	if !more || next > w.p.Hi {
+// advance moves the walker past the last key read, all of whose batches
+// committed; false when that key was the range's last.
+func (w *walker) advance(last keyspace.Key) bool {
+	if last.Equal(w.p.Hi) {
 		return false
 	}
-	w.pos = next
+	w.pos, w.past = last, true
 	return true
 }
 
@@ -326,19 +337,25 @@ var errSplit = errors.New("range split in two")
 // two new ranges, so the rest of it is not held hostage by one hot row
 // (GitLab's batched migrations do the same), and returns errSplit. A single
 // key cannot be split: it fails like any batch that gave up.
-func (w *walker) split(ctx context.Context, from int64, gaveUp *GaveUpError) error {
+func (w *walker) split(ctx context.Context, from keyspace.Key, gaveUp *GaveUpError) error {
 	p := w.p
-	if from >= p.Hi || w.r.cfg.Enqueue == nil {
+	if w.r.cfg.Enqueue == nil {
 		return gaveUp
 	}
-	mid := from + int64((uint64(p.Hi)-uint64(from))/2)
-	halves := [2][2]int64{{from, mid}, {mid + 1, p.Hi}}
+	first, second, ok, err := w.space.Halve(from, p.Hi)
+	if err != nil {
+		return fmt.Errorf("split %s range %d at %s: %w", p.Job, p.Range, from, err)
+	}
+	if !ok {
+		return gaveUp
+	}
+	halves := [2]keyspace.Range{first, second}
 	ids, err := w.r.cfg.Ledger.Split(ctx, p.Job, p.Range, halves)
 	if err != nil {
 		return err
 	}
 	for k, id := range ids {
-		if err := w.r.cfg.Enqueue(ctx, w.queue, rangetask.Payload{Job: p.Job, Range: id, Lo: halves[k][0], Hi: halves[k][1]}); err != nil {
+		if err := w.r.cfg.Enqueue(ctx, w.queue, rangetask.Payload{Job: p.Job, Range: id, Lo: halves[k].Lo, Hi: halves[k].Hi}); err != nil {
 			return fmt.Errorf("requeue half of split %s range %d: %w", p.Job, p.Range, err)
 		}
 	}
@@ -346,7 +363,7 @@ func (w *walker) split(ctx context.Context, from int64, gaveUp *GaveUpError) err
 		return err
 	}
 	w.r.log.WarnContext(ctx, "range split after repeated timeouts at one spot",
-		slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Int64("at", from),
+		slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Any("at", from),
 		slog.Any("halves", ids), slog.Int("attempts", gaveUp.Attempts), slog.Any("err", gaveUp.Err))
 	return errSplit
 }
