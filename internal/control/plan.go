@@ -14,8 +14,8 @@ import (
 
 // PlanReport is what plan prints: the bounds, the estimate and the statements.
 type PlanReport struct {
-	Job           string   `json:"job"`
-	Table         string   `json:"table"`
+	Job   string `json:"job"`
+	Table string `json:"table"`
 	// Min and Max are the table's extremes, zero (null) when it is empty;
 	// From and To the job's key space, zero when it holds no rows.
 	Min           keyspace.Key `json:"min"`

@@ -23,17 +23,17 @@ var ErrDryRunMismatch = errors.New("dry run and real run of one job")
 
 // StartResult counts what start did with each range.
 type StartResult struct {
-	Job           string `json:"job"`
-	Queue         string `json:"queue"`
+	Job   string `json:"job"`
+	Queue string `json:"queue"`
 	// From and To bound the job's key space (an integer key is a JSON
 	// number, as before key shapes).
 	From          keyspace.Key `json:"from"`
 	To            keyspace.Key `json:"to"`
 	Ranges        int64        `json:"ranges"`
-	Enqueued      int    `json:"enqueued"`
-	AlreadyQueued int    `json:"already_queued"`
-	AlreadyDone   int    `json:"already_done"`
-	Requeued      int    `json:"requeued"`
+	Enqueued      int          `json:"enqueued"`
+	AlreadyQueued int          `json:"already_queued"`
+	AlreadyDone   int          `json:"already_done"`
+	Requeued      int          `json:"requeued"`
 	// KeptSlicing is set when the job was started before with another
 	// range or task_span: the stored slicing wins so done marks stay valid.
 	KeptSlicing bool `json:"kept_slicing,omitempty"`

@@ -20,8 +20,8 @@ import (
 // Resources is what a check may look at. Later checks see what earlier ones
 // found (KeyIndexes), which is why checks run in a fixed order.
 type Resources struct {
-	Pool  *pgxpool.Pool
-	Spec  *jobspec.Spec
+	Pool *pgxpool.Pool
+	Spec *jobspec.Spec
 	// Space is the job's key, which writes the statements' key bounds.
 	Space keyspace.Space
 	Stmts batch.Statements
