@@ -34,10 +34,10 @@ func (b bounds) resolve(spec *jobspec.Spec) (from, to keyspace.Key, err error) {
 	}
 	from, to = b.min, b.max
 	if !spec.Range.From.IsAuto() {
-		from = keyspace.Int(spec.Range.From.Value())
+		from = spec.Range.From.Key()
 	}
 	if !spec.Range.To.IsAuto() {
-		to = keyspace.Int(spec.Range.To.Value())
+		to = spec.Range.To.Key()
 	}
 	if keyspace.Inverted(from, to) {
 		return keyspace.Key{}, keyspace.Key{}, fmt.Errorf("range resolves to [%s,%s], which is empty: %w", from, to, ErrEmpty)

@@ -162,8 +162,8 @@ func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 func slicingDiffers(spec *jobspec.Spec, meta ledger.Meta) bool {
 	from, to := meta.Slicing.Bounds()
 	return meta.Slicing.Span() != spec.TaskSpan ||
-		(!spec.Range.From.IsAuto() && !keyspace.Int(spec.Range.From.Value()).Equal(from)) ||
-		(!spec.Range.To.IsAuto() && !keyspace.Int(spec.Range.To.Value()).Equal(to))
+		(!spec.Range.From.IsAuto() && !spec.Range.From.Key().Equal(from)) ||
+		(!spec.Range.To.IsAuto() && !spec.Range.To.Key().Equal(to))
 }
 
 // enqueueRanges enqueues every range of meta not in done, and counts in res

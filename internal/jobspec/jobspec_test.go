@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 // valid is a complete job file; the cases below edit it line by line so each
@@ -322,7 +323,7 @@ func TestParseDefaults(t *testing.T) {
 			extra: "range:\n  from: -5\n",
 			check: func(t *testing.T, s *jobspec.Spec) {
 				require.False(t, s.Range.From.IsAuto())
-				require.Equal(t, int64(-5), s.Range.From.Value())
+				require.Equal(t, keyspace.Int(-5), s.Range.From.Key())
 				require.True(t, s.Range.To.IsAuto())
 			},
 		},
@@ -396,8 +397,8 @@ database_env: SHOP_DSN
 		require.Contains(t, string(raw), `"to":"9223372036854775807"`)
 		got, err := jobspec.FromJSON(raw)
 		require.NoError(t, err)
-		require.Equal(t, int64(math.MinInt64), got.Range.From.Value())
-		require.Equal(t, int64(math.MaxInt64), got.Range.To.Value())
+		require.Equal(t, keyspace.Int(math.MinInt64), got.Range.From.Key())
+		require.Equal(t, keyspace.Int(math.MaxInt64), got.Range.To.Key())
 	})
 }
 

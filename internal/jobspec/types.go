@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -64,8 +65,9 @@ func Fixed(v int64) Bound { return Bound{value: v, set: true} }
 // IsAuto reports whether the bound is resolved at start.
 func (b Bound) IsAuto() bool { return b.auto }
 
-// Value is the fixed key; meaningless when IsAuto.
-func (b Bound) Value() int64 { return b.value }
+// Key is the fixed key; meaningless when IsAuto. The job file writes it
+// as an integer, the one key shape a fixed range takes today.
+func (b Bound) Key() keyspace.Key { return keyspace.Int(b.value) }
 
 func (b Bound) String() string {
 	if b.auto {

@@ -24,7 +24,7 @@ func checkExplain(ctx context.Context, r *Resources) error {
 	}
 	lo := keyspace.Int(0)
 	if !r.Spec.Range.From.IsAuto() {
-		lo = keyspace.Int(r.Spec.Range.From.Value())
+		lo = r.Spec.Range.From.Key()
 	} else if min, _, ok, err := r.Space.Extremes(ctx, r.Pool, r.Spec.QuotedTable()); err != nil {
 		return err
 	} else if ok {
