@@ -133,14 +133,19 @@ var ErrBadKey = errors.New("not an encoded key: want an integer, a JSON string o
 var intLiteral = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
 
 // Inverted reports whether [lo, hi] cannot be a range: a bound is missing,
-// the bounds have different widths, or both are integers with lo above hi.
+// the bounds have different widths, or both are integers (or both uuids)
+// with lo above hi.
 // Keys of shapes that order only in the database (text under a collation)
 // are not judged here; a walk of such an inverted range reads nothing.
 func Inverted(lo, hi Key) bool {
 	if lo.IsZero() || hi.IsZero() || len(lo.vals) != len(hi.vals) {
 		return true
 	}
-	a, errA := intOf(lo)
-	b, errB := intOf(hi)
-	return errA == nil && errB == nil && a > b
+	if a, errA := intOf(lo); errA == nil {
+		b, errB := intOf(hi)
+		return errB == nil && a > b
+	}
+	a, errA := uuidOf(lo)
+	b, errB := uuidOf(hi)
+	return errA == nil && errB == nil && a.Cmp(b) > 0
 }

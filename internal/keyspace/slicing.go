@@ -2,7 +2,6 @@ package keyspace
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 )
@@ -22,70 +21,60 @@ func (r Range) String() string { return fmt.Sprintf("#%d [%s,%s]", r.ID, r.Lo, r
 // later start, worker and verify rebuilds exactly the same ranges by ID
 // without a list of them stored anywhere.
 type Slicing struct {
-	// from, to and span slice the integer shape by arithmetic; n is the
-	// number of ranges, checked when the slicing was made.
-	from, to, span, n int64
+	// impl is the shape's slicing; nil is the zero integer slicing (no
+	// ranges), so a zero Slicing behaves as it always has.
+	impl slicer
 }
 
-// Slice cuts [from, to] into ranges of span keys (the job's task_span); the
-// last range is cut at to.
+// slicer is one shape's slicing: what Slicing's methods ask of it.
+type slicer interface {
+	ranges() int64
+	taskSpan() int64
+	bounds() (from, to Key)
+	at(id int64) (Range, error)
+	containing(k Key) (int64, bool)
+	holds(r Range, k Key) bool
+	reslice(span int64) (Slicing, error)
+	stored() stored
+}
+
+// Slice cuts [from, to] into ranges of about span keys (the job's
+// task_span). An integer key is cut by arithmetic into ranges of exactly
+// span keys, the last cut at to; a uuid key into about rows/span ranges of
+// equal 128-bit width, rows being the row estimate Open read.
 func (s Space) Slice(from, to Key, span int64) (Slicing, error) {
-	a, err := s.integer(from)
-	if err != nil {
-		return Slicing{}, err
-	}
-	b, err := s.integer(to)
-	if err != nil {
-		return Slicing{}, err
-	}
-	return intSlicing(a, b, span)
+	return s.shape().slice(from, to, span, s.rows)
 }
 
 // Ranges is how many ranges the slicing has. Ranges made later by
 // splitting (the ledger's splits) are not among them.
-func (sl Slicing) Ranges() int64 { return sl.n }
+func (sl Slicing) Ranges() int64 { return sl.get().ranges() }
 
-// Span is how many keys one range spans.
-func (sl Slicing) Span() int64 { return sl.span }
+// Span is the task_span the slicing was made with: how many keys one range
+// spans for an integer key, how many rows it holds about for a uuid key.
+func (sl Slicing) Span() int64 { return sl.get().taskSpan() }
 
 // Bounds are the first and last key of the sliced space.
-func (sl Slicing) Bounds() (from, to Key) { return Int(sl.from), Int(sl.to) }
+func (sl Slicing) Bounds() (from, to Key) { return sl.get().bounds() }
 
 // Range returns range id of the slicing, without building the others.
-func (sl Slicing) Range(id int64) (Range, error) {
-	lo, hi, err := at(sl.from, sl.to, sl.span, id)
-	if err != nil {
-		return Range{}, err
-	}
-	return Range{ID: id, Lo: Int(lo), Hi: Int(hi)}, nil
-}
+func (sl Slicing) Range(id int64) (Range, error) { return sl.get().at(id) }
 
 // Containing returns the ID of the range that holds k; false when k lies
 // outside the sliced space or is not a key of its shape.
-func (sl Slicing) Containing(k Key) (int64, bool) {
-	v, err := intOf(k)
-	if err != nil {
-		return 0, false
-	}
-	return indexOf(sl.from, sl.to, sl.span, v)
-}
+func (sl Slicing) Containing(k Key) (int64, bool) { return sl.get().containing(k) }
 
 // Holds reports whether k lies in r, a range of this slicing or a half of
 // a split one.
-func (sl Slicing) Holds(r Range, k Key) bool {
-	v, err1 := intOf(k)
-	lo, err2 := intOf(r.Lo)
-	hi, err3 := intOf(r.Hi)
-	return err1 == nil && err2 == nil && err3 == nil && lo <= v && v <= hi
-}
+func (sl Slicing) Holds(r Range, k Key) bool { return sl.get().holds(r, k) }
 
 // Reslice is the same space cut into ranges of span keys: verify counts
 // pending rows in chunks this way.
-func (sl Slicing) Reslice(span int64) (Slicing, error) { return intSlicing(sl.from, sl.to, span) }
+func (sl Slicing) Reslice(span int64) (Slicing, error) { return sl.get().reslice(span) }
 
 // Encode is the slicing as the one string the ledger stores.
 func (sl Slicing) Encode() string {
-	b, _ := json.Marshal(stored{Shape: shapeInt, From: Int(sl.from), To: Int(sl.to), Span: sl.span})
+	b, _ := json.Marshal(sl.get().stored())
 	return string(b)
 }
 
@@ -95,15 +84,20 @@ func DecodeSlicing(s string) (Slicing, error) {
 	if err := json.Unmarshal([]byte(s), &st); err != nil {
 		return Slicing{}, fmt.Errorf("slicing %q: %w", s, err)
 	}
-	if st.Shape != shapeInt {
-		return Slicing{}, fmt.Errorf("slicing %q: %w %q", s, ErrShape, st.Shape)
+	var sl Slicing
+	var err error
+	switch st.Shape {
+	case shapeInt:
+		sl, err = decodeIntSlicing(st)
+	case shapeUUID:
+		sl, err = decodeUUIDSlicing(st)
+	default:
+		err = fmt.Errorf("%w %q", ErrShape, st.Shape)
 	}
-	from, err1 := intOf(st.From)
-	to, err2 := intOf(st.To)
-	if err := errors.Join(err1, err2); err != nil {
+	if err != nil {
 		return Slicing{}, fmt.Errorf("slicing %q: %w", s, err)
 	}
-	return intSlicing(from, to, st.Span)
+	return sl, nil
 }
 
 // LegacySlicing rebuilds the slicing of a job started before slicings were
@@ -120,22 +114,24 @@ func LegacySlicing(from, to, span string) (Slicing, error) {
 	return intSlicing(v[0], v[1], v[2])
 }
 
-// stored is the JSON of a Slicing. Shape names the slicer, so a later shape
-// adds its own fields beside it.
+// stored is the JSON of a Slicing. Shape names the slicer, so each shape
+// adds its own fields beside it; omitempty keeps an integer slicing's JSON
+// what it was before other shapes.
 type stored struct {
 	Shape string `json:"shape"`
 	From  Key    `json:"from"`
 	To    Key    `json:"to"`
 	Span  int64  `json:"span"`
+	// Rows and Ranges fix a uuid slicing: the row estimate it was cut by
+	// and the number of ranges that gave.
+	Rows   int64 `json:"rows,omitempty"`
+	Ranges int64 `json:"ranges,omitempty"`
 }
 
-// shapeInt is the integer shape, sliced by arithmetic.
-const shapeInt = "int"
-
-func intSlicing(from, to, span int64) (Slicing, error) {
-	n, err := count(from, to, span)
-	if err != nil {
-		return Slicing{}, err
+// get is the slicing's shape, the zero integer slicing when none was set.
+func (sl Slicing) get() slicer {
+	if sl.impl == nil {
+		return intSlices{}
 	}
-	return Slicing{from: from, to: to, span: span, n: n}, nil
+	return sl.impl
 }

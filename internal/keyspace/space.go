@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 
@@ -13,13 +12,20 @@ import (
 
 // Space is a job's key: its columns and their shape. It builds the SQL
 // fragments that select, order and bound keys, and the Go values bound to
-// their placeholders. Today it has one shape, a single integer column.
+// their placeholders. Two shapes exist: one integer column (New, or Open on
+// a smallint, integer or bigint column) and one uuid column (Open).
 type Space struct {
 	cols []string
+	// sh is the shape's arithmetic; nil is the integer shape, so the zero
+	// Space and New behave as they always have.
+	sh shape
+	// rows is the table's row estimate when Open read it (reltuples; 0 when
+	// unknown): a uuid key is cut into about rows/task_span ranges.
+	rows int64
 }
 
-// Querier is what Space needs of a database to read the key's extremes:
-// a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
+// Querier is what Space needs of a database to read the catalog and the
+// key's extremes: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
 type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
@@ -27,14 +33,59 @@ type Querier interface {
 // ErrShape is a key ebb cannot walk (yet).
 var ErrShape = errors.New("unsupported key shape")
 
-// New returns the space of a key made of these columns. Only one integer
-// column is supported today (preflight refuses other column types).
+// ErrNoColumn is a key column the table does not have.
+var ErrNoColumn = errors.New("no such key column")
+
+// New returns the space of a key made of one integer column, without
+// reading the catalog: the shape every job had before uuid keys, and what
+// tests of integer jobs build. Open reads the column's type instead.
 func New(columns ...string) (Space, error) {
 	if len(columns) != 1 || columns[0] == "" {
-		return Space{}, fmt.Errorf("key %v: %w: the key must be one integer column", columns, ErrShape)
+		return Space{}, fmt.Errorf("key %v: %w: the key must be one column", columns, ErrShape)
 	}
 	return Space{cols: append([]string(nil), columns...)}, nil
 }
+
+// Open returns the space of the key columns of table (a quoted name),
+// reading the column's type and the table's row estimate from the catalog
+// in one query: an integer column (smallint, integer, bigint) is the
+// integer shape, a uuid column the uuid shape. The error wraps ErrNoColumn
+// when the column does not exist and ErrShape for any other type; its text
+// names the type. Start, plan, verify and every range task open the space
+// this way, so the table itself says what its key is.
+func Open(ctx context.Context, q Querier, table string, columns ...string) (Space, error) {
+	s, err := New(columns...)
+	if err != nil {
+		return Space{}, err
+	}
+	var typ string
+	var rows float64
+	err = q.QueryRow(ctx, `
+		SELECT format_type(a.atttypid, a.atttypmod), c.reltuples
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped AND a.attnum > 0`,
+		table, columns[0]).Scan(&typ, &rows)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Space{}, fmt.Errorf("key column %q of %s: %w", columns[0], table, ErrNoColumn)
+	}
+	if err != nil {
+		return Space{}, fmt.Errorf("read the type of key column %q of %s: %w", columns[0], table, err)
+	}
+	switch typ {
+	case "smallint", "integer", "bigint":
+	case "uuid":
+		s.sh = uuidShape{}
+	default:
+		return Space{}, fmt.Errorf("key column %q of %s is %s: %w: the key must be smallint, integer, bigint or uuid", columns[0], table, typ, ErrShape)
+	}
+	// reltuples is -1 for a table never vacuumed or analyzed: unknown.
+	s.rows = max(int64(rows), 0)
+	return s, nil
+}
+
+// Shape names the key's shape ("int" or "uuid"), for messages and plan
+// output; callers never branch on it.
+func (s Space) Shape() string { return s.shape().name() }
 
 // Columns is the quoted column list, for SELECT and ORDER BY.
 func (s Space) Columns() string {
@@ -82,11 +133,14 @@ func (s Space) AnyOf(first int) string {
 	return fmt.Sprintf("%s = ANY($%d)", s.Columns(), first)
 }
 
-// Args returns the values to bind for keys, Width() per key, in order.
+// Args returns the values to bind for keys, Width() per key, in order:
+// int64s for the integer shape (so a custom sql: statement may still write
+// $2::bigint - $1::bigint), the canonical text for a uuid, which pgx sends
+// as text and PostgreSQL reads as the uuid its placeholder compares with.
 func (s Space) Args(keys ...Key) ([]any, error) {
 	out := make([]any, 0, len(keys)*len(s.cols))
 	for _, k := range keys {
-		v, err := s.integer(k)
+		v, err := s.shape().bind(k)
 		if err != nil {
 			return nil, err
 		}
@@ -96,103 +150,55 @@ func (s Space) Args(keys ...Key) ([]any, error) {
 }
 
 // Array returns the one value AnyOf binds for a list of keys.
-func (s Space) Array(keys []Key) (any, error) {
-	out := make([]int64, len(keys))
-	for i, k := range keys {
-		v, err := s.integer(k)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = v
-	}
-	return out, nil
-}
+func (s Space) Array(keys []Key) (any, error) { return s.shape().array(keys) }
 
 // CollectKeys reads rows that select Columns() into keys, and closes rows.
-func (s Space) CollectKeys(rows pgx.Rows) ([]Key, error) {
-	vals, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]Key, len(vals))
-	for i, v := range vals {
-		keys[i] = Int(v)
-	}
-	return keys, nil
-}
+func (s Space) CollectKeys(rows pgx.Rows) ([]Key, error) { return s.shape().collect(rows) }
 
 // Extremes reads the smallest and largest key of table (a quoted name),
 // each through the key's index; ok is false when the table is empty.
 func (s Space) Extremes(ctx context.Context, q Querier, table string) (lo, hi Key, ok bool, err error) {
-	var mn, mx *int64
-	cols := s.Columns()
-	sql := fmt.Sprintf("SELECT (SELECT min(%s) FROM %s)::bigint, (SELECT max(%s) FROM %s)::bigint", cols, table, cols, table)
-	if err := q.QueryRow(ctx, sql).Scan(&mn, &mx); err != nil {
+	var mn, mx *string
+	if err := q.QueryRow(ctx, s.shape().extremes(s.Columns(), table)).Scan(&mn, &mx); err != nil {
 		return Key{}, Key{}, false, fmt.Errorf("read min/max of %s.%s: %w", table, s.cols[0], err)
 	}
 	if mn == nil || mx == nil {
 		return Key{}, Key{}, false, nil
 	}
-	return Int(*mn), Int(*mx), true, nil
+	return NewKey(*mn), NewKey(*mx), true, nil
 }
 
 // Ahead is a key about n keys above k, for the sample bounds of an EXPLAIN
-// (saturating at the top of the shape).
-func (s Space) Ahead(k Key, n int64) (Key, error) {
-	v, err := s.integer(k)
-	if err != nil {
-		return Key{}, err
-	}
-	if n > 0 && v > maxInt64-n {
-		return Int(maxInt64), nil
-	}
-	return Int(v + n), nil
-}
+// (saturating at the top of the shape). For a uuid, "n keys" means the
+// share of the 128-bit space n of the table's estimated rows take when
+// random uuids spread evenly over it.
+func (s Space) Ahead(k Key, n int64) (Key, error) { return s.shape().ahead(k, n, s.rows) }
 
 // Halve splits [lo, hi] into two non-empty halves that cover it exactly
 // once: what a range that keeps timing out at lo leaves to two new ranges.
 // ok is false when [lo, hi] holds one key (or none) and cannot be split.
 // It returns both halves rather than one midpoint because ranges are
 // inclusive at both ends: the first half's last key and the second's first
-// are two keys (for integers, mid and mid+1).
+// are two keys (mid and mid+1, for integers and for uuids as 128-bit
+// numbers).
 func (s Space) Halve(lo, hi Key) (first, second Range, ok bool, err error) {
-	a, err := s.integer(lo)
-	if err != nil {
+	last, next, ok, err := s.shape().halve(lo, hi)
+	if err != nil || !ok {
 		return Range{}, Range{}, false, err
 	}
-	b, err := s.integer(hi)
-	if err != nil {
-		return Range{}, Range{}, false, err
-	}
-	if a >= b {
-		return Range{}, Range{}, false, nil
-	}
-	mid := a + int64((uint64(b)-uint64(a))/2) // the width can exceed MaxInt64
-	return Range{Lo: lo, Hi: Int(mid)}, Range{Lo: Int(mid + 1), Hi: hi}, true, nil
+	return Range{Lo: lo, Hi: last}, Range{Lo: next, Hi: hi}, true, nil
 }
 
 // Sample returns n keys drawn at random from [r.Lo, r.Hi] (keys of the
 // shape, not necessarily of rows), for verify's spot checks.
-func (s Space) Sample(r Range, n int) ([]Key, error) {
-	lo, err := s.integer(r.Lo)
-	if err != nil {
-		return nil, err
+func (s Space) Sample(r Range, n int) ([]Key, error) { return s.shape().sample(r, n) }
+
+// shape is the space's arithmetic, the integer shape when none was set.
+func (s Space) shape() shape {
+	if s.sh == nil {
+		return intShape{}
 	}
-	hi, err := s.integer(r.Hi)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Key, n)
-	for i := range out {
-		// Width in uint64: [MinInt64, MaxInt64] does not fit an int64.
-		w := uint64(hi) - uint64(lo)
-		off := uint64(0)
-		if w > 0 {
-			off = rand.Uint64N(w)
-		}
-		out[i] = Int(int64(uint64(lo) + off))
-	}
-	return out, nil
+	return s.sh
 }
 
 // bounded is "(cols) op (lower) AND (cols) <= (upper)", lower at $first.
@@ -214,20 +220,3 @@ func (s Space) placeholders(first int) string {
 	}
 	return strings.Join(p, ", ")
 }
-
-// integer is the int64 of a one-column integer key.
-func (s Space) integer(k Key) (int64, error) { return intOf(k) }
-
-// intOf is the int64 of a one-column integer key.
-func intOf(k Key) (int64, error) {
-	if len(k.vals) != 1 {
-		return 0, fmt.Errorf("key %s has %d columns, an integer key has 1: %w", k, len(k.vals), ErrBadKey)
-	}
-	v, err := strconv.ParseInt(k.vals[0], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("key %q is not an integer: %w", k.vals[0], ErrBadKey)
-	}
-	return v, nil
-}
-
-const maxInt64 = int64(^uint64(0) >> 1)
