@@ -67,7 +67,7 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	}
 	lo := p.From
 	if lo.IsZero() {
-		lo = keyspace.Int(0) // an empty table: any key shows the plan
+		lo = res.Space.Origin() // an empty table: any key shows the plan
 	}
 	read, _, write, err := res.Samples(lo)
 	if err != nil {

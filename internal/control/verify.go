@@ -100,7 +100,7 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 	if opt.ChunkKeys <= 0 {
 		opt.ChunkKeys = int64(spec.ReadBatch) * 10
 	}
-	space, err := keyspace.New(spec.Key)
+	space, err := keyspace.Open(ctx, pool, spec.QuotedTable(), spec.Key)
 	if err != nil {
 		return nil, err
 	}

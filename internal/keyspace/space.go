@@ -33,6 +33,23 @@ type Querier interface {
 // ErrShape is a key ebb cannot walk (yet).
 var ErrShape = errors.New("unsupported key shape")
 
+// TypeError is a key column of a type no shape walks; it is an ErrShape.
+type TypeError struct {
+	Column string
+	// Type is the column's type as format_type writes it, e.g. "text".
+	Type string
+}
+
+func (e *TypeError) Error() string {
+	return fmt.Sprintf("key column %q is %s: %v: the key must be %s", e.Column, e.Type, ErrShape, KeyTypes)
+}
+
+// Is makes a TypeError an ErrShape.
+func (e *TypeError) Is(target error) bool { return target == ErrShape }
+
+// KeyTypes lists the column types a key may have, for messages.
+const KeyTypes = "smallint, integer, bigint or uuid"
+
 // ErrNoColumn is a key column the table does not have.
 var ErrNoColumn = errors.New("no such key column")
 
@@ -50,9 +67,9 @@ func New(columns ...string) (Space, error) {
 // reading the column's type and the table's row estimate from the catalog
 // in one query: an integer column (smallint, integer, bigint) is the
 // integer shape, a uuid column the uuid shape. The error wraps ErrNoColumn
-// when the column does not exist and ErrShape for any other type; its text
-// names the type. Start, plan, verify and every range task open the space
-// this way, so the table itself says what its key is.
+// when the column does not exist, and is a *TypeError (an ErrShape) naming
+// the type for any other type. Start, plan, verify and every range task
+// open the space this way, so the table itself says what its key is.
 func Open(ctx context.Context, q Querier, table string, columns ...string) (Space, error) {
 	s, err := New(columns...)
 	if err != nil {
@@ -76,11 +93,20 @@ func Open(ctx context.Context, q Querier, table string, columns ...string) (Spac
 	case "uuid":
 		s.sh = uuidShape{}
 	default:
-		return Space{}, fmt.Errorf("key column %q of %s is %s: %w: the key must be smallint, integer, bigint or uuid", columns[0], table, typ, ErrShape)
+		return Space{}, &TypeError{Column: columns[0], Type: typ}
 	}
 	// reltuples is -1 for a table never vacuumed or analyzed: unknown.
 	s.rows = max(int64(rows), 0)
 	return s, nil
+}
+
+// Origin is a key to plan statements from when the table has no rows to
+// take one from: 0 for an integer key, the nil uuid for a uuid key.
+func (s Space) Origin() Key {
+	if s.shape().name() == shapeUUID {
+		return NewKey(uuidNil)
+	}
+	return Int(0)
 }
 
 // Shape names the key's shape ("int" or "uuid"), for messages and plan

@@ -267,6 +267,9 @@ func uuidKey(v *big.Int) Key {
 // key's text and its value are one-to-one (Key.Equal compares text).
 var uuidText = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
+// uuidNil is the smallest uuid.
+const uuidNil = "00000000-0000-0000-0000-000000000000"
+
 var (
 	one     = big.NewInt(1)
 	uuidTop = new(big.Int).Sub(new(big.Int).Lsh(one, 128), one) // ffffffff-…-ffffffffffff

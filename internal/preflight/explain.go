@@ -22,7 +22,7 @@ func checkExplain(ctx context.Context, r *Resources) error {
 	if err := r.Pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", r.Spec.QuotedTable()).Scan(&est); err != nil {
 		return err
 	}
-	lo := keyspace.Int(0)
+	lo := r.Space.Origin()
 	if !r.Spec.Range.From.IsAuto() {
 		lo = r.Spec.Range.From.Key()
 	} else if min, _, ok, err := r.Space.Extremes(ctx, r.Pool, r.Spec.QuotedTable()); err != nil {

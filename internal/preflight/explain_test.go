@@ -22,6 +22,11 @@ const smallTable = `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, other int,
 INSERT INTO %[1]s.orders SELECT g, g, NULL FROM generate_series(1, 100) g;
 ANALYZE %[1]s.orders`
 
+// bigUUIDTable is bigTable keyed by random uuids.
+const bigUUIDTable = `CREATE TABLE %[1]s.orders (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), other int, done bool);
+INSERT INTO %[1]s.orders (other) SELECT g %% 1000 FROM generate_series(1, 20000) g;
+ANALYZE %[1]s.orders`
+
 func TestCheckExplain(t *testing.T) {
 	t.Parallel()
 	runCases(t, []checkCase{
@@ -67,6 +72,34 @@ func TestCheckExplain(t *testing.T) {
 			extra:     "sql: UPDATE {table} SET done = true WHERE other BETWEEN $1 AND $2 AND done IS NOT TRUE\n",
 			wantCheck: "4-explain",
 			wantMsg:   []string{"the write statement would not use an index on id"},
+		},
+		{
+			// The sample bounds are the share of the 128-bit space that
+			// read_batch and batch.max rows take: index range scans.
+			name:  "set write on a large uuid table",
+			setup: bigUUIDTable,
+			table: "orders",
+			extra: "set: done = true\n",
+		},
+		{
+			name:  "sql write bounded by a uuid key",
+			setup: bigUUIDTable,
+			table: "orders",
+			extra: "sql: UPDATE {table} SET done = true WHERE id BETWEEN $1 AND $2 AND done IS NOT TRUE\n",
+		},
+		{
+			name:  "sql write with explicit uuid casts",
+			setup: bigUUIDTable,
+			table: "orders",
+			extra: "sql: UPDATE {table} SET done = true WHERE id >= $1::uuid AND id <= $2::uuid AND done IS NOT TRUE\n",
+		},
+		{
+			name:      "uuid write bounded by a cast of the key",
+			setup:     bigUUIDTable,
+			table:     "orders",
+			extra:     "sql: UPDATE {table} SET done = true WHERE id::text BETWEEN $1 AND $2 AND done IS NOT TRUE\n",
+			wantCheck: "4-explain",
+			wantMsg:   []string{"the write statement would not use an index on id", "Seq Scan"},
 		},
 		{
 			name:      "write that does not plan",

@@ -4,27 +4,34 @@ import (
 	"context"
 	"errors"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/ebbhq/ebb/internal/batch"
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
-// checkKeyColumn refuses a key that is missing or not an integer: ranges are
-// sliced by arithmetic on the key, which only integers support.
+// checkKeyColumn refuses a key that is missing or of a type ebb cannot walk
+// (one integer or uuid column), and a fixed range bound that is not a key
+// of that type. It opens the key space from the catalog, so the checks
+// after it and the job's statements see the key's real shape.
 func checkKeyColumn(ctx context.Context, r *Resources) error {
-	var typ string
-	err := r.Pool.QueryRow(ctx, `
-		SELECT format_type(a.atttypid, a.atttypmod)
-		FROM pg_attribute a
-		WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped AND a.attnum > 0`,
-		r.Spec.QuotedTable(), r.Spec.Key).Scan(&typ)
-	if errors.Is(err, pgx.ErrNoRows) {
+	space, err := keyspace.Open(ctx, r.Pool, r.Spec.QuotedTable(), r.Spec.Key)
+	var typeErr *keyspace.TypeError
+	switch {
+	case errors.Is(err, keyspace.ErrNoColumn):
 		return refuse("key column %q does not exist in %s; check the key field", r.Spec.Key, r.Spec.Table)
-	}
-	if err != nil {
+	case errors.As(err, &typeErr):
+		return refuse("key column %q of %s is %s; the key must be %s", r.Spec.Key, r.Spec.Table, typeErr.Type, keyspace.KeyTypes)
+	case err != nil:
 		return err
 	}
-	switch typ {
-	case "smallint", "integer", "bigint":
-		return nil
+	for _, b := range []struct {
+		field string
+		fixed bool
+		key   keyspace.Key
+	}{{"range.from", !r.Spec.Range.From.IsAuto(), r.Spec.Range.From.Key()}, {"range.to", !r.Spec.Range.To.IsAuto(), r.Spec.Range.To.Key()}} {
+		if _, err := space.Args(b.key); b.fixed && err != nil {
+			return refuse("%s %s is not a key of %s's %s key %q; use auto", b.field, b.key, r.Spec.Table, space.Shape(), r.Spec.Key)
+		}
 	}
-	return refuse("key column %q of %s is %s; the key must be smallint, integer or bigint", r.Spec.Key, r.Spec.Table, typ)
+	r.Space, r.Stmts = space, batch.Build(r.Spec, space)
+	return nil
 }

@@ -30,15 +30,22 @@ func TestCheckKeyColumn(t *testing.T) {
 			key:       "code",
 			extra:     "set: done = true\n",
 			wantCheck: "2-key-column",
-			wantMsg:   []string{`key column "code" of S.orders is text`, "must be smallint, integer or bigint"},
+			wantMsg:   []string{`key column "code" of S.orders is text`, "must be smallint, integer, bigint or uuid"},
 		},
 		{
-			name:      "uuid key",
+			name:  "uuid key",
+			setup: `CREATE TABLE %[1]s.orders (id uuid PRIMARY KEY, done bool)`,
+			table: "orders",
+			extra: "set: done = true\n",
+		},
+		{
+			// The job file's fixed bounds are integers.
+			name:      "uuid key with a fixed range",
 			setup:     `CREATE TABLE %[1]s.orders (id uuid PRIMARY KEY, done bool)`,
 			table:     "orders",
-			extra:     "set: done = true\n",
+			extra:     "set: done = true\nrange: {from: 1, to: auto}\n",
 			wantCheck: "2-key-column",
-			wantMsg:   []string{`key column "id" of S.orders is uuid`, "must be smallint, integer or bigint"},
+			wantMsg:   []string{`range.from 1 is not a key of S.orders's uuid key "id"`, "use auto"},
 		},
 		{
 			name:      "numeric key",
@@ -46,7 +53,7 @@ func TestCheckKeyColumn(t *testing.T) {
 			table:     "orders",
 			extra:     "set: done = true\n",
 			wantCheck: "2-key-column",
-			wantMsg:   []string{"is numeric(20,0)", "must be smallint, integer or bigint"},
+			wantMsg:   []string{"is numeric(20,0)", "must be smallint, integer, bigint or uuid"},
 		},
 		{
 			name:  "bigint key",

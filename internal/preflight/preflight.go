@@ -1,7 +1,9 @@
 // Package preflight checks a job against the live database before any row is
-// written: the table exists, the key is an integer column with a btree index,
-// and the read and write statements would seek that index rather than scan
-// the table. One check per file; they run in name order so output is stable.
+// written: the table exists, the key is an integer or uuid column with a
+// btree index, and the read and write statements would seek that index
+// rather than scan the table. The key-column check opens the job's key
+// space from the catalog; Resources carries it to the later checks and to
+// plan and start. One check per file; they run in name order so output is stable.
 package preflight
 
 import (
@@ -22,7 +24,8 @@ import (
 type Resources struct {
 	Pool *pgxpool.Pool
 	Spec *jobspec.Spec
-	// Space is the job's key, which writes the statements' key bounds.
+	// Space is the job's key, which writes the statements' key bounds:
+	// an integer key until 2-key-column opens it from the catalog.
 	Space keyspace.Space
 	Stmts batch.Statements
 	// KeyIndexes are the btree indexes whose first column is the key.

@@ -125,7 +125,10 @@ func (w *walker) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("job %s: %w", w.p.Job, err)
 	}
-	if w.space, err = keyspace.New(w.spec.Key); err != nil {
+	// The worker reads the key's type from the catalog (one lookup per
+	// range task) rather than from the job's stored slicing: it never
+	// loads the meta, and the table is the truth about its key.
+	if w.space, err = keyspace.Open(ctx, pool, w.spec.QuotedTable(), w.spec.Key); err != nil {
 		return fmt.Errorf("job %s: %w", w.p.Job, err)
 	}
 	w.exec = batch.NewExecutor(pool, w.spec, w.space)
