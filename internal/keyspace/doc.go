@@ -8,10 +8,13 @@
 // opaque string), and the arithmetic a shape needs to split a range or
 // sample keys inside it.
 //
-// Today the only shape is one integer column (smallint, integer, bigint),
-// sliced by arithmetic; its int64 values never leave this package. A new
-// shape (uuid, text, composite, time windows) is a new case of Space and
-// Slicing here, with the same methods, so no caller changes. Talking to the
-// database and to Redis is left to callers (batch, control, ledger): this
-// package only builds SQL text and values. See README.md.
+// Two shapes exist, chosen by Open from the key column's type in the
+// catalog: one integer column (smallint, integer, bigint), sliced by
+// arithmetic, whose int64 values never leave this package; and one uuid
+// column, sliced into equal shares of the 128-bit space. A new shape (text,
+// composite, time windows) is one more implementation of the unexported
+// shape and slicer interfaces here, so no caller changes. It reads the
+// database only through a Querier the caller passes (the catalog lookup in
+// Open, the key's extremes); running the job's statements and talking to
+// Redis are left to callers (batch, control, ledger). See README.md.
 package keyspace
