@@ -269,6 +269,26 @@ func TestPlan(t *testing.T) {
 	require.Contains(t, out, "Index")
 }
 
+// TestPlanUUID: plan on a uuid key shows its bounds as uuids, about
+// rows/task_span ranges, and index scans.
+func TestPlanUUID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	events := b.db.Table("events")
+	b.db.Exec(t, "CREATE TABLE "+events+" (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), source text)")
+	b.db.Exec(t, "INSERT INTO "+events+" (source) SELECT NULL FROM generate_series(1, 25000)")
+	b.db.Exec(t, "ANALYZE "+events)
+	var lo, hi string
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		"SELECT (SELECT id::text FROM "+events+" ORDER BY id LIMIT 1), (SELECT id::text FROM "+events+" ORDER BY id DESC LIMIT 1)").Scan(&lo, &hi))
+	job := b.jobFile(fmt.Sprintf("name: plan-uuid-%s\ntable: %s\nkey: id\npending: source IS NULL\nset: source = 'web'\ntask_span: 10000\n", ebbtest.Suffix(), events))
+	code, out, errOut := b.run("plan", "-job", job)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, fmt.Sprintf("min %s, max %s", lo, hi))
+	require.Contains(t, out, "ranges:           3")
+	require.Contains(t, out, "Index")
+}
+
 // TestHelp: every command prints a useful -h and exits 0.
 func TestHelp(t *testing.T) {
 	t.Parallel()
