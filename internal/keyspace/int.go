@@ -69,6 +69,8 @@ type intShape struct{}
 
 func (intShape) name() string { return shapeInt }
 
+func (intShape) origin() Key { return Int(0) }
+
 func (intShape) bind(k Key) (any, error) { return intOf(k) }
 
 func (intShape) array(keys []Key) (any, error) {

@@ -9,6 +9,8 @@ import "github.com/jackc/pgx/v5"
 type shape interface {
 	// name is the shape's name in a stored slicing and in messages.
 	name() string
+	// origin is a key to plan statements from when the table is empty.
+	origin() Key
 	// bind is the value bound to a placeholder for one key.
 	bind(k Key) (any, error)
 	// array is the one value bound for "key = ANY($n)".

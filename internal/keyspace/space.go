@@ -102,12 +102,7 @@ func Open(ctx context.Context, q Querier, table string, columns ...string) (Spac
 
 // Origin is a key to plan statements from when the table has no rows to
 // take one from: 0 for an integer key, the nil uuid for a uuid key.
-func (s Space) Origin() Key {
-	if s.shape().name() == shapeUUID {
-		return NewKey(uuidNil)
-	}
-	return Int(0)
-}
+func (s Space) Origin() Key { return s.shape().origin() }
 
 // Shape names the key's shape ("int" or "uuid"), for messages and plan
 // output; callers never branch on it.

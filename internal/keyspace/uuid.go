@@ -31,6 +31,8 @@ type uuidShape struct{}
 
 func (uuidShape) name() string { return shapeUUID }
 
+func (uuidShape) origin() Key { return NewKey(uuidNil) }
+
 func (uuidShape) bind(k Key) (any, error) {
 	if _, err := uuidOf(k); err != nil {
 		return nil, err

@@ -131,6 +131,9 @@ func TestUUIDAheadSampleInverted(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []Key{u(5, 5), u(5, 5)}, keys)
 
+	require.Equal(t, NewKey(uuidMin), uuidSpace(0).Origin())
+	require.Equal(t, Int(0), Space{}.Origin())
+
 	require.True(t, Inverted(u(0, 2), u(0, 1)))
 	require.False(t, Inverted(u(0, 1), u(0, 1)))
 	require.False(t, Inverted(u(0, 1), u(1, 0)))
