@@ -1,9 +1,10 @@
 // Package preflight checks a job against the live database before any row is
 // written: the table exists, the key is an integer or uuid column with a
-// btree index, and the read and write statements would seek that index
-// rather than scan the table. The key-column check opens the job's key
-// space from the catalog; Resources carries it to the later checks and to
-// plan and start. One check per file; they run in name order so output is stable.
+// btree index, no pending row has a NULL key, and the read and write
+// statements would seek that index rather than scan the table. The
+// key-column check opens the job's key space from the catalog; Resources
+// carries it to the later checks and to plan and start. One check per
+// file; they run in name order so output is stable.
 package preflight
 
 import (
@@ -45,6 +46,7 @@ var Checks = []Check{
 	{Name: "1-table", Fn: checkTable},
 	{Name: "2-key-column", Fn: checkKeyColumn},
 	{Name: "3-key-index", Fn: checkKeyIndex},
+	{Name: "3-key-nulls", Fn: checkKeyNulls},
 	{Name: "4-explain", Fn: checkExplain},
 }
 

@@ -25,6 +25,8 @@ type checkCase struct {
 	// unqualified passes table to the job as written, without the schema.
 	unqualified bool
 	key         string
+	// pending replaces the job's pending predicate when set.
+	pending string
 	// extra is YAML appended to the job file; {table} stands for the table.
 	extra string
 	// wantCheck is the check that refuses; "" means Run must pass.
@@ -63,7 +65,11 @@ func runCases(t *testing.T, tests []checkCase) {
 			if key == "" {
 				key = "id"
 			}
-			spec := parseSpec(t, specYAML(table, key, strings.ReplaceAll(tc.extra, "{table}", table)))
+			yaml := specYAML(table, key, strings.ReplaceAll(tc.extra, "{table}", table))
+			if tc.pending != "" {
+				yaml = strings.Replace(yaml, "pending: done IS NOT TRUE", "pending: "+tc.pending, 1)
+			}
+			spec := parseSpec(t, yaml)
 
 			res, err := preflight.Run(context.Background(), db.Pool, spec)
 			if tc.wantCheck == "" {
