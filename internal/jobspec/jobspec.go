@@ -253,7 +253,7 @@ func (s *Spec) validateTarget(add addFunc) {
 	}
 	switch {
 	case s.Key == "":
-		add("key", "missing; name the integer key column with a btree index, e.g. id")
+		add("key", "missing; name the key column (integer or uuid, with a btree index), e.g. id")
 	case !identRE.MatchString(s.Key):
 		add("key", "%q is not a plain column name", s.Key)
 	}

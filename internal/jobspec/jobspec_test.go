@@ -110,7 +110,7 @@ func TestParseRejects(t *testing.T) {
 			name:  "missing key",
 			yaml:  without(valid, "key:"),
 			field: "key",
-			hint:  "name the integer key column",
+			hint:  "name the key column (integer or uuid",
 		},
 		{
 			name:  "missing pending",
