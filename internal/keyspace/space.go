@@ -159,6 +159,15 @@ func (s Space) From(first int) string { return s.bounded(">=", first) }
 // read after a checkpoint, strictly past the last committed key.
 func (s Space) After(first int) string { return s.bounded(">", first) }
 
+// Of is the predicate "key in r" with r's bounds at $first: InRange, or
+// After when r's lower bound is exclusive (text ranges past the first).
+func (s Space) Of(r Range, first int) string {
+	if r.After {
+		return s.After(first)
+	}
+	return s.InRange(first)
+}
+
 // AnyOf is the predicate "key is one of a list", the list bound at $first
 // as Array returns it.
 func (s Space) AnyOf(first int) string {
