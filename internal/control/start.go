@@ -204,7 +204,7 @@ const (
 )
 
 func (c *Control) enqueue(ctx context.Context, queue, job string, r keyspace.Range) (enqueueOutcome, error) {
-	task, id, err := rangetask.NewTask(rangetask.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi})
+	task, id, err := rangetask.NewTask(rangetask.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi, After: r.After})
 	if err != nil {
 		return 0, err
 	}

@@ -157,9 +157,7 @@ func (r *VerifyReport) judge() {
 // so verify reads no faster than the job wrote. The first few pending keys
 // are read only while fewer than keysShown are known.
 func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, meta ledger.Meta, span int64, r *VerifyReport) error {
-	table, cols, in := spec.QuotedTable(), space.Columns(), space.InRange(1)
-	countQ := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND (%s)", table, in, spec.Pending)
-	keysQ := fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT %d", cols, table, in, spec.Pending, cols, keysShown)
+	table, cols := spec.QuotedTable(), space.Columns()
 	parts, err := meta.Slicing.Reslice(span)
 	if err != nil {
 		return err
@@ -174,6 +172,10 @@ func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jo
 		if err != nil {
 			return err
 		}
+		// A text chunk past the first excludes its lower bound.
+		in := space.Of(ch, 1)
+		countQ := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND (%s)", table, in, spec.Pending)
+		keysQ := fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT %d", cols, table, in, spec.Pending, cols, keysShown)
 		var count int64
 		var keys []keyspace.Key
 		began := time.Now()
@@ -309,8 +311,8 @@ func sampleRange(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 	}
 	table, cols := spec.QuotedTable(), space.Columns()
 	parts := []string{
-		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[1]s LIMIT 2)", cols, table, space.InRange(1)),
-		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[4]s LIMIT 2)", cols, table, space.InRange(1), space.Descending()),
+		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[1]s LIMIT 2)", cols, table, space.Of(rg, 1)),
+		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[4]s LIMIT 2)", cols, table, space.Of(rg, 1), space.Descending()),
 	}
 	bounds := []keyspace.Key{rg.Lo, rg.Hi}
 	for _, k := range randoms {

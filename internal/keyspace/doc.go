@@ -8,11 +8,13 @@
 // opaque string), and the arithmetic a shape needs to split a range or
 // sample keys inside it.
 //
-// Two shapes exist, chosen by Open from the key column's type in the
+// Three shapes exist, chosen by Open from the key column's type in the
 // catalog: one integer column (smallint, integer, bigint), sliced by
-// arithmetic, whose int64 values never leave this package; and one uuid
-// column, sliced into equal shares of the 128-bit space. A new shape (text,
-// composite, time windows) is one more implementation of the unexported
+// arithmetic, whose int64 values never leave this package; one uuid
+// column, sliced into equal shares of the 128-bit space; and one text or
+// varchar column, compared only in the database under its collation and
+// sliced at its histogram bounds, stored in the slicing. A new shape
+// (composite, time windows) is one more implementation of the unexported
 // shape and slicer interfaces here, so no caller changes. It reads the
 // database only through a Querier the caller passes (the catalog lookup in
 // Open, the key's extremes); running the job's statements and talking to

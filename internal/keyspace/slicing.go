@@ -6,15 +6,26 @@ import (
 	"strconv"
 )
 
-// Range is one range task's share of the key space, [Lo, Hi] inclusive; ID
-// is its index in the job (range IDs are counters, not keys).
+// Range is one range task's share of the key space, [Lo, Hi] inclusive
+// unless After; ID is its index in the job (range IDs are counters, not
+// keys).
 type Range struct {
 	ID int64
 	Lo Key
 	Hi Key
+	// After makes Lo exclusive: the range is (Lo, Hi], read from the first
+	// key strictly after Lo. Only text ranges past the first have it
+	// (text has no key just below a split point to end the range before
+	// at), so integer and uuid ranges are what they always were.
+	After bool
 }
 
-func (r Range) String() string { return fmt.Sprintf("#%d [%s,%s]", r.ID, r.Lo, r.Hi) }
+func (r Range) String() string {
+	if r.After {
+		return fmt.Sprintf("#%d (%s,%s]", r.ID, r.Lo, r.Hi)
+	}
+	return fmt.Sprintf("#%d [%s,%s]", r.ID, r.Lo, r.Hi)
+}
 
 // Slicing is how a job's key space is cut into ranges. It is fixed at the
 // job's first start and stored as one opaque string (Encode), so that every
@@ -91,6 +102,8 @@ func DecodeSlicing(s string) (Slicing, error) {
 		sl, err = decodeIntSlicing(st)
 	case shapeUUID:
 		sl, err = decodeUUIDSlicing(st)
+	case shapeText:
+		sl, err = decodeTextSlicing(st)
 	default:
 		err = fmt.Errorf("%w %q", ErrShape, st.Shape)
 	}
@@ -126,6 +139,9 @@ type stored struct {
 	// and the number of ranges that gave.
 	Rows   int64 `json:"rows,omitempty"`
 	Ranges int64 `json:"ranges,omitempty"`
+	// Points fix a text slicing: its split points, read from the
+	// histogram at the first start, ascending in the column's collation.
+	Points []Key `json:"points,omitempty"`
 }
 
 // get is the slicing's shape, the zero integer slicing when none was set.

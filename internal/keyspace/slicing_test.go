@@ -68,7 +68,7 @@ func TestSlicingEncoding(t *testing.T) {
 
 	_, err = LegacySlicing("garbage", "1", "1")
 	require.ErrorContains(t, err, "not a number")
-	_, err = DecodeSlicing(`{"shape":"text"}`)
+	_, err = DecodeSlicing(`{"shape":"interval"}`)
 	require.ErrorIs(t, err, ErrShape)
 }
 

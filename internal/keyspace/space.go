@@ -12,8 +12,9 @@ import (
 
 // Space is a job's key: its columns and their shape. It builds the SQL
 // fragments that select, order and bound keys, and the Go values bound to
-// their placeholders. Two shapes exist: one integer column (New, or Open on
-// a smallint, integer or bigint column) and one uuid column (Open).
+// their placeholders. Three shapes exist: one integer column (New, or Open
+// on a smallint, integer or bigint column), one uuid column and one text
+// or varchar column (Open).
 type Space struct {
 	cols []string
 	// sh is the shape's arithmetic; nil is the integer shape, so the zero
@@ -48,7 +49,7 @@ func (e *TypeError) Error() string {
 func (e *TypeError) Is(target error) bool { return target == ErrShape }
 
 // KeyTypes lists the column types a key may have, for messages.
-const KeyTypes = "smallint, integer, bigint or uuid"
+const KeyTypes = "smallint, integer, bigint, uuid, text or varchar"
 
 // ErrNoColumn is a key column the table does not have.
 var ErrNoColumn = errors.New("no such key column")
@@ -66,7 +67,8 @@ func New(columns ...string) (Space, error) {
 // Open returns the space of the key columns of table (a quoted name),
 // reading the column's type and the table's row estimate from the catalog
 // in one query: an integer column (smallint, integer, bigint) is the
-// integer shape, a uuid column the uuid shape. The error wraps ErrNoColumn
+// integer shape, a uuid column the uuid shape, a text or varchar column the
+// text shape (whose histogram bounds one more query reads). The error wraps ErrNoColumn
 // when the column does not exist, and is a *TypeError (an ErrShape) naming
 // the type for any other type. Start, plan, verify and every range task
 // open the space this way, so the table itself says what its key is.
@@ -92,8 +94,17 @@ func Open(ctx context.Context, q Querier, table string, columns ...string) (Spac
 	case "smallint", "integer", "bigint":
 	case "uuid":
 		s.sh = uuidShape{}
+	case "text":
+		s.sh, err = openText(ctx, q, table, columns[0])
 	default:
+		if strings.HasPrefix(typ, "character varying") {
+			s.sh, err = openText(ctx, q, table, columns[0])
+			break
+		}
 		return Space{}, &TypeError{Column: columns[0], Type: typ}
+	}
+	if err != nil {
+		return Space{}, err
 	}
 	// reltuples is -1 for a table never vacuumed or analyzed: unknown.
 	s.rows = max(int64(rows), 0)
@@ -147,6 +158,15 @@ func (s Space) From(first int) string { return s.bounded(">=", first) }
 // After is the predicate "cursor < key <= hi", the cursor at $first: every
 // read after a checkpoint, strictly past the last committed key.
 func (s Space) After(first int) string { return s.bounded(">", first) }
+
+// Of is the predicate "key in r" with r's bounds at $first: InRange, or
+// After when r's lower bound is exclusive (text ranges past the first).
+func (s Space) Of(r Range, first int) string {
+	if r.After {
+		return s.After(first)
+	}
+	return s.InRange(first)
+}
 
 // AnyOf is the predicate "key is one of a list", the list bound at $first
 // as Array returns it.

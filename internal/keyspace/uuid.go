@@ -51,23 +51,11 @@ func (uuidShape) array(keys []Key) (any, error) {
 	return out, nil
 }
 
-func (uuidShape) collect(rows pgx.Rows) ([]Key, error) {
-	vals, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]Key, len(vals))
-	for i, v := range vals {
-		keys[i] = NewKey(v)
-	}
-	return keys, nil
-}
+func (uuidShape) collect(rows pgx.Rows) ([]Key, error) { return collectText(rows) }
 
 // extremes reads the first and last key of the index: PostgreSQL before 18
 // has no min or max aggregate for uuid.
-func (uuidShape) extremes(cols, table string) string {
-	return fmt.Sprintf("SELECT (SELECT %[1]s FROM %[2]s ORDER BY %[1]s LIMIT 1)::text, (SELECT %[1]s FROM %[2]s ORDER BY %[1]s DESC LIMIT 1)::text", cols, table)
-}
+func (uuidShape) extremes(cols, table string) string { return indexExtremes(cols, table) }
 
 // ahead adds n rows' share of the 128-bit space: random (v4) uuids spread
 // evenly over it, so n of rows keys span about n/rows of it.

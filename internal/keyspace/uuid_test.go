@@ -33,13 +33,13 @@ func TestUUIDSlice(t *testing.T) {
 		want       []Range
 	}{
 		{"whole space in 4", NewKey(uuidMin), NewKey(uuidMax), 3, 10, []Range{
-			{0, NewKey(uuidMin), NewKey("3fffffff-ffff-ffff-ffff-ffffffffffff")},
-			{1, NewKey("40000000-0000-0000-0000-000000000000"), NewKey("7fffffff-ffff-ffff-ffff-ffffffffffff")},
-			{2, NewKey("80000000-0000-0000-0000-000000000000"), NewKey("bfffffff-ffff-ffff-ffff-ffffffffffff")},
-			{3, NewKey("c0000000-0000-0000-0000-000000000000"), NewKey(uuidMax)},
+			{ID: 0, Lo: NewKey(uuidMin), Hi: NewKey("3fffffff-ffff-ffff-ffff-ffffffffffff")},
+			{ID: 1, Lo: NewKey("40000000-0000-0000-0000-000000000000"), Hi: NewKey("7fffffff-ffff-ffff-ffff-ffffffffffff")},
+			{ID: 2, Lo: NewKey("80000000-0000-0000-0000-000000000000"), Hi: NewKey("bfffffff-ffff-ffff-ffff-ffffffffffff")},
+			{ID: 3, Lo: NewKey("c0000000-0000-0000-0000-000000000000"), Hi: NewKey(uuidMax)},
 		}},
-		{"fewer keys than ranges", u(0, 5), u(0, 6), 1, 100, []Range{{0, u(0, 5), u(0, 5)}, {1, u(0, 6), u(0, 6)}}},
-		{"one key", u(7, 7), u(7, 7), 10, 1000, []Range{{0, u(7, 7), u(7, 7)}}},
+		{"fewer keys than ranges", u(0, 5), u(0, 6), 1, 100, []Range{{ID: 0, Lo: u(0, 5), Hi: u(0, 5)}, {ID: 1, Lo: u(0, 6), Hi: u(0, 6)}}},
+		{"one key", u(7, 7), u(7, 7), 10, 1000, []Range{{ID: 0, Lo: u(7, 7), Hi: u(7, 7)}}},
 		{"unknown estimate", NewKey(uuidMin), NewKey(uuidMax), 1000, 0, nil},
 	}
 	for _, tc := range tests {

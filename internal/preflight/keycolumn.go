@@ -9,7 +9,7 @@ import (
 )
 
 // checkKeyColumn refuses a key that is missing or of a type ebb cannot walk
-// (one integer or uuid column), and a fixed range bound that is not a key
+// (one integer, uuid, text or varchar column), and a fixed range bound that is not a key
 // of that type. It opens the key space from the catalog, so the checks
 // after it and the job's statements see the key's real shape.
 func checkKeyColumn(ctx context.Context, r *Resources) error {

@@ -1,5 +1,5 @@
 // Package preflight checks a job against the live database before any row is
-// written: the table exists, the key is an integer or uuid column with a
+// written: the table exists, the key is an integer, uuid or text column with a
 // btree index, no pending row has a NULL key, and the read and write
 // statements would seek that index rather than scan the table. The
 // key-column check opens the job's key space from the catalog; Resources

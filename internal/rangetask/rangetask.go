@@ -39,6 +39,10 @@ type Payload struct {
 	// key is the number itself, as in tasks enqueued before key shapes.
 	Lo keyspace.Key `json:"lo"`
 	Hi keyspace.Key `json:"hi"`
+	// After makes Lo exclusive (keyspace.Range.After): set only on text
+	// ranges past the first, and left out of the JSON otherwise so integer
+	// and uuid tasks are byte for byte what they were.
+	After bool `json:"after,omitempty"`
 }
 
 // Encode returns the payload as a task body.

@@ -52,7 +52,7 @@ type walker struct {
 // newWalker returns the walker of one run of range task p of queue.
 func (r *Runner) newWalker(queue string, spec *jobspec.Spec, p rangetask.Payload) *walker {
 	return &walker{
-		r: r, queue: queue, spec: spec, p: p, pos: p.Lo,
+		r: r, queue: queue, spec: spec, p: p, pos: p.Lo, past: p.After,
 		attrs: []any{slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Any("lo", p.Lo), slog.Any("hi", p.Hi)},
 		retry: newRetryPolicy(spec.Retries),
 	}
