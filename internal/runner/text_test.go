@@ -25,14 +25,6 @@ func (b *testBundle) seedText(n int) int {
 	return n * len(prefixes)
 }
 
-// textAt is the key of the n-th row (from 0) in the collation's order.
-func (b *testBundle) textAt(n int) keyspace.Key {
-	var id string
-	require.NoError(b.t, b.db.Pool.QueryRow(context.Background(),
-		fmt.Sprintf("SELECT id FROM %s ORDER BY id OFFSET %d LIMIT 1", b.db.Table("orders"), n)).Scan(&id))
-	return keyspace.NewKey(id)
-}
-
 // TestBackfillText: a text key under a non-C collation is cut at its
 // histogram bounds into ranges whose lower bounds (past the first) are
 // exclusive; two workers fill every row exactly once, and verify passes,
@@ -42,12 +34,12 @@ func TestBackfillText(t *testing.T) {
 	b := setup(t)
 	rows := b.seedText(2000)
 	orders := b.db.Table("orders")
-	require.Positive(t, b.db.Count(t, `SELECT count(*) FROM `+orders+` WHERE id COLLATE "C" < $1 COLLATE "C"`, b.textAt(0).String()),
+	require.Positive(t, b.db.Count(t, `SELECT count(*) FROM `+orders+` WHERE id COLLATE "C" < $1 COLLATE "C"`, b.keyAt(0).String()),
 		"byte order differs from the collation's: ordering matters in this test")
 	res := b.start(b.spec("task_span: 4000\nguard: {rules: []}\ncheck: status = 's' || legacy_state AND hits = 1\n"))
 	require.Greater(t, res.Ranges, int64(3), "about 20,000 rows by task_span 4,000, from the histogram")
-	require.Equal(t, b.textAt(0), res.From)
-	require.Equal(t, b.textAt(rows-1), res.To)
+	require.Equal(t, b.keyAt(0), res.From)
+	require.Equal(t, b.keyAt(rows-1), res.To)
 	for range 2 {
 		b.worker(workerOpts{concurrency: 2})
 	}
@@ -61,7 +53,7 @@ func TestBackfillText(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, r.OK, "%v", r.Problems)
 	require.Positive(t, r.Sampled)
-	last := b.textAt(rows - 1)
+	last := b.keyAt(rows - 1)
 	b.db.Exec(t, "UPDATE "+orders+" SET status = NULL WHERE id = $1", last.String())
 	r, err = b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkKeys: 4000})
 	require.ErrorIs(t, err, control.ErrVerifyFailed)
@@ -78,7 +70,7 @@ func TestResumeTextCursor(t *testing.T) {
 	res := b.start(b.spec(fmt.Sprintf("task_span: %d\nguard: {rules: []}\n", rows)))
 	require.Equal(t, int64(1), res.Ranges)
 	ctx := context.Background()
-	cursor := b.textAt(1234)
+	cursor := b.keyAt(1234)
 	orders := b.db.Table("orders")
 	b.db.Exec(t, "UPDATE "+orders+" SET status = 's' || legacy_state, hits = 1 WHERE id < $1", cursor.String())
 	require.NoError(t, b.redis.Client.HSet(ctx, b.ledger.CursorKey(b.job), "0", cursor.Encode()).Err())

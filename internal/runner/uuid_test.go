@@ -23,8 +23,9 @@ func (b *testBundle) seedUUID(n int) {
 	b.db.Exec(b.t, "ANALYZE "+orders)
 }
 
-// uuidAt is the key of the n-th row (from 0) in key order.
-func (b *testBundle) uuidAt(n int) keyspace.Key {
+// keyAt is the key of the n-th row (from 0) in the key's own order (the
+// column's collation for a text key), read by the database.
+func (b *testBundle) keyAt(n int) keyspace.Key {
 	var id string
 	require.NoError(b.t, b.db.Pool.QueryRow(context.Background(),
 		fmt.Sprintf("SELECT id::text FROM %s ORDER BY id OFFSET %d LIMIT 1", b.db.Table("orders"), n)).Scan(&id))
@@ -45,8 +46,8 @@ func TestBackfillUUID(t *testing.T) {
 	spec := b.spec("task_span: 10000\nguard: {rules: []}\ncheck: status IS NOT NULL AND (status = 'keep' OR hits = 1)\n")
 	res := b.start(spec)
 	require.Equal(t, int64(4), res.Ranges, "40,000 rows by task_span 10,000")
-	require.Equal(t, b.uuidAt(0), res.From)
-	require.Equal(t, b.uuidAt(40_000-1), res.To)
+	require.Equal(t, b.keyAt(0), res.From)
+	require.Equal(t, b.keyAt(40_000-1), res.To)
 	for range 2 {
 		b.worker(workerOpts{concurrency: 2})
 	}
@@ -64,7 +65,7 @@ func TestBackfillUUID(t *testing.T) {
 	require.Equal(t, 10, r.Chunks, "40,000 rows in chunks of about 4,000")
 	require.Greater(t, r.Sampled, 10)
 	// A pending row is found, and its range is named from its uuid.
-	last := b.uuidAt(40_000 - 1)
+	last := b.keyAt(40_000 - 1)
 	b.db.Exec(t, "UPDATE "+orders+" SET status = NULL WHERE id = $1", last.String())
 	r, err = b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkKeys: 4000})
 	require.ErrorIs(t, err, control.ErrVerifyFailed)
@@ -104,7 +105,7 @@ func TestResumeUUIDCursor(t *testing.T) {
 	b.seedUUID(20_000)
 	b.start(b.spec("task_span: 20000\nguard: {rules: []}\n"))
 	ctx := context.Background()
-	cursor := b.uuidAt(5000)
+	cursor := b.keyAt(5000)
 	orders := b.db.Table("orders")
 	b.db.Exec(t, "UPDATE "+orders+" SET status = 's' || legacy_state, hits = 1 WHERE id < $1", cursor.String())
 	require.NoError(t, b.redis.Client.HSet(ctx, b.ledger.CursorKey(b.job), "0", cursor.Encode()).Err())
@@ -126,7 +127,7 @@ func TestSplitUUIDOnRepeatedTimeouts(t *testing.T) {
 	b := setup(t)
 	b.seedUUID(2_000)
 	ctx := context.Background()
-	locked := b.uuidAt(500)
+	locked := b.keyAt(500)
 	holder := lockRows(t, b.db.Pool, b.db.Table("orders"), fmt.Sprintf("id = '%s'", locked))
 
 	spec := b.spec(`task_span: 1000
