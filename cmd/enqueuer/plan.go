@@ -82,11 +82,17 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 
 // printPlan prints the plan as plan shows it without --json or --runbook.
 func printPlan(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, jobFile string) {
-	fmt.Fprintf(w, "job %s on %s (key %s)\n", p.Job, p.Table, spec.Key)
+	fmt.Fprintf(w, "job %s on %s (key %s, %s, walked as (%s))\n", p.Job, p.Table, spec.Key, p.Shape, strings.Join(p.Key, ", "))
 	fmt.Fprintf(w, "  key bounds:       min %s, max %s\n", ptr(p.Min), ptr(p.Max))
 	fmt.Fprintf(w, "  job range:        [%s, %s]\n", orZero(p.From), orZero(p.To))
 	fmt.Fprintf(w, "  estimated rows:   %d in the table, %d pending\n", p.EstimatedRows, p.EstimatedTodo)
-	fmt.Fprintf(w, "  ranges:           %d of %d keys\n", p.Ranges, spec.TaskSpan)
+	fmt.Fprintf(w, "  ranges:           %d of %s\n", p.Ranges, sliceLine(spec))
+	for i, r := range p.Slices {
+		if i > 0 && r.ID != p.Slices[i-1].ID+1 {
+			fmt.Fprintln(w, "                      …")
+		}
+		fmt.Fprintf(w, "                      %s\n", r)
+	}
 	fmt.Fprintf(w, "  per step:         read %d keys, write %s per transaction, sleep %s\n", spec.ReadBatch, batchLine(spec.Batch), spec.Sleep.D())
 	fmt.Fprintf(w, "  timeouts:         lock %s, statement %s; %d attempts per batch, then the rest of the range is split in two\n", spec.Timeouts.Lock.D(), spec.Timeouts.Statement.D(), spec.Retries)
 	fmt.Fprintf(w, "  fleet limits:     %s\n", limitsLine(spec))
@@ -96,6 +102,15 @@ func printPlan(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, jobFile s
 	}
 	fmt.Fprintf(w, "\nread:  %s\n%s\nwrite: %s\n%s", p.ReadSQL, indent(p.ReadPlan), p.WriteSQL, indent(p.WritePlan))
 	fmt.Fprintln(w, "\nOK: both statements use an index on the key. Start with: enqueuer start -job", jobFile)
+}
+
+// sliceLine says how the key space is cut: by arithmetic for an integer,
+// by count for other keys, or by calendar windows.
+func sliceLine(spec *jobspec.Spec) string {
+	if !spec.Window.IsZero() {
+		return spec.Window.String() + " windows (empty ones skipped)"
+	}
+	return fmt.Sprintf("about %d keys", spec.TaskSpan)
 }
 
 func batchLine(b jobspec.BatchSize) string {

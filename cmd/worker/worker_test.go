@@ -127,21 +127,28 @@ type bundle struct {
 
 func setup(t *testing.T, rows int, extra string) *bundle {
 	t.Helper()
+	return setupTable(t, fmt.Sprintf(`CREATE TABLE %%[1]s (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0, overlap boolean);
+		INSERT INTO %%[1]s (id, legacy_state) SELECT g, g %%%% 5 FROM generate_series(1, %d) g`, rows), "id", extra)
+}
+
+// setupTable creates orders with ddl (the table is %[1]s; it needs
+// legacy_state, status and hits), starts a job keyed by key on it.
+func setupTable(t *testing.T, ddl, key, extra string) *bundle {
+	t.Helper()
 	b := &bundle{db: ebbtest.Schema(t), redis: ebbtest.Redis(t), job: "job-" + ebbtest.Suffix()}
 	b.ctl = control.New(b.redis.Client, b.redis.Prefix, ebbtest.Logger(t))
 	t.Cleanup(func() { _ = b.ctl.Close() })
 	orders := b.db.Table("orders")
-	b.db.Exec(t, "CREATE TABLE "+orders+" (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0, overlap boolean)")
-	b.db.Exec(t, fmt.Sprintf("INSERT INTO %s (id, legacy_state) SELECT g, g %% 5 FROM generate_series(1, %d) g", orders, rows))
+	b.db.Exec(t, fmt.Sprintf(ddl, orders))
 	b.db.Exec(t, "ANALYZE "+orders)
 	spec, err := jobspec.Parse([]byte(fmt.Sprintf(`name: %s
 table: %s
-key: id
+key: %s
 pending: status IS NULL
 %s
 read_batch: 500
 database_env: EBB_TEST_DSN
-%s`, b.job, orders, setLine(extra), extra)))
+%s`, b.job, orders, key, setLine(extra), extra)))
 	require.NoError(t, err)
 	b.env = []string{"REDIS_URL=" + ebbtest.RedisURL(), "EBB_PREFIX=" + b.redis.Prefix, "EBB_TEST_DSN=" + ebbtest.DatabaseURL(), "DATABASE_URL="}
 	_, err = b.ctl.Start(context.Background(), b.db.Pool, spec, b.redis.Queue)
@@ -192,6 +199,41 @@ func TestCrash(t *testing.T) {
 	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
 	b.assertExactlyOnce(t)
 	_, _ = survivor, replacement
+}
+
+// TestCrashShapes: kill -9 a worker mid-range on tables keyed by a
+// composite key with a skewed tenant, a timestamp with thousands of ties
+// (walked with its primary key as tie-breaker), a random uuid and a text
+// key under an ICU collation: each resumes strictly after the last
+// committed key, and every row is written exactly once.
+func TestCrashShapes(t *testing.T) {
+	t.Parallel()
+	const cols = "legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0"
+	for _, tc := range []struct{ name, ddl, key string }{
+		{"composite", `CREATE TABLE %[1]s (tenant_id int, id bigint, ` + cols + `, PRIMARY KEY (tenant_id, id));
+			INSERT INTO %[1]s (tenant_id, id, legacy_state) SELECT CASE WHEN g %% 10 = 0 THEN g %% 7 ELSE 3 END, g, g %% 5 FROM generate_series(1, 20000) g`, "[tenant_id, id]"},
+		{"timestamptz ties", `CREATE TABLE %[1]s (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, ` + cols + `);
+			CREATE INDEX ON %[1]s (created_at, id);
+			INSERT INTO %[1]s (id, created_at, legacy_state) SELECT g, timestamptz '2024-05-01 00:00:00.5+02' + (g / 5000) * interval '1 hour', g %% 5 FROM generate_series(1, 20000) g`, "created_at"},
+		{"uuid", `CREATE TABLE %[1]s (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), ` + cols + `);
+			INSERT INTO %[1]s (legacy_state) SELECT g %% 5 FROM generate_series(1, 20000) g`, "id"},
+		{"text", `CREATE TABLE %[1]s (id text COLLATE "en-US-x-icu" PRIMARY KEY, ` + cols + `);
+			INSERT INTO %[1]s (id, legacy_state) SELECT p || '-' || g, g %% 5 FROM unnest(ARRAY['Äpfel', 'apfel', 'Zoë', 'ñandú']) p, generate_series(1, 5000) g`, "id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupTable(t, tc.ddl, tc.key, "task_span: 10000\nbatch: 100\nsleep: 20ms\n")
+			victim := b.worker(t)
+			ebbtest.Eventually(t, "the victim committed batches", func() bool {
+				return strings.Contains(victim.log(), "range start") && b.status(t).Batches >= 5
+			})
+			require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+			_ = victim.wait(t)
+			b.worker(t)
+			ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+			b.assertExactlyOnce(t)
+		})
+	}
 }
 
 // TestSIGTERM: a worker told to stop finishes its batch, checkpoints, exits 0

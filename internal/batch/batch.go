@@ -37,7 +37,7 @@ func Build(spec *jobspec.Spec, space keyspace.Space) Statements {
 	table, cols, w := spec.QuotedTable(), space.Columns(), space.Width()
 	read := func(bound string) string {
 		return fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT $%d",
-			cols, table, bound, spec.Pending, cols, 2*w+1)
+			space.Select(), table, bound, spec.Pending, cols, 2*w+1)
 	}
 	st := Statements{ReadFrom: read(space.From(1)), ReadAfter: read(space.After(1)), Write: spec.SQL}
 	if !spec.RawSQL() {

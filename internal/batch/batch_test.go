@@ -50,7 +50,7 @@ func (b *testBundle) executor(t *testing.T, pool *pgxpool.Pool, write, extra str
 // space is the key space of spec.
 func space(t *testing.T, spec *jobspec.Spec) keyspace.Space {
 	t.Helper()
-	sp, err := keyspace.New(spec.Key)
+	sp, err := keyspace.New(spec.Key...)
 	require.NoError(t, err)
 	return sp
 }

@@ -25,11 +25,18 @@ type PlanReport struct {
 	EstimatedRows int64        `json:"estimated_rows"`
 	EstimatedTodo int64        `json:"estimated_pending"`
 	Ranges        int64        `json:"ranges"`
-	ReadSQL       string       `json:"read_sql"`
-	WriteSQL      string       `json:"write_sql"`
-	ReadPlan      string       `json:"read_plan"`
-	WritePlan     string       `json:"write_plan"`
-	Notes         []string     `json:"notes,omitempty"`
+	// Shape is the key's shape and Key its columns as walked (with a
+	// tie-breaker when the job's own are not unique); Slices are the
+	// first and last few ranges, so the split points a start would store
+	// can be seen before it.
+	Shape     string           `json:"shape"`
+	Key       []string         `json:"key"`
+	Slices    []keyspace.Range `json:"slices,omitempty"`
+	ReadSQL   string           `json:"read_sql"`
+	WriteSQL  string           `json:"write_sql"`
+	ReadPlan  string           `json:"read_plan"`
+	WritePlan string           `json:"write_plan"`
+	Notes     []string         `json:"notes,omitempty"`
 }
 
 // ErrEmpty means the job's key range holds no rows: nothing to backfill.
@@ -42,7 +49,8 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	if err != nil {
 		return nil, err
 	}
-	p := &PlanReport{Job: spec.Name, Table: spec.Table, ReadSQL: res.Stmts.ReadFrom, WriteSQL: res.Stmts.Write, Notes: res.Notes}
+	p := &PlanReport{Job: spec.Name, Table: spec.Table, ReadSQL: res.Stmts.ReadFrom, WriteSQL: res.Stmts.Write, Notes: res.Notes,
+		Shape: res.Space.Shape(), Key: res.Space.Names()}
 	bounds, err := readBounds(ctx, pool, spec, res.Space)
 	if err != nil {
 		return nil, err
@@ -54,11 +62,14 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	from, to, err := bounds.resolve(spec)
 	if err == nil {
 		p.From, p.To = from, to
-		sl, err := res.Space.Slice(from, to, spec.TaskSpan)
+		sl, err := res.Space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window)
 		if err != nil {
 			return nil, err
 		}
 		p.Ranges = sl.Ranges()
+		if p.Slices, err = someRanges(sl); err != nil {
+			return nil, err
+		}
 		if p.EstimatedTodo, err = estimatePending(ctx, pool, spec, res.Space, from, to); err != nil {
 			return nil, err
 		}
@@ -80,4 +91,24 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 		return nil, fmt.Errorf("explain write: %w", err)
 	}
 	return p, nil
+}
+
+// slicesShown is how many ranges plan lists at each end of the slicing.
+const slicesShown = 3
+
+// someRanges is the first and last slicesShown ranges of sl.
+func someRanges(sl keyspace.Slicing) ([]keyspace.Range, error) {
+	n := sl.Ranges()
+	var out []keyspace.Range
+	for i := int64(0); i < n; i++ {
+		if i == slicesShown && n > 2*slicesShown {
+			i = n - slicesShown
+		}
+		r, err := sl.Range(i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -146,7 +146,7 @@ func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 	if err != nil {
 		return ledger.Meta{}, err
 	}
-	sl, err := space.Slice(from, to, spec.TaskSpan)
+	sl, err := space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window)
 	if err != nil {
 		return ledger.Meta{}, err
 	}

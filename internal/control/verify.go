@@ -100,7 +100,7 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 	if opt.ChunkKeys <= 0 {
 		opt.ChunkKeys = int64(spec.ReadBatch) * 10
 	}
-	space, err := keyspace.Open(ctx, pool, spec.QuotedTable(), spec.Key)
+	space, err := keyspace.Open(ctx, pool, spec.QuotedTable(), spec.Key...)
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +172,10 @@ func (c *Control) countPending(ctx context.Context, pool *pgxpool.Pool, spec *jo
 		if err != nil {
 			return err
 		}
-		// A text chunk past the first excludes its lower bound.
+		// An ordered key's chunk past the first excludes its lower bound.
 		in := space.Of(ch, 1)
 		countQ := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND (%s)", table, in, spec.Pending)
-		keysQ := fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT %d", cols, table, in, spec.Pending, cols, keysShown)
+		keysQ := fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT %d", space.Select(), table, in, spec.Pending, cols, keysShown)
 		var count int64
 		var keys []keyspace.Key
 		began := time.Now()
@@ -285,10 +285,9 @@ func (c *Control) spotCheck(ctx context.Context, pool *pgxpool.Pool, spec *jobsp
 	if err != nil {
 		return err
 	}
-	cols := space.Columns()
-	check := fmt.Sprintf("SELECT %[1]s FROM %[2]s WHERE %[3]s AND ((%[4]s) IS NOT TRUE) ORDER BY %[1]s", cols, spec.QuotedTable(), space.AnyOf(1), spec.Check)
+	check := fmt.Sprintf("SELECT %s FROM %s WHERE %s AND ((%s) IS NOT TRUE) ORDER BY %s", space.Select(), spec.QuotedTable(), space.AnyOf(1), spec.Check, space.Columns())
 	return readOnly(ctx, pool, spec, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, check, list)
+		rows, err := tx.Query(ctx, check, list...)
 		if err != nil {
 			return fmt.Errorf("run check %q: %w", spec.Check, err)
 		}
@@ -309,14 +308,14 @@ func sampleRange(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 	if err != nil {
 		return nil, err
 	}
-	table, cols := spec.QuotedTable(), space.Columns()
+	table, sel, cols := spec.QuotedTable(), space.Select(), space.Columns()
 	parts := []string{
-		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[1]s LIMIT 2)", cols, table, space.Of(rg, 1)),
-		fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[4]s LIMIT 2)", cols, table, space.Of(rg, 1), space.Descending()),
+		fmt.Sprintf("(SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT 2)", sel, table, space.Of(rg, 1), cols),
+		fmt.Sprintf("(SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT 2)", sel, table, space.Of(rg, 1), space.Descending()),
 	}
 	bounds := []keyspace.Key{rg.Lo, rg.Hi}
 	for _, k := range randoms {
-		parts = append(parts, fmt.Sprintf("(SELECT %[1]s FROM %[2]s WHERE %[3]s ORDER BY %[1]s LIMIT 1)", cols, table, space.From(len(bounds)*space.Width()+1)))
+		parts = append(parts, fmt.Sprintf("(SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT 1)", sel, table, space.From(len(bounds)*space.Width()+1), cols))
 		bounds = append(bounds, k, rg.Hi)
 	}
 	args, err := space.Args(bounds...)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/jackc/pgx/v5"
 	"go.yaml.in/yaml/v3"
 )
@@ -24,20 +25,23 @@ import (
 // It is stored in Redis as JSON so every worker runs the same job; it never
 // holds a secret, only the name of the environment variable with the DSN.
 type Spec struct {
-	Name        string    `yaml:"name" json:"name"`
-	Table       string    `yaml:"table" json:"table"`
-	Key         string    `yaml:"key" json:"key"`
-	Pending     string    `yaml:"pending" json:"pending"`
-	Set         string    `yaml:"set,omitempty" json:"set,omitempty"`
-	SQL         string    `yaml:"sql,omitempty" json:"sql,omitempty"`
-	Range       Range     `yaml:"range" json:"range"`
-	TaskSpan    int64     `yaml:"task_span" json:"task_span"`
-	ReadBatch   int       `yaml:"read_batch" json:"read_batch"`
-	Batch       BatchSize `yaml:"batch" json:"batch"`
-	Sleep       Duration  `yaml:"sleep" json:"sleep"`
-	Timeouts    Timeouts  `yaml:"timeouts" json:"timeouts"`
-	Retries     int       `yaml:"retries" json:"retries"`
-	DatabaseEnv string    `yaml:"database_env" json:"database_env"`
+	Name  string     `yaml:"name" json:"name"`
+	Table string     `yaml:"table" json:"table"`
+	Key   KeyColumns `yaml:"key" json:"key"`
+	// Window slices a time key into calendar windows (1h, 1d, …) instead
+	// of equal-count ranges; zero slices by count.
+	Window      keyspace.Window `yaml:"window,omitempty" json:"window,omitempty"`
+	Pending     string          `yaml:"pending" json:"pending"`
+	Set         string          `yaml:"set,omitempty" json:"set,omitempty"`
+	SQL         string          `yaml:"sql,omitempty" json:"sql,omitempty"`
+	Range       Range           `yaml:"range" json:"range"`
+	TaskSpan    int64           `yaml:"task_span" json:"task_span"`
+	ReadBatch   int             `yaml:"read_batch" json:"read_batch"`
+	Batch       BatchSize       `yaml:"batch" json:"batch"`
+	Sleep       Duration        `yaml:"sleep" json:"sleep"`
+	Timeouts    Timeouts        `yaml:"timeouts" json:"timeouts"`
+	Retries     int             `yaml:"retries" json:"retries"`
+	DatabaseEnv string          `yaml:"database_env" json:"database_env"`
 	// Rate is rows per second for the whole fleet; 0 is unlimited.
 	Rate float64 `yaml:"rate" json:"rate"`
 	// MaxWorkers caps batches in flight across the fleet; 0 is unlimited.
@@ -171,8 +175,14 @@ func (s *Spec) QuotedTable() string {
 	return pgx.Identifier{schema, name}.Sanitize()
 }
 
-// QuotedKey is the key column as a quoted SQL identifier.
-func (s *Spec) QuotedKey() string { return pgx.Identifier{s.Key}.Sanitize() }
+// QuotedKey is the key columns as a quoted SQL column list.
+func (s *Spec) QuotedKey() string {
+	q := make([]string, len(s.Key))
+	for i, c := range s.Key {
+		q[i] = pgx.Identifier{c}.Sanitize()
+	}
+	return strings.Join(q, ", ")
+}
 
 // RawSQL reports whether the job gives its own write statement.
 func (s *Spec) RawSQL() bool { return s.SQL != "" }
@@ -181,9 +191,6 @@ var (
 	nameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 	envRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	param1  = regexp.MustCompile(`\$1([^0-9]|$)`)
-	param2  = regexp.MustCompile(`\$2([^0-9]|$)`)
-	paramN  = regexp.MustCompile(`\$([3-9]|[1-9][0-9]+)`)
 )
 
 // applyDefaults fills fields the job file leaves out. A field written as 0
@@ -252,10 +259,18 @@ func (s *Spec) validateTarget(add addFunc) {
 		}
 	}
 	switch {
-	case s.Key == "":
-		add("key", "missing; name the key column (integer or uuid, with a btree index), e.g. id")
-	case !identRE.MatchString(s.Key):
-		add("key", "%q is not a plain column name", s.Key)
+	case len(s.Key) == 0:
+		add("key", "missing; name the key column (with a btree index), e.g. id, or the columns of a composite key in index order, e.g. [tenant_id, id]")
+	default:
+		seen := map[string]bool{}
+		for _, c := range s.Key {
+			if !identRE.MatchString(c) {
+				add("key", "%q is not a plain column name", c)
+			} else if seen[c] {
+				add("key", "column %q is named twice", c)
+			}
+			seen[c] = true
+		}
 	}
 	if strings.TrimSpace(s.Pending) == "" {
 		add("pending", "missing; give the predicate of rows still to do, e.g. status IS NULL (it makes every batch idempotent)")
@@ -271,10 +286,8 @@ func (s *Spec) validateWrite(add addFunc) {
 	case s.Set == "" && s.SQL == "":
 		add("set", "missing; give set (e.g. status = map_status(legacy_state)) or sql (a raw statement using $1 and $2)")
 	case s.SQL != "":
-		if !param1.MatchString(s.SQL) || !param2.MatchString(s.SQL) {
-			add("sql", "must use both $1 and $2, the inclusive lower and upper key of a batch, e.g. ... WHERE id BETWEEN $1 AND $2 AND (status IS NULL)")
-		} else if paramN.MatchString(s.SQL) {
-			add("sql", "uses a placeholder above $2; only $1 (lower key) and $2 (upper key) are bound")
+		if err := checkPlaceholdersAtLeast(s.SQL, max(len(s.Key), 1)); err != nil {
+			add("sql", "%v", err)
 		}
 	}
 }

@@ -110,7 +110,7 @@ func TestParseRejects(t *testing.T) {
 			name:  "missing key",
 			yaml:  without(valid, "key:"),
 			field: "key",
-			hint:  "name the key column (integer or uuid",
+			hint:  "name the key column (with a btree index)",
 		},
 		{
 			name:  "missing pending",
@@ -158,7 +158,7 @@ func TestParseRejects(t *testing.T) {
 			name:  "sql with $3",
 			yaml:  replace(valid, "set:", "sql: UPDATE public.orders SET n = $3 WHERE id BETWEEN $1 AND $2"),
 			field: "sql", line: 5,
-			hint: "only $1 (lower key) and $2 (upper key) are bound",
+			hint: "uses $3, above $2: a key of 1 column(s) binds $1..$2",
 		},
 		{
 			name:  "bad name",
@@ -492,7 +492,7 @@ func TestQuotedTable(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.table, func(t *testing.T) {
 			t.Parallel()
-			s := &jobspec.Spec{Table: tc.table, Key: `Id"x`}
+			s := &jobspec.Spec{Table: tc.table, Key: jobspec.KeyColumns{`Id"x`}}
 			require.Equal(t, tc.want, s.QuotedTable())
 			require.Equal(t, `"Id""x"`, s.QuotedKey())
 		})

@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -71,9 +72,16 @@ func (intShape) name() string { return shapeInt }
 
 func (intShape) origin() Key { return Int(0) }
 
-func (intShape) bind(k Key) (any, error) { return intOf(k) }
+func (intShape) bind(k Key) ([]any, error) {
+	v, err := intOf(k)
+	return []any{v}, err
+}
 
-func (intShape) array(keys []Key) (any, error) {
+func (intShape) anyOf(cols []string, first int) string { return singleAnyOf(cols, first) }
+
+func (intShape) selectList(cols []string) string { return quoteList(cols, "") }
+
+func (intShape) array(keys []Key) ([]any, error) {
 	out := make([]int64, len(keys))
 	for i, k := range keys {
 		v, err := intOf(k)
@@ -82,7 +90,7 @@ func (intShape) array(keys []Key) (any, error) {
 		}
 		out[i] = v
 	}
-	return out, nil
+	return []any{out}, nil
 }
 
 func (intShape) collect(rows pgx.Rows) ([]Key, error) {
@@ -99,8 +107,16 @@ func (intShape) collect(rows pgx.Rows) ([]Key, error) {
 
 // extremes uses min and max, which PostgreSQL answers from the btree's two
 // ends.
-func (intShape) extremes(cols, table string) string {
-	return fmt.Sprintf("SELECT (SELECT min(%s) FROM %s)::text, (SELECT max(%s) FROM %s)::text", cols, table, cols, table)
+func (intShape) extremes(ctx context.Context, q Querier, cols []string, table string) (lo, hi Key, ok bool, err error) {
+	c := quoteList(cols, "")
+	var mn, mx *string
+	if err := q.QueryRow(ctx, fmt.Sprintf("SELECT (SELECT min(%s) FROM %s)::text, (SELECT max(%s) FROM %s)::text", c, table, c, table)).Scan(&mn, &mx); err != nil {
+		return Key{}, Key{}, false, err
+	}
+	if mn == nil || mx == nil {
+		return Key{}, Key{}, false, nil
+	}
+	return NewKey(*mn), NewKey(*mx), true, nil
 }
 
 // ahead adds n: integer keys are dense enough that n keys are about n rows.

@@ -10,9 +10,9 @@ import (
 // unless After; ID is its index in the job (range IDs are counters, not
 // keys).
 type Range struct {
-	ID int64
-	Lo Key
-	Hi Key
+	ID int64 `json:"id"`
+	Lo Key   `json:"lo"`
+	Hi Key   `json:"hi"`
 	// After makes Lo exclusive: the range is (Lo, Hi], read from the first
 	// key strictly after Lo. Only text ranges past the first have it
 	// (text has no key just below a split point to end the range before
@@ -102,8 +102,8 @@ func DecodeSlicing(s string) (Slicing, error) {
 		sl, err = decodeIntSlicing(st)
 	case shapeUUID:
 		sl, err = decodeUUIDSlicing(st)
-	case shapeText:
-		sl, err = decodeTextSlicing(st)
+	case shapeText, shapePoints:
+		sl, err = decodePointSlicing(st)
 	default:
 		err = fmt.Errorf("%w %q", ErrShape, st.Shape)
 	}
@@ -139,8 +139,8 @@ type stored struct {
 	// and the number of ranges that gave.
 	Rows   int64 `json:"rows,omitempty"`
 	Ranges int64 `json:"ranges,omitempty"`
-	// Points fix a text slicing: its split points, read from the
-	// histogram at the first start, ascending in the column's collation.
+	// Points fix a slicing of an ordered key: its split points, read from
+	// the database at the first start, ascending in the key's order.
 	Points []Key `json:"points,omitempty"`
 }
 

@@ -13,31 +13,37 @@ import (
 // Space is a job's key: its columns and their shape. It builds the SQL
 // fragments that select, order and bound keys, and the Go values bound to
 // their placeholders. Three shapes exist: one integer column (New, or Open
-// on a smallint, integer or bigint column), one uuid column and one text
-// or varchar column (Open).
+// on a smallint, integer or bigint column), one uuid column, and every key
+// ordered only in the database (Open): one text, varchar, date, timestamp,
+// timestamptz or numeric column, and every composite key.
 type Space struct {
 	cols []string
 	// sh is the shape's arithmetic; nil is the integer shape, so the zero
 	// Space and New behave as they always have.
 	sh shape
 	// rows is the table's row estimate when Open read it (reltuples; 0 when
-	// unknown): a uuid key is cut into about rows/task_span ranges.
+	// unknown): uuid and ordered keys are cut into about rows/task_span
+	// ranges.
 	rows int64
+	// tieBreak is how many columns Open appended to the job's own: the
+	// primary key's, when the job's columns are not unique.
+	tieBreak int
 }
 
 // Querier is what Space needs of a database to read the catalog and the
 // key's extremes: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
 type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// ErrShape is a key ebb cannot walk (yet).
+// ErrShape is a key ebb cannot walk.
 var ErrShape = errors.New("unsupported key shape")
 
 // TypeError is a key column of a type no shape walks; it is an ErrShape.
 type TypeError struct {
 	Column string
-	// Type is the column's type as format_type writes it, e.g. "text".
+	// Type is the column's type as format_type writes it, e.g. "jsonb".
 	Type string
 }
 
@@ -49,93 +55,116 @@ func (e *TypeError) Error() string {
 func (e *TypeError) Is(target error) bool { return target == ErrShape }
 
 // KeyTypes lists the column types a key may have, for messages.
-const KeyTypes = "smallint, integer, bigint, uuid, text or varchar"
+const KeyTypes = "smallint, integer, bigint, numeric, uuid, text, varchar, date, timestamp or timestamptz (one column, or several in the order of an index)"
 
 // ErrNoColumn is a key column the table does not have.
 var ErrNoColumn = errors.New("no such key column")
 
+// ColumnError names a key column the table does not have; it is an
+// ErrNoColumn.
+type ColumnError struct{ Column, Table string }
+
+func (e *ColumnError) Error() string {
+	return fmt.Sprintf("key column %q of %s: %v", e.Column, e.Table, ErrNoColumn)
+}
+
+// Is makes a ColumnError an ErrNoColumn.
+func (e *ColumnError) Is(target error) bool { return target == ErrNoColumn }
+
+// ErrNotUnique is a key whose columns do not identify a row, on a table
+// without a primary key to break ties with.
+var ErrNotUnique = errors.New("key is not unique and the table has no primary key to break ties")
+
 // New returns the space of a key made of one integer column, without
-// reading the catalog: the shape every job had before uuid keys, and what
-// tests of integer jobs build. Open reads the column's type instead.
+// reading the catalog: the shape every job had before other key shapes,
+// and what tests of integer jobs build. Open reads the column's type
+// instead.
 func New(columns ...string) (Space, error) {
 	if len(columns) != 1 || columns[0] == "" {
-		return Space{}, fmt.Errorf("key %v: %w: the key must be one column", columns, ErrShape)
+		return Space{}, fmt.Errorf("key %v: %w: New makes a one-column integer key; Open reads any other", columns, ErrShape)
 	}
 	return Space{cols: append([]string(nil), columns...)}, nil
 }
 
 // Open returns the space of the key columns of table (a quoted name),
-// reading the column's type and the table's row estimate from the catalog
-// in one query: an integer column (smallint, integer, bigint) is the
-// integer shape, a uuid column the uuid shape, a text or varchar column the
-// text shape (whose histogram bounds one more query reads). The error wraps ErrNoColumn
-// when the column does not exist, and is a *TypeError (an ErrShape) naming
-// the type for any other type. Start, plan, verify and every range task
-// open the space this way, so the table itself says what its key is.
+// reading the columns' types, the table's row estimate and its unique
+// indexes from the catalog: one integer column is the integer shape, one
+// uuid column the uuid shape, anything else the ordered shape (whose
+// one-column histogram one more query reads). A key of the ordered shape
+// whose columns no unique index covers gets the primary key's other
+// columns appended as a tie-breaker (created_at becomes (created_at, id)),
+// so rows that share a value are neither skipped nor done twice and a
+// batch never grows past its size on ties; without a primary key that is
+// ErrNotUnique. The error wraps ErrNoColumn when a column does not exist,
+// and is a *TypeError (an ErrShape) naming the type for any other type.
+// Start, plan, verify and every range task open the space this way, so
+// the table itself says what its key is.
 func Open(ctx context.Context, q Querier, table string, columns ...string) (Space, error) {
-	s, err := New(columns...)
+	if len(columns) == 0 {
+		return Space{}, fmt.Errorf("key of %s: %w: name at least one column", table, ErrShape)
+	}
+	cat, err := readCatalog(ctx, q, table, columns)
 	if err != nil {
 		return Space{}, err
 	}
-	var typ string
-	var rows float64
-	err = q.QueryRow(ctx, `
-		SELECT format_type(a.atttypid, a.atttypmod), c.reltuples
-		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-		WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped AND a.attnum > 0`,
-		table, columns[0]).Scan(&typ, &rows)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Space{}, fmt.Errorf("key column %q of %s: %w", columns[0], table, ErrNoColumn)
-	}
-	if err != nil {
-		return Space{}, fmt.Errorf("read the type of key column %q of %s: %w", columns[0], table, err)
-	}
-	switch typ {
-	case "smallint", "integer", "bigint":
-	case "uuid":
-		s.sh = uuidShape{}
-	case "text":
-		s.sh, err = openText(ctx, q, table, columns[0])
-	default:
-		if strings.HasPrefix(typ, "character varying") {
-			s.sh, err = openText(ctx, q, table, columns[0])
-			break
+	s := Space{cols: append([]string(nil), columns...), rows: cat.rows}
+	if len(columns) == 1 {
+		switch cat.types[0] {
+		case "smallint", "integer", "bigint":
+			return s, nil
+		case "uuid":
+			s.sh = uuidShape{}
+			return s, nil
 		}
-		return Space{}, &TypeError{Column: columns[0], Type: typ}
 	}
-	if err != nil {
-		return Space{}, err
+	for i, t := range cat.types {
+		if _, ok := orderedTypes[t]; !ok {
+			return Space{}, &TypeError{Column: columns[i], Type: cat.formats[i]}
+		}
 	}
-	// reltuples is -1 for a table never vacuumed or analyzed: unknown.
-	s.rows = max(int64(rows), 0)
+	types := cat.types
+	if !cat.unique {
+		extra, extraTypes, err := tieBreaker(ctx, q, table, columns)
+		if err != nil {
+			return Space{}, err
+		}
+		s.cols, types, s.tieBreak = append(s.cols, extra...), append(types, extraTypes...), len(extra)
+	}
+	sh := orderedShape{types: types}
+	if len(s.cols) == 1 {
+		if sh.hist, err = readHistogram(ctx, q, table, columns[0]); err != nil {
+			return Space{}, err
+		}
+	}
+	s.sh = sh
 	return s, nil
 }
+
+// Names are the key's columns, the tie-breaker included.
+func (s Space) Names() []string { return append([]string(nil), s.cols...) }
+
+// TieBreak is how many primary key columns Open appended to the job's key
+// columns because they are not unique (0 when they are).
+func (s Space) TieBreak() int { return s.tieBreak }
 
 // Origin is a key to plan statements from when the table has no rows to
 // take one from: 0 for an integer key, the nil uuid for a uuid key.
 func (s Space) Origin() Key { return s.shape().origin() }
 
-// Shape names the key's shape ("int" or "uuid"), for messages and plan
-// output; callers never branch on it.
+// Shape names the key's shape ("int", "uuid", "text", "timestamptz",
+// "composite", …), for messages and plan output; callers never branch on
+// it.
 func (s Space) Shape() string { return s.shape().name() }
 
-// Columns is the quoted column list, for SELECT and ORDER BY.
-func (s Space) Columns() string {
-	q := make([]string, len(s.cols))
-	for i, c := range s.cols {
-		q[i] = pgx.Identifier{c}.Sanitize()
-	}
-	return strings.Join(q, ", ")
-}
+// Columns is the quoted column list, for ORDER BY and row values.
+func (s Space) Columns() string { return quoteList(s.cols, "") }
+
+// Select is the SELECT list that reads keys for CollectKeys: the columns,
+// as text where the shape keeps keys as text.
+func (s Space) Select() string { return s.shape().selectList(s.cols) }
 
 // Descending is the ORDER BY list that sorts keys from the largest down.
-func (s Space) Descending() string {
-	q := make([]string, len(s.cols))
-	for i, c := range s.cols {
-		q[i] = pgx.Identifier{c}.Sanitize() + " DESC"
-	}
-	return strings.Join(q, ", ")
-}
+func (s Space) Descending() string { return quoteList(s.cols, " DESC") }
 
 // Width is how many placeholders one key takes: one per column.
 func (s Space) Width() int { return len(s.cols) }
@@ -160,7 +189,7 @@ func (s Space) From(first int) string { return s.bounded(">=", first) }
 func (s Space) After(first int) string { return s.bounded(">", first) }
 
 // Of is the predicate "key in r" with r's bounds at $first: InRange, or
-// After when r's lower bound is exclusive (text ranges past the first).
+// After when r's lower bound is exclusive (ordered ranges past the first).
 func (s Space) Of(r Range, first int) string {
 	if r.After {
 		return s.After(first)
@@ -168,10 +197,16 @@ func (s Space) Of(r Range, first int) string {
 	return s.InRange(first)
 }
 
-// AnyOf is the predicate "key is one of a list", the list bound at $first
-// as Array returns it.
-func (s Space) AnyOf(first int) string {
-	return fmt.Sprintf("%s = ANY($%d)", s.Columns(), first)
+// AnyOf is the predicate "key is one of a list", the list bound from
+// $first as Array returns it (ArrayWidth placeholders).
+func (s Space) AnyOf(first int) string { return s.shape().anyOf(s.cols, first) }
+
+// ArrayWidth is how many placeholders AnyOf takes.
+func (s Space) ArrayWidth() int {
+	if _, ok := s.shape().(orderedShape); ok {
+		return len(s.cols)
+	}
+	return 1
 }
 
 // Args returns the values to bind for keys, Width() per key, in order:
@@ -185,28 +220,25 @@ func (s Space) Args(keys ...Key) ([]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, v)
+		out = append(out, v...)
 	}
 	return out, nil
 }
 
-// Array returns the one value AnyOf binds for a list of keys.
-func (s Space) Array(keys []Key) (any, error) { return s.shape().array(keys) }
+// Array returns the values AnyOf binds for a list of keys.
+func (s Space) Array(keys []Key) ([]any, error) { return s.shape().array(keys) }
 
-// CollectKeys reads rows that select Columns() into keys, and closes rows.
+// CollectKeys reads rows that select Select() into keys, and closes rows.
 func (s Space) CollectKeys(rows pgx.Rows) ([]Key, error) { return s.shape().collect(rows) }
 
 // Extremes reads the smallest and largest key of table (a quoted name),
 // each through the key's index; ok is false when the table is empty.
 func (s Space) Extremes(ctx context.Context, q Querier, table string) (lo, hi Key, ok bool, err error) {
-	var mn, mx *string
-	if err := q.QueryRow(ctx, s.shape().extremes(s.Columns(), table)).Scan(&mn, &mx); err != nil {
-		return Key{}, Key{}, false, fmt.Errorf("read min/max of %s.%s: %w", table, s.cols[0], err)
+	lo, hi, ok, err = s.shape().extremes(ctx, q, s.cols, table)
+	if err != nil {
+		return Key{}, Key{}, false, fmt.Errorf("read the smallest and largest key (%s) of %s: %w", s.Columns(), table, err)
 	}
-	if mn == nil || mx == nil {
-		return Key{}, Key{}, false, nil
-	}
-	return NewKey(*mn), NewKey(*mx), true, nil
+	return lo, hi, ok, nil
 }
 
 // Ahead is a key about n keys above k, for the sample bounds of an EXPLAIN

@@ -10,7 +10,7 @@ import (
 // textSpace is a text Space with a histogram and a row estimate, as Open
 // builds it.
 func textSpace(rows int64, hist ...string) Space {
-	sh := textShape{}
+	sh := orderedShape{types: []string{"text"}}
 	for _, h := range hist {
 		sh.hist = append(sh.hist, NewKey(h))
 	}
@@ -109,7 +109,7 @@ func FuzzTextKeyRoundTrip(f *testing.F) {
 		require.NoError(t, err)
 		require.True(t, k.Equal(back), "%q encoded as %s decoded as %q", s, k.Encode(), back.Values())
 
-		sl, err := newTextSlices(NewKey(""), NewKey(s+"z"), 5, 10, []Key{k})
+		sl, err := newPointSlices(NewKey(""), NewKey(s+"z"), 5, 10, []Key{k})
 		require.NoError(t, err)
 		dec, err := DecodeSlicing(Slicing{impl: sl}.Encode())
 		require.NoError(t, err)

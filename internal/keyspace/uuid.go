@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"context"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -33,14 +34,18 @@ func (uuidShape) name() string { return shapeUUID }
 
 func (uuidShape) origin() Key { return NewKey(uuidNil) }
 
-func (uuidShape) bind(k Key) (any, error) {
+func (uuidShape) bind(k Key) ([]any, error) {
 	if _, err := uuidOf(k); err != nil {
 		return nil, err
 	}
-	return k.vals[0], nil
+	return []any{k.vals[0]}, nil
 }
 
-func (uuidShape) array(keys []Key) (any, error) {
+func (uuidShape) anyOf(cols []string, first int) string { return singleAnyOf(cols, first) }
+
+func (uuidShape) selectList(cols []string) string { return quoteList(cols, "") }
+
+func (uuidShape) array(keys []Key) ([]any, error) {
 	out := make([]string, len(keys))
 	for i, k := range keys {
 		if _, err := uuidOf(k); err != nil {
@@ -48,14 +53,16 @@ func (uuidShape) array(keys []Key) (any, error) {
 		}
 		out[i] = k.vals[0]
 	}
-	return out, nil
+	return []any{out}, nil
 }
 
 func (uuidShape) collect(rows pgx.Rows) ([]Key, error) { return collectText(rows) }
 
 // extremes reads the first and last key of the index: PostgreSQL before 18
 // has no min or max aggregate for uuid.
-func (uuidShape) extremes(cols, table string) string { return indexExtremes(cols, table) }
+func (uuidShape) extremes(ctx context.Context, q Querier, cols []string, table string) (lo, hi Key, ok bool, err error) {
+	return indexExtremes(ctx, q, quoteList(cols, `::text AS "ebb key"`), cols, table)
+}
 
 // ahead adds n rows' share of the 128-bit space: random (v4) uuids spread
 // evenly over it, so n of rows keys span about n/rows of it.

@@ -257,7 +257,7 @@ func storeJob(t *testing.T, jobYAML string) (*ledger.Ledger, *ebbtest.RedisEnv, 
 	require.NoError(t, err)
 	b, err := spec.JSON()
 	require.NoError(t, err)
-	space, err := keyspace.New(spec.Key)
+	space, err := keyspace.New(spec.Key...)
 	require.NoError(t, err)
 	sl, err := space.Slice(keyspace.Int(1), keyspace.Int(10), 10)
 	require.NoError(t, err)

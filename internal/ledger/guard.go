@@ -442,11 +442,20 @@ func (l *Ledger) Splits(ctx context.Context, job string) (map[int64]keyspace.Ran
 }
 
 // encodeBounds is a split half's value in the splits hash: its bounds as a
-// JSON pair of keys, lossless for every key shape.
+// JSON pair of keys, lossless for every key shape, with a third element
+// "after" when its lower bound is exclusive (the second half of an
+// ordered key's split).
 func encodeBounds(r keyspace.Range) string {
-	b, _ := json.Marshal([2]keyspace.Key{r.Lo, r.Hi}) // keys always marshal
+	v := []any{r.Lo, r.Hi}
+	if r.After {
+		v = append(v, boundsAfter)
+	}
+	b, _ := json.Marshal(v) // keys always marshal
 	return string(b)
 }
+
+// boundsAfter marks an exclusive lower bound in encodeBounds.
+const boundsAfter = "after"
 
 // decodeBounds reads encodeBounds, or the "lo:hi" of integers an older ebb
 // wrote.
@@ -456,14 +465,25 @@ func decodeBounds(v string) (keyspace.Range, error) {
 		b, err2 := keyspace.DecodeKey(hi)
 		return keyspace.Range{Lo: a, Hi: b}, errors.Join(err1, err2)
 	}
-	var pair [2]keyspace.Key
-	if err := json.Unmarshal([]byte(v), &pair); err != nil {
+	var parts []json.RawMessage
+	if err := json.Unmarshal([]byte(v), &parts); err != nil {
 		return keyspace.Range{}, err
 	}
-	if pair[0].IsZero() || pair[1].IsZero() {
+	if len(parts) != 2 && (len(parts) != 3 || string(parts[2]) != `"`+boundsAfter+`"`) {
 		return keyspace.Range{}, keyspace.ErrBadKey
 	}
-	return keyspace.Range{Lo: pair[0], Hi: pair[1]}, nil
+	var r keyspace.Range
+	if err := json.Unmarshal(parts[0], &r.Lo); err != nil {
+		return keyspace.Range{}, err
+	}
+	if err := json.Unmarshal(parts[1], &r.Hi); err != nil {
+		return keyspace.Range{}, err
+	}
+	if r.Lo.IsZero() || r.Hi.IsZero() {
+		return keyspace.Range{}, keyspace.ErrBadKey
+	}
+	r.After = len(parts) == 3
+	return r, nil
 }
 
 // Now is Redis's clock, the one time every worker and the leader share.

@@ -55,9 +55,11 @@ func BenchmarkKeyShapes(b *testing.B) {
 	shapes := []struct {
 		name string
 		seed func(*testBundle, int)
+		key  string
 	}{
-		{"key=bigint", (*testBundle).seed},
-		{"key=uuid", (*testBundle).seedUUID},
+		{"key=bigint", (*testBundle).seed, "id"},
+		{"key=uuid", (*testBundle).seedUUID, "id"},
+		{"key=composite", (*testBundle).seedComposite, "[tenant_id, id]"},
 	}
 	for _, sh := range shapes {
 		b.Run(sh.name, func(b *testing.B) {
@@ -66,7 +68,7 @@ func BenchmarkKeyShapes(b *testing.B) {
 				bt := setup(b)
 				sh.seed(bt, keyShapeRows)
 				// No guard loop runs here: measure the walk alone.
-				bt.start(bt.spec("task_span: 10000\nread_batch: 5000\nbatch: 500\nguard: {rules: []}\n"))
+				bt.start(bt.spec("key: " + sh.key + "\ntask_span: 10000\nread_batch: 5000\nbatch: 500\nguard: {rules: []}\n"))
 				tasks := bt.pendingTasks()
 				r, err := runner.New(runner.Config{Ledger: bt.ledger, Pools: bt.pools()})
 				require.NoError(b, err)
@@ -80,6 +82,16 @@ func BenchmarkKeyShapes(b *testing.B) {
 			b.ReportMetric(float64(keyShapeRows*b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
+}
+
+// seedComposite creates orders keyed by (tenant_id, id), one tenant
+// holding 90 % of the n rows, with the columns seed gives, all pending.
+func (b *testBundle) seedComposite(n int) {
+	orders := b.db.Table("orders")
+	b.db.Exec(b.t, fmt.Sprintf(`CREATE TABLE %s (tenant_id int NOT NULL, id bigint NOT NULL, legacy_state int NOT NULL,
+		status text, hits int NOT NULL DEFAULT 0, PRIMARY KEY (tenant_id, id))`, orders))
+	b.db.Exec(b.t, fmt.Sprintf(`INSERT INTO %s (tenant_id, id, legacy_state) SELECT CASE WHEN g %% 10 = 0 THEN g %% 97 ELSE 42 END, g, g %% 7 FROM generate_series(1, %d) g`, orders, n))
+	b.db.Exec(b.t, "ANALYZE "+orders)
 }
 
 // pendingTasks returns the range tasks start enqueued for the job, in range

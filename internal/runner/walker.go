@@ -128,7 +128,7 @@ func (w *walker) open(ctx context.Context) error {
 	// The worker reads the key's type from the catalog (one lookup per
 	// range task) rather than from the job's stored slicing: it never
 	// loads the meta, and the table is the truth about its key.
-	if w.space, err = keyspace.Open(ctx, pool, w.spec.QuotedTable(), w.spec.Key); err != nil {
+	if w.space, err = keyspace.Open(ctx, pool, w.spec.QuotedTable(), w.spec.Key...); err != nil {
 		return fmt.Errorf("job %s: %w", w.p.Job, err)
 	}
 	w.exec = batch.NewExecutor(pool, w.spec, w.space)
@@ -345,7 +345,11 @@ func (w *walker) split(ctx context.Context, from keyspace.Key, gaveUp *GaveUpErr
 	if w.r.cfg.Enqueue == nil {
 		return gaveUp
 	}
-	first, second, ok, err := w.space.Halve(from, p.Hi)
+	pool, err := w.r.cfg.Pools(ctx, w.spec.DatabaseEnv)
+	if err != nil {
+		return fmt.Errorf("split %s range %d: %w", p.Job, p.Range, err)
+	}
+	first, second, ok, err := w.space.Split(ctx, pool, w.spec.QuotedTable(), from, p.Hi)
 	if err != nil {
 		return fmt.Errorf("split %s range %d at %s: %w", p.Job, p.Range, from, err)
 	}
@@ -358,7 +362,7 @@ func (w *walker) split(ctx context.Context, from keyspace.Key, gaveUp *GaveUpErr
 		return err
 	}
 	for k, id := range ids {
-		if err := w.r.cfg.Enqueue(ctx, w.queue, rangetask.Payload{Job: p.Job, Range: id, Lo: halves[k].Lo, Hi: halves[k].Hi}); err != nil {
+		if err := w.r.cfg.Enqueue(ctx, w.queue, rangetask.Payload{Job: p.Job, Range: id, Lo: halves[k].Lo, Hi: halves[k].Hi, After: halves[k].After}); err != nil {
 			return fmt.Errorf("requeue half of split %s range %d: %w", p.Job, p.Range, err)
 		}
 	}
