@@ -62,7 +62,7 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanRep
 	from, to, err := bounds.resolve(spec)
 	if err == nil {
 		p.From, p.To = from, to
-		sl, err := res.Space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window)
+		sl, err := res.Space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window.Window)
 		if err != nil {
 			return nil, err
 		}

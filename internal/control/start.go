@@ -146,7 +146,7 @@ func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 	if err != nil {
 		return ledger.Meta{}, err
 	}
-	sl, err := space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window)
+	sl, err := space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window.Window)
 	if err != nil {
 		return ledger.Meta{}, err
 	}

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/jackc/pgx/v5"
 	"go.yaml.in/yaml/v3"
 )
@@ -30,18 +29,18 @@ type Spec struct {
 	Key   KeyColumns `yaml:"key" json:"key"`
 	// Window slices a time key into calendar windows (1h, 1d, …) instead
 	// of equal-count ranges; zero slices by count.
-	Window      keyspace.Window `yaml:"window,omitempty" json:"window,omitempty"`
-	Pending     string          `yaml:"pending" json:"pending"`
-	Set         string          `yaml:"set,omitempty" json:"set,omitempty"`
-	SQL         string          `yaml:"sql,omitempty" json:"sql,omitempty"`
-	Range       Range           `yaml:"range" json:"range"`
-	TaskSpan    int64           `yaml:"task_span" json:"task_span"`
-	ReadBatch   int             `yaml:"read_batch" json:"read_batch"`
-	Batch       BatchSize       `yaml:"batch" json:"batch"`
-	Sleep       Duration        `yaml:"sleep" json:"sleep"`
-	Timeouts    Timeouts        `yaml:"timeouts" json:"timeouts"`
-	Retries     int             `yaml:"retries" json:"retries"`
-	DatabaseEnv string          `yaml:"database_env" json:"database_env"`
+	Window      KeyWindow `yaml:"window,omitempty" json:"window,omitzero"`
+	Pending     string    `yaml:"pending" json:"pending"`
+	Set         string    `yaml:"set,omitempty" json:"set,omitempty"`
+	SQL         string    `yaml:"sql,omitempty" json:"sql,omitempty"`
+	Range       Range     `yaml:"range" json:"range"`
+	TaskSpan    int64     `yaml:"task_span" json:"task_span"`
+	ReadBatch   int       `yaml:"read_batch" json:"read_batch"`
+	Batch       BatchSize `yaml:"batch" json:"batch"`
+	Sleep       Duration  `yaml:"sleep" json:"sleep"`
+	Timeouts    Timeouts  `yaml:"timeouts" json:"timeouts"`
+	Retries     int       `yaml:"retries" json:"retries"`
+	DatabaseEnv string    `yaml:"database_env" json:"database_env"`
 	// Rate is rows per second for the whole fleet; 0 is unlimited.
 	Rate float64 `yaml:"rate" json:"rate"`
 	// MaxWorkers caps batches in flight across the fleet; 0 is unlimited.

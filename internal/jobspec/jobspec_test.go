@@ -95,6 +95,30 @@ func TestParseRejects(t *testing.T) {
 			hint: "check the spelling",
 		},
 		{
+			name:  "key column named twice",
+			yaml:  replace(valid, "key:", "key: [id, id]"),
+			field: "key", line: 3,
+			hint: `column "id" is named twice`,
+		},
+		{
+			name:  "key column that is not a name",
+			yaml:  replace(valid, "key:", "key: [tenant_id, \"id; drop\"]"),
+			field: "key", line: 3,
+			hint: "is not a plain column name",
+		},
+		{
+			name:  "bad window",
+			yaml:  valid + "window: 90 minutes\n",
+			field: "window", line: 6,
+			hint: "write a count and a unit: 30s, 15m, 1h, 1d, 1w or 1mo",
+		},
+		{
+			name:  "composite sql without the upper key's second column",
+			yaml:  replace(replace(valid, "key:", "key: [tenant_id, id]"), "set:", "sql: UPDATE t SET x = 1 WHERE (tenant_id, id) >= ($1, $2) AND (tenant_id, id) <= ($3, 0)"),
+			field: "sql", line: 5,
+			hint: "must use all of $1..$4",
+		},
+		{
 			name:  "missing name",
 			yaml:  without(valid, "name:"),
 			field: "name",
@@ -359,6 +383,13 @@ func TestJSONRoundTrip(t *testing.T) {
 	}{
 		{"defaults", valid},
 		{"int64 extremes", valid + "range:\n  from: -9223372036854775808\n  to: 9223372036854775807\n"},
+		{"composite key and a window", replace(valid, "key:", "key: [created_at, id]") + "window: 1d\n"},
+		{"composite raw sql", `name: lines
+table: shop.lines
+key: [tenant_id, order_id]
+pending: total IS NULL
+sql: UPDATE shop.lines SET total = 1 WHERE (tenant_id, order_id) >= ($1, $2) AND (tenant_id, order_id) <= ($3, $4) AND total IS NULL
+`},
 		{"raw sql and every field", `name: orders-backfill-2
 table: shop.orders
 key: order_id
@@ -386,6 +417,23 @@ database_env: SHOP_DSN
 			require.Equal(t, want, got)
 		})
 	}
+
+	t.Run("one key column is stored as a string, as before composite keys", func(t *testing.T) {
+		t.Parallel()
+		s, err := jobspec.Parse([]byte(valid))
+		require.NoError(t, err)
+		raw, err := s.JSON()
+		require.NoError(t, err)
+		require.Contains(t, string(raw), `"key":"id"`)
+		require.NotContains(t, string(raw), `"window"`)
+		two, err := jobspec.Parse([]byte(replace(valid, "key:", "key: [tenant_id, id]") + "window: 15m\n"))
+		require.NoError(t, err)
+		raw, err = two.JSON()
+		require.NoError(t, err)
+		require.Contains(t, string(raw), `"key":["tenant_id","id"]`)
+		require.Contains(t, string(raw), `"window":"15m"`)
+		require.Equal(t, "[tenant_id, id]", two.Key.String())
+	})
 
 	t.Run("extremes are strings, safe from float64 readers", func(t *testing.T) {
 		t.Parallel()

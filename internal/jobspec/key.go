@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ebbhq/ebb/internal/keyspace"
 )
 
 // KeyColumns is the job's key as the job file names it: one column
@@ -63,5 +65,19 @@ func (k *KeyColumns) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("key: want a column name or a list of them: %w", err)
 	}
 	*k = cols
+	return nil
+}
+
+// KeyWindow is the job file's window: a keyspace.Window read from YAML
+// with the line it was written on, so a bad one is a field error.
+type KeyWindow struct{ keyspace.Window }
+
+// UnmarshalYAML accepts what keyspace.ParseWindow accepts.
+func (w *KeyWindow) UnmarshalYAML(n *yaml.Node) error {
+	v, err := keyspace.ParseWindow(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	w.Window = v
 	return nil
 }
