@@ -342,7 +342,9 @@ func readOnly(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, fn fu
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", fmt.Sprintf("%dms", spec.Timeouts.Statement.D().Milliseconds())); err != nil {
+	// As in a batch: a misestimated row value must not turn a chunk's
+	// count into a scan of the whole table.
+	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true), set_config('enable_seqscan', 'off', true)", fmt.Sprintf("%dms", spec.Timeouts.Statement.D().Milliseconds())); err != nil {
 		return err
 	}
 	return fn(tx)

@@ -11,8 +11,8 @@ import (
 	"github.com/ebbhq/ebb/internal/preflight"
 )
 
-// bigTable has 20k analyzed rows: large enough that the check trusts the
-// planner's choice instead of retrying with sequential scans disabled.
+// bigTable has 20k analyzed rows: large enough that the planner seeks the
+// index for a batch on its own.
 const bigTable = `CREATE TABLE %[1]s.orders (id bigint PRIMARY KEY, other int, done bool);
 INSERT INTO %[1]s.orders SELECT g, g %% 1000, NULL FROM generate_series(1, 20000) g;
 ANALYZE %[1]s.orders`
@@ -100,6 +100,18 @@ func TestCheckExplain(t *testing.T) {
 			extra:     "sql: UPDATE {table} SET done = true WHERE id::text BETWEEN $1 AND $2 AND done IS NOT TRUE\n",
 			wantCheck: "4-explain",
 			wantMsg:   []string{"the write statement would not use an index on id", "Seq Scan"},
+		},
+		{
+			// The first key is in a tenant holding 90 % of the rows: the
+			// planner estimates the row value from tenant_id alone and
+			// would scan; batches run with enable_seqscan off.
+			name: "composite key skewed at its first key",
+			setup: `CREATE TABLE %[1]s.orders (tenant_id int, id bigint, done bool, PRIMARY KEY (tenant_id, id));
+				INSERT INTO %[1]s.orders SELECT CASE WHEN g %% 10 = 0 THEN 2 + g %% 97 ELSE 1 END, g FROM generate_series(1, 50000) g;
+				ANALYZE %[1]s.orders`,
+			table: "orders",
+			key:   "[tenant_id, id]",
+			extra: "set: done = true\n",
 		},
 		{
 			name:      "write that does not plan",

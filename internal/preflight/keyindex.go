@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,37 @@ import (
 // indexes count too, since the plans name those.
 func checkKeyIndex(ctx context.Context, r *Resources) error {
 	cols := []string(r.Spec.Key)
+	names, err := indexesLeadingWith(ctx, r, cols)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		what := "key column " + `"` + cols[0] + `"`
+		if len(cols) > 1 {
+			what = "key (" + strings.Join(cols, ", ") + ")"
+		}
+		return refuse("%s of %s has no valid btree index leading with it; create one first, e.g. CREATE INDEX CONCURRENTLY ON %s (%s)",
+			what, r.Spec.Table, r.Spec.Table, strings.Join(r.Space.Names(), ", "))
+	}
+	r.KeyIndexes = names
+	if r.Space.TieBreak() == 0 {
+		return nil
+	}
+	// The tie-broken key still seeks the index on the job's columns, but
+	// every read then sorts the rows that share a value.
+	walked := r.Space.Names()
+	if full, err := indexesLeadingWith(ctx, r, walked); err != nil {
+		return err
+	} else if len(full) == 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("no index leads with (%s): reads seek %v and sort rows that share a %s; CREATE INDEX CONCURRENTLY ON %s (%s) reads them in order",
+			strings.Join(walked, ", "), names, cols[0], r.Spec.Table, strings.Join(walked, ", ")))
+	}
+	return nil
+}
+
+// indexesLeadingWith names the valid btree indexes without a predicate
+// whose first columns are cols, in order, on the table or its partitions.
+func indexesLeadingWith(ctx context.Context, r *Resources, cols []string) ([]string, error) {
 	rows, err := r.Pool.Query(ctx, `
 		SELECT ic.relname
 		FROM pg_index i
@@ -28,20 +60,7 @@ func checkKeyIndex(ctx context.Context, r *Resources) error {
 		ORDER BY ic.relname`,
 		r.Spec.QuotedTable(), cols)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	if len(names) == 0 {
-		what := "key column " + `"` + cols[0] + `"`
-		if len(cols) > 1 {
-			what = "key (" + strings.Join(cols, ", ") + ")"
-		}
-		return refuse("%s of %s has no valid btree index leading with it; create one first, e.g. CREATE INDEX CONCURRENTLY ON %s (%s)",
-			what, r.Spec.Table, r.Spec.Table, strings.Join(r.Space.Names(), ", "))
-	}
-	r.KeyIndexes = names
-	return nil
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

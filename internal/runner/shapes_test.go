@@ -101,7 +101,14 @@ func TestBackfillShapes(t *testing.T) {
 			b.db.Exec(t, fmt.Sprintf(tc.table, orders))
 			b.db.Exec(t, "ANALYZE "+orders)
 			rows := b.db.Count(t, "SELECT count(*) FROM "+orders)
-			res := b.start(b.spec(tc.extra + "guard: {rules: []}\ncheck: status = 's' || legacy_state AND hits = 1\n"))
+			spec := b.spec(tc.extra + "guard: {rules: []}\ncheck: status = 's' || legacy_state AND hits = 1\n")
+			plan, err := control.Plan(context.Background(), b.db.Pool, spec)
+			require.NoError(t, err)
+			require.Equal(t, tc.cols, plan.Key)
+			require.Contains(t, plan.ReadPlan, "Index", "the read seeks the key's index")
+			require.Contains(t, plan.WritePlan, "Index", "the write seeks the key's index")
+			require.NotContains(t, plan.ReadPlan+plan.WritePlan, "Seq Scan")
+			res := b.start(spec)
 			if tc.ranges > 0 {
 				require.Equal(t, tc.ranges, res.Ranges)
 			} else {
