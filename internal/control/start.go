@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -63,6 +64,8 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		if meta, err = planSlicing(ctx, pool, spec, space, queue); err != nil {
 			return nil, err
 		}
+	} else if err := keyFits(spec, space, meta); err != nil {
+		return nil, err
 	}
 	specJSON, err := spec.JSON()
 	if err != nil {
@@ -155,6 +158,23 @@ func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 		return ledger.Meta{}, err
 	}
 	return meta, nil
+}
+
+// ErrKeyChanged is a job started again with a key of another shape than
+// the one its stored slicing was cut for.
+var ErrKeyChanged = errors.New("the job's key changed since its first start")
+
+// keyFits refuses a start whose key no longer matches the stored slicing
+// (key: id edited to key: [tenant_id, id], or a key column's type
+// changed): every stored range and cursor is a key of the old shape, and
+// the workers would refuse each of them, range by range.
+func keyFits(spec *jobspec.Spec, space keyspace.Space, meta ledger.Meta) error {
+	from, to := meta.Slicing.Bounds()
+	if _, err := space.Args(from, to); err != nil {
+		return fmt.Errorf("job %s was first started with a key whose bounds are [%s, %s], and key %s of %s is now walked as (%s): %w; run enqueuer cleanup %s (or give the job a new name) to start it over with the new key",
+			spec.Name, from, to, spec.Key, spec.Table, strings.Join(space.Names(), ", "), ErrKeyChanged, spec.Name)
+	}
+	return nil
 }
 
 // slicingDiffers reports whether the job file asks for another slicing

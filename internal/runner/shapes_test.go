@@ -233,3 +233,19 @@ guard: {rules: []}`)
 	b.waitState(control.StateDone)
 	b.assertFilledOnce()
 }
+
+// TestStartRefusesChangedKey: a job started with key: id and started again
+// with key: [tenant_id, id] is refused with the way out, not left with
+// ranges of the old shape that every worker would refuse one by one.
+func TestStartRefusesChangedKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	orders := b.db.Table("orders")
+	b.db.Exec(t, fmt.Sprintf(`CREATE TABLE %[1]s (tenant_id int NOT NULL, id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0);
+		CREATE UNIQUE INDEX ON %[1]s (tenant_id, id);
+		INSERT INTO %[1]s (tenant_id, id, legacy_state) SELECT g %% 3, g, 1 FROM generate_series(1, 100) g`, orders))
+	b.start(b.spec("key: id\nguard: {rules: []}\n"))
+	_, err := b.ctl.Start(context.Background(), b.db.Pool, b.spec("key: [tenant_id, id]\nguard: {rules: []}\n"), b.redis.Queue)
+	require.ErrorIs(t, err, control.ErrKeyChanged)
+	require.ErrorContains(t, err, "enqueuer cleanup "+b.job)
+}
