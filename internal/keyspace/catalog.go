@@ -13,8 +13,9 @@ type catalog struct {
 	// unique is whether a valid unique index without a predicate has
 	// all its key columns among the key's columns.
 	unique bool
-	// rows is the table's row estimate, 0 when unknown.
-	rows int64
+	// rows is the table's row estimate, 0 when unknown; pages its size
+	// in pages as of the last VACUUM or ANALYZE.
+	rows, pages int64
 }
 
 // readCatalog reads the key columns' types, whether they are unique and
@@ -27,7 +28,8 @@ func readCatalog(ctx context.Context, q Querier, table string, columns []string)
 				AND NOT EXISTS (SELECT 1 FROM unnest((i.indkey::int2[])[0:i.indnkeyatts-1]) AS ik(n)
 					WHERE NOT EXISTS (SELECT 1 FROM pg_attribute ia
 						WHERE ia.attrelid = i.indrelid AND ia.attnum = ik.n AND ia.attname = ANY($2)))),
-			greatest((SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)), 0)::bigint
+			greatest((SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)), 0)::bigint,
+			(SELECT relpages FROM pg_class WHERE oid = to_regclass($1))::bigint
 		FROM unnest($2::text[]) WITH ORDINALITY AS k(name, ord)
 		LEFT JOIN pg_attribute a ON a.attrelid = to_regclass($1) AND a.attname = k.name AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY k.ord`, table, columns)
@@ -39,7 +41,7 @@ func readCatalog(ctx context.Context, q Querier, table string, columns []string)
 	for rows.Next() {
 		var name string
 		var typ, format *string
-		if err := rows.Scan(&name, &typ, &format, &c.unique, &c.rows); err != nil {
+		if err := rows.Scan(&name, &typ, &format, &c.unique, &c.rows, &c.pages); err != nil {
 			return catalog{}, fmt.Errorf("read the key columns %v of %s: %w", columns, table, err)
 		}
 		if typ == nil {

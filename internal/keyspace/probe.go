@@ -81,6 +81,11 @@ const splitCountCap = 1_000_000
 // that each split point is a quantile of dozens of keys.
 const sampleTarget = 50
 
+// minSamplePages is the fewest pages a sample reads: SYSTEM picks whole
+// pages at random, and a 40-page table sampled at 5 % read one page or
+// none, and was cut into one range. A table this small is read whole.
+const minSamplePages = 200
+
 // maxWindows refuses a window so short it would cut the key into more
 // ranges than a slicing should hold.
 const maxWindows = 100_000
@@ -89,13 +94,15 @@ const maxWindows = 100_000
 var timeTypes = map[string]bool{"date": true, "timestamp without time zone": true, "timestamp with time zone": true}
 
 // sampleKeys reads keys in [from, to] from a TABLESAMPLE of about
-// sampleTarget keys per range (SYSTEM: whole pages, not a scan), ascending
-// in the key's order. A skewed key (one tenant holding most rows) gets
+// sampleTarget keys per range and at least minSamplePages pages (SYSTEM:
+// whole pages, not a scan), ascending in the key's order. A skewed key (one tenant holding most rows) gets
 // most points where most rows are.
 func (s Space) sampleKeys(ctx context.Context, q Querier, table string, from, to Key, n int64) ([]Key, error) {
 	pct := 100.0
-	if s.rows > 0 {
-		pct = min(100, max(0.0001, 100*float64(n*sampleTarget)/float64(s.rows)))
+	if s.rows > 0 && s.pages > minSamplePages {
+		byRows := 100 * float64(n*sampleTarget) / float64(s.rows)
+		byPages := 100 * float64(minSamplePages) / float64(s.pages)
+		pct = min(100, max(byRows, byPages))
 	}
 	args, err := s.Args(from, to)
 	if err != nil {

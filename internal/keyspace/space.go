@@ -25,6 +25,9 @@ type Space struct {
 	// unknown): uuid and ordered keys are cut into about rows/task_span
 	// ranges.
 	rows int64
+	// pages is the table's size in pages when Open read it: a sample
+	// reads at least minSamplePages of them.
+	pages int64
 	// tieBreak is how many columns Open appended to the job's own: the
 	// primary key's, when the job's columns are not unique.
 	tieBreak int
@@ -107,7 +110,7 @@ func Open(ctx context.Context, q Querier, table string, columns ...string) (Spac
 	if err != nil {
 		return Space{}, err
 	}
-	s := Space{cols: append([]string(nil), columns...), rows: cat.rows}
+	s := Space{cols: append([]string(nil), columns...), rows: cat.rows, pages: cat.pages}
 	if len(columns) == 1 {
 		switch cat.types[0] {
 		case "smallint", "integer", "bigint":
