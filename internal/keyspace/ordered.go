@@ -116,7 +116,7 @@ func (sh orderedShape) array(keys []Key) ([]any, error) {
 	}
 	out := make([]any, len(cols))
 	for i, c := range cols {
-		out[i] = append([]string{}, c...)
+		out[i] = c
 	}
 	return out, nil
 }
@@ -145,7 +145,7 @@ func (sh orderedShape) collect(rows pgx.Rows) ([]Key, error) {
 }
 
 func (orderedShape) extremes(ctx context.Context, q Querier, cols []string, table string) (lo, hi Key, ok bool, err error) {
-	return indexExtremes(ctx, q, "ARRAY["+quoteList(cols, "::text")+"]", cols, table)
+	return indexExtremes(ctx, q, cols, table)
 }
 
 // ahead cannot count keys: it returns k itself, so an EXPLAIN plans the
@@ -247,26 +247,15 @@ func collectText(rows pgx.Rows) ([]Key, error) {
 	return keys, nil
 }
 
-// indexExtremes reads the first and last key of the index, selected as
-// sel (one text, or a text array of the columns): uuid has no min or max
-// aggregate before PostgreSQL 18, and for text the index order is the
-// collation's, which ORDER BY follows. Rows with a NULL key column are
-// left out: NULLs sort last, so DESC would otherwise read one first.
-func indexExtremes(ctx context.Context, q Querier, sel string, cols []string, table string) (lo, hi Key, ok bool, err error) {
-	c, notNull := quoteList(cols, ""), quoteList(cols, " IS NOT NULL")
-	notNull = strings.ReplaceAll(notNull, ", ", " AND ")
-	query := fmt.Sprintf("SELECT (SELECT %[1]s FROM %[2]s WHERE %[4]s ORDER BY %[3]s LIMIT 1), (SELECT %[1]s FROM %[2]s WHERE %[4]s ORDER BY %[5]s LIMIT 1)",
-		sel, table, c, notNull, quoteList(cols, " DESC"))
-	if len(cols) == 1 && !strings.HasPrefix(sel, "ARRAY[") {
-		var mn, mx *string
-		if err := q.QueryRow(ctx, query).Scan(&mn, &mx); err != nil {
-			return Key{}, Key{}, false, err
-		}
-		if mn == nil || mx == nil {
-			return Key{}, Key{}, false, nil
-		}
-		return NewKey(*mn), NewKey(*mx), true, nil
-	}
+// indexExtremes reads the first and last key of the index, each as an
+// array of its columns' texts: uuid has no min or max aggregate before
+// PostgreSQL 18, and for text the index order is the collation's, which
+// ORDER BY follows. Rows with a NULL key column are left out: NULLs sort
+// last, so DESC would otherwise read one first.
+func indexExtremes(ctx context.Context, q Querier, cols []string, table string) (lo, hi Key, ok bool, err error) {
+	notNull := strings.ReplaceAll(quoteList(cols, " IS NOT NULL"), ", ", " AND ")
+	query := fmt.Sprintf("SELECT (SELECT ARRAY[%[1]s] FROM %[2]s WHERE %[3]s ORDER BY %[4]s LIMIT 1), (SELECT ARRAY[%[1]s] FROM %[2]s WHERE %[3]s ORDER BY %[5]s LIMIT 1)",
+		quoteList(cols, "::text"), table, notNull, quoteList(cols, ""), quoteList(cols, " DESC"))
 	var mn, mx []string
 	if err := q.QueryRow(ctx, query).Scan(&mn, &mx); err != nil {
 		return Key{}, Key{}, false, err

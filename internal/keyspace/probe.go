@@ -95,8 +95,8 @@ var timeTypes = map[string]bool{"date": true, "timestamp without time zone": tru
 
 // sampleKeys reads keys in [from, to] from a TABLESAMPLE of about
 // sampleTarget keys per range and at least minSamplePages pages (SYSTEM:
-// whole pages, not a scan), ascending in the key's order. A skewed key (one tenant holding most rows) gets
-// most points where most rows are.
+// whole pages, not a scan), ascending in the key's order. A skewed key
+// (one tenant holding most rows) gets most points where most rows are.
 func (s Space) sampleKeys(ctx context.Context, q Querier, table string, from, to Key, n int64) ([]Key, error) {
 	pct := 100.0
 	if s.rows > 0 && s.pages > minSamplePages {
@@ -145,10 +145,10 @@ func (s Space) windowPoints(ctx context.Context, q Querier, sh orderedShape, tab
 	}
 	args = append([]any{from.vals[0], to.vals[0]}, args...)
 	rows, err := q.Query(ctx, fmt.Sprintf(`
-		SELECT p.* FROM generate_series(%[2]s + '%[3]s'::interval, $2::%[4]s::%[5]s, '%[3]s'::interval) AS b(t)
-		CROSS JOIN LATERAL (SELECT %[6]s FROM %[7]s WHERE %[8]s < b.t AND (%[9]s) >= (%[10]s) ORDER BY %[11]s LIMIT 1) p
+		SELECT p.* FROM generate_series(%[1]s + '%[2]s'::interval, $2::%[3]s::%[4]s, '%[2]s'::interval) AS b(t)
+		CROSS JOIN LATERAL (SELECT %[5]s FROM %[6]s WHERE %[7]s < b.t AND (%[8]s) >= (%[9]s) ORDER BY %[10]s LIMIT 1) p
 		ORDER BY b.t`,
-		"", start, w.interval(), sh.types[0], series,
+		start, w.interval(), sh.types[0], series,
 		s.Select(), table, first, s.Columns(), s.placeholders(3), s.Descending()), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read the %s windows of %s: %w", w, table, err)

@@ -201,21 +201,14 @@ func (s Space) Of(r Range, first int) string {
 }
 
 // AnyOf is the predicate "key is one of a list", the list bound from
-// $first as Array returns it (ArrayWidth placeholders).
+// $first as Array returns it (one value per placeholder).
 func (s Space) AnyOf(first int) string { return s.shape().anyOf(s.cols, first) }
-
-// ArrayWidth is how many placeholders AnyOf takes.
-func (s Space) ArrayWidth() int {
-	if _, ok := s.shape().(orderedShape); ok {
-		return len(s.cols)
-	}
-	return 1
-}
 
 // Args returns the values to bind for keys, Width() per key, in order:
 // int64s for the integer shape (so a custom sql: statement may still write
-// $2::bigint - $1::bigint), the canonical text for a uuid, which pgx sends
-// as text and PostgreSQL reads as the uuid its placeholder compares with.
+// $2::bigint - $1::bigint), the canonical text for a uuid, each column's
+// text for an ordered key: pgx sends a string as text, and PostgreSQL reads
+// it as the type of the column its placeholder is compared with.
 func (s Space) Args(keys ...Key) ([]any, error) {
 	out := make([]any, 0, len(keys)*len(s.cols))
 	for _, k := range keys {

@@ -61,7 +61,7 @@ func (uuidShape) collect(rows pgx.Rows) ([]Key, error) { return collectText(rows
 // extremes reads the first and last key of the index: PostgreSQL before 18
 // has no min or max aggregate for uuid.
 func (uuidShape) extremes(ctx context.Context, q Querier, cols []string, table string) (lo, hi Key, ok bool, err error) {
-	return indexExtremes(ctx, q, quoteList(cols, `::text AS "ebb key"`), cols, table)
+	return indexExtremes(ctx, q, cols, table)
 }
 
 // ahead adds n rows' share of the 128-bit space: random (v4) uuids spread

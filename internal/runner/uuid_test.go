@@ -126,31 +126,10 @@ func TestSplitUUIDOnRepeatedTimeouts(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.seedUUID(2_000)
-	ctx := context.Background()
 	locked := b.keyAt(500)
-	holder := lockRows(t, b.db.Pool, b.db.Table("orders"), fmt.Sprintf("id = '%s'", locked))
-
-	spec := b.spec(`task_span: 1000
-batch: {size: 100, min: 1, max: 100}
-retries: 1
-timeouts: {lock: 20ms, statement: 5s}
-guard: {rules: []}`)
-	require.Equal(t, int64(2), b.start(spec).Ranges)
-	b.worker(workerOpts{concurrency: 2})
-	s := b.waitState(control.StateFailed)
-	require.Equal(t, int64(1), s.RangesFailed, "only the locked key's range fails")
-	require.Greater(t, s.RangesTotal, int64(2), "the range was split")
-	require.Equal(t, int64(1), b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NULL"), "every other row is done")
-	splits, err := b.ledger.Splits(ctx, b.job)
-	require.NoError(t, err)
-	require.NotEmpty(t, splits)
-	for _, r := range splits {
-		require.False(t, keyspace.Inverted(r.Lo, r.Hi), "split %v", r)
-	}
-
-	require.NoError(t, holder.Rollback(ctx))
-	res := b.start(spec)
-	require.Equal(t, 1, res.Requeued)
-	b.waitState(control.StateDone)
-	b.assertFilledOnce()
+	b.splitAtLock(t, fmt.Sprintf("id = '%s'", locked), "task_span: 1000", 2, func(splits map[int64]keyspace.Range) {
+		for _, r := range splits {
+			require.False(t, keyspace.Inverted(r.Lo, r.Hi), "split %v", r)
+		}
+	})
 }
