@@ -115,6 +115,23 @@ func (e *Executor) Write(ctx context.Context, lo, hi keyspace.Key) (int64, error
 	return n, nil
 }
 
+// Split halves what is left of a range, [lo, hi], for a range that keeps
+// timing out at lo (keyspace.Space.Split): a key without arithmetic asks
+// the index for its middle row, and that probe runs like a read, in a
+// short read-only transaction under the job's statement timeout with
+// sequential scans priced out.
+func (e *Executor) Split(ctx context.Context, table string, lo, hi keyspace.Key) (first, second keyspace.Range, ok bool, err error) {
+	err = e.inTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		first, second, ok, err = e.space.Split(ctx, tx, table, lo, hi)
+		return err
+	})
+	if err != nil {
+		return keyspace.Range{}, keyspace.Range{}, false, fmt.Errorf("split [%s,%s]: %w", lo, hi, Classify(ctx, err))
+	}
+	return first, second, ok, nil
+}
+
 // read runs one of the read statements with a lower bound, hi and limit in
 // a short read-only transaction.
 func (e *Executor) read(ctx context.Context, sql string, lower, hi keyspace.Key, limit int) ([]keyspace.Key, error) {

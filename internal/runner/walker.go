@@ -345,11 +345,7 @@ func (w *walker) split(ctx context.Context, from keyspace.Key, gaveUp *GaveUpErr
 	if w.r.cfg.Enqueue == nil {
 		return gaveUp
 	}
-	pool, err := w.r.cfg.Pools(ctx, w.spec.DatabaseEnv)
-	if err != nil {
-		return fmt.Errorf("split %s range %d: %w", p.Job, p.Range, err)
-	}
-	first, second, ok, err := w.space.Split(ctx, pool, w.spec.QuotedTable(), from, p.Hi)
+	first, second, ok, err := w.exec.Split(ctx, w.spec.QuotedTable(), from, p.Hi)
 	if err != nil {
 		return fmt.Errorf("split %s range %d at %s: %w", p.Job, p.Range, from, err)
 	}
