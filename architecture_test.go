@@ -27,6 +27,7 @@ var layers = map[string]string{
 	"internal/control":   "operator",
 	"internal/ui":        "operator",
 	"internal/preflight": "operator",
+	"internal/verify":    "operator",
 
 	"internal/runner": "worker",
 	"internal/leader": "worker",

@@ -51,7 +51,7 @@ func (e *enqueuer) status(ctx context.Context, job string) (jobStatus, error) {
 	return parseStatus(out)
 }
 
-// verifyTimeout bounds enqueuer verify, which counts pending rows in chunks
+// verifyTimeout bounds enqueuer verify, which reads every row in chunks
 // paced at the job's rate: for the demo's table that alone takes rows/rate,
 // so the bound grows with -rows.
 func verifyTimeout(rows int64) time.Duration {

@@ -15,8 +15,8 @@ const jobRate = 20000
 
 // jobFileTemplate is the demo's backfill, written the way an operator would.
 // The set expression derives status from legacy_state, and check restates
-// it, so enqueuer verify can test sampled rows' values, not only that none
-// is still NULL. The DSN comes from DATABASE_URL in the environment, never
+// it, so enqueuer verify tests every row's value, not only that none is
+// still NULL. The DSN comes from DATABASE_URL in the environment, never
 // from the file. The fleet is held to jobRate rows/s and the guard watches
 // the default stop rules (replication lag, lock waits, deadlocks,
 // connections).

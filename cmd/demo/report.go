@@ -35,7 +35,7 @@ func (d *demo) report(o outcome, verifyErr error, base latencySummary, rec *reco
 	case verifyErr != nil:
 		d.printf("verify:   enqueuer verify found problems (report above)\n")
 	default:
-		d.printf("verify:   enqueuer verify passed: no row pending, sampled rows hold the value the job computes\n")
+		d.printf("verify:   enqueuer verify passed: every row read, none pending, each holds the value the job computes\n")
 	}
 	during := rec.summary(phaseBackfill)
 	d.printf("traffic:  baseline        %s\n", formatSummary(base))

@@ -130,12 +130,23 @@ func TestVerifyExitCodes(t *testing.T) {
 	code, out, errOut = b.run("verify", job)
 	require.Equal(t, 1, code, "stdout: %s\nstderr: %s", out, errOut)
 	require.Contains(t, out, "PROBLEMS FOUND")
-	require.Empty(t, errOut, "the report on stdout says what is wrong; stderr does not repeat it")
+	require.NotContains(t, errOut, "verify found problems", "the report on stdout says what is wrong; stderr does not repeat it")
+	require.Contains(t, errOut, "verify: 3/3 ranges, 25000 rows read, 2 wrong so far", "stderr shows the walk's progress")
 	code, r = b.verifyJSON(job)
 	require.Equal(t, 1, code)
 	require.Equal(t, false, r["ok"], r)
 	require.Equal(t, []any{17777.0}, r["pending_keys"])
 	require.Contains(t, r["mismatches"], 1.0)
+
+	// repair reopens the range holding the pending row, and names the
+	// corrupted row it cannot fix (not pending): exit 1.
+	code, out, errOut = b.run("repair", job)
+	require.Equal(t, 1, code, "stdout: %s\nstderr: %s", out, errOut)
+	require.Contains(t, out, "reopened and enqueued ranges [1]")
+	require.Contains(t, out, "ranges [0] hold only rows that fail the check without matching the pending predicate")
+	ebbtest.Eventually(t, "repaired", func() bool {
+		return b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE id = 17777 AND status IS NOT NULL") == 1
+	})
 }
 
 // TestStartDryRunFlag: --dry-run on the command line must make the same dry

@@ -39,7 +39,10 @@ Usage:
   enqueuer pause [JOB]                 pause one job (ebb:{JOB}:pause), or every job (ebb:pause)
   enqueuer resume [JOB]                resume one job, or clear the global pause
   enqueuer set JOB --rate N ...        change a running job's rate, max workers, batch max or sleep live
-  enqueuer verify JOB [--json]         count rows left pending (in chunks), spot-check values; exit 1 on problems
+  enqueuer verify JOB [--json] [--sample] [--repair]
+                                       read every row (in paced chunks): rows left pending or failing check:;
+                                       exit 1 on problems; --sample spot-checks only
+  enqueuer repair JOB [--json]         verify, then reopen and enqueue again every range holding pending rows
   enqueuer cleanup JOB [--force] [--json]
                                        remove the job's Redis keys and asynq tasks (refuses while it runs)
   enqueuer ui [-addr 127.0.0.1:8080] [-auth-token TOKEN]
@@ -86,6 +89,7 @@ var commands = []command{
 	{"ui", runUI},
 	{"cleanup", runCleanup},
 	{"verify", runVerify},
+	{"repair", runRepair},
 }
 
 // env is what every command shares.

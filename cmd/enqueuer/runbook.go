@@ -75,7 +75,9 @@ Scaling workers up or down is safe at any time; a worker that dies loses at most
 
 ## Verify
 
-` + "`enqueuer verify {{.Spec.Name}}`" + ` counts rows still pending in key-range chunks (at the job's pace, read-only) and{{if .Spec.Check}} spot-checks sampled rows with ` + "`{{.Spec.Check}}`" + `{{else}} — the job file has no ` + "`check:`" + ` expression, so values are not spot-checked; add one{{end}}. It exits 1 on any problem and stores its report with the job.
+` + "`enqueuer verify {{.Spec.Name}}`" + ` reads every row of the job's ranges in short read-only chunks (at the job's pace, held while the guard says pause) and counts rows still matching ` + "`{{.Spec.Pending}}`" + `{{if .Spec.Check}} and rows failing ` + "`{{.Spec.Check}}`" + `{{else}} — the job file has no ` + "`check:`" + ` expression, so values are not tested; add one{{end}}. It names each wrong range and key, exits 1 on any problem and stores its report with the job. ` + "`enqueuer verify {{.Spec.Name}} --sample`" + ` is a spot check in a second; it proves nothing about the rows it did not read.
+
+If verify finds rows still pending: ` + "`enqueuer repair {{.Spec.Name}}`" + ` reopens those ranges and the fleet redoes them; run verify again once status shows done. Rows that fail the check without matching the pending predicate are not rewritten by the job: fix them by hand or widen ` + "`pending:`" + `.
 
 ## Rollback
 

@@ -133,3 +133,15 @@ func follow(lim Limits, d *Decision) Limits {
 	lim.Green = d.State == StateRun && d.GuardFactor >= 1
 	return lim
 }
+
+// ReaderLimits are the limits a reader beside the fleet obeys (verify):
+// the guard's fresh decision when there is one, else the job file's limits
+// with the live overrides. A job no worker runs (a finished one) has no
+// leader publishing decisions, and a reader must not wait for one.
+func (f *Follower) ReaderLimits(spec *jobspec.Spec, c ledger.Controls, now time.Time) Limits {
+	lim := f.Limits(spec, c, now)
+	if lim.Stale || lim.Waiting {
+		return withOverrides(spec, c.Overrides)
+	}
+	return lim
+}

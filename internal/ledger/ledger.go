@@ -410,3 +410,29 @@ func firstErr(cmds ...redis.Cmder) error {
 }
 
 func id(rangeID int64) string { return strconv.FormatInt(rangeID, 10) }
+
+// Reopen makes finished ranges run again (enqueuer repair): it removes
+// their done marks, cursors and failures, and the job's finish time, in
+// one transaction, so a range is never left done without the cursor it
+// would resume from, nor the job stamped finished with ranges open.
+func (l *Ledger) Reopen(ctx context.Context, job string, rangeIDs []int64) error {
+	if len(rangeIDs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(rangeIDs))
+	members := make([]any, len(rangeIDs))
+	for i, r := range rangeIDs {
+		ids[i], members[i] = id(r), id(r)
+	}
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SRem(ctx, l.DoneKey(job), members...)
+		p.HDel(ctx, l.CursorKey(job), ids...)
+		p.HDel(ctx, l.FailedKey(job), ids...)
+		p.HDel(ctx, l.MetaKey(job), "finished")
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reopen ranges %v of %s: %w", rangeIDs, job, err)
+	}
+	return nil
+}

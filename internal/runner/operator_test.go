@@ -163,17 +163,17 @@ func TestVerify(t *testing.T) {
 	b.worker(workerOpts{concurrency: 2})
 	b.waitState(control.StateDone)
 	ctx := context.Background()
-	r, err := b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkKeys: 4000})
+	r, err := b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkRows: 4000})
 	require.NoError(t, err)
 	require.True(t, r.OK, "%v", r.Problems)
 	require.Zero(t, r.Pending)
-	require.Equal(t, 8, r.Chunks, "30,000 keys in chunks of 4,000")
-	require.Greater(t, r.Sampled, 10)
+	require.Equal(t, int64(30_000), r.Rows, "every row read")
+	require.Equal(t, 12, r.Chunks, "6 ranges of 5,000 rows, each read as 4,000 rows and 1,000")
 
 	orders := b.db.Table("orders")
 	b.db.Exec(t, "UPDATE "+orders+" SET status = 'corrupt' WHERE id = 1") // first key of the oldest range: always sampled
 	b.db.Exec(t, "UPDATE "+orders+" SET status = NULL WHERE id = 17777")  // left pending
-	r, err = b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkKeys: 4000})
+	r, err = b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{ChunkRows: 4000})
 	require.ErrorIs(t, err, control.ErrVerifyFailed)
 	require.False(t, r.OK)
 	require.Equal(t, int64(1), r.Pending)
@@ -182,6 +182,15 @@ func TestVerify(t *testing.T) {
 	require.Contains(t, strings.Join(r.Problems, "\n"), "the ledger marks ranges [3] done, yet they hold pending rows")
 	require.Contains(t, r.Mismatches, keyspace.Int(1))
 	require.Contains(t, strings.Join(r.Problems, "\n"), "(first keys [17777])", "keys print as they always did")
+	require.Equal(t, int64(2), r.Failing, "the corrupted row and the pending one (NULL fails the check)")
+	require.Equal(t, int64(1), r.Unselected, "the corrupted row is not pending: the job's statement would not rewrite it")
+	require.Equal(t, []int64{0, 3}, []int64{r.Findings[0].Range.ID, r.Findings[1].Range.ID}, "each wrong row's range is named")
+	// The spot check is the quick look: it still sees the oldest range's
+	// first key.
+	r, err = b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{Sample: true})
+	require.ErrorIs(t, err, control.ErrVerifyFailed)
+	require.Greater(t, r.Sampled, 10)
+	require.Contains(t, r.Mismatches, keyspace.Int(1))
 	stored, err := b.redis.Client.Get(ctx, b.ledger.VerifyKey(b.job)).Result()
 	require.NoError(t, err)
 	require.Contains(t, stored, `"ok":false`)
