@@ -10,14 +10,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/rangetask"
+	"github.com/ebbhq/ebb/internal/verify"
 )
 
-const planHelp = `enqueuer plan -job FILE [--json] [--runbook]
+const planHelp = `enqueuer plan -job FILE [--json] [--runbook | --count]
 
 Validates the job file, connects to the database named by its database_env,
 and shows the key bounds, estimated rows, number of ranges, and the EXPLAIN of
@@ -25,6 +28,9 @@ the read and write statements. Nothing is written. Exits 2 when the job is
 invalid or a statement would not use an index on the key. --runbook prints
 a Markdown runbook instead: sizes, rate, expected duration, stop rules, how
 to pause/resume/stop/verify, and the job file's rollback: (shown, never run).
+--count counts, range by range, the rows the job would update, copy or
+delete (rows matching pending), reading the table in short read-only chunks
+at the job's rate: a dry run that changes nothing and needs no Redis.
 
 Flags:
 `
@@ -35,8 +41,12 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object (with --runbook: the plan plus a runbook field)")
 	asRunbook := fs.Bool("runbook", false, "print a Markdown runbook for on-call")
 	queue := fs.String("queue", rangetask.DefaultQueue, "queue the job will run on (for the runbook's commands)")
+	count := fs.Bool("count", false, "count, per range, the rows the job would touch; changes nothing")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *count && *asRunbook {
+		return bad("--count and --runbook are two different reports; pick one")
 	}
 	spec, err := loadJob(*jobFile)
 	if err != nil {
@@ -54,6 +64,10 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	p, err := control.Plan(ctx, pool, spec)
 	if err != nil {
 		return err
+	}
+	if *count {
+		// After Plan: a job preflight refuses is not counted either.
+		return printCount(ctx, e, pool, spec, *asJSON)
 	}
 	if *asRunbook {
 		var md strings.Builder
@@ -191,4 +205,31 @@ func orZero(k keyspace.Key) string {
 func indent(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return "    " + strings.Join(lines, "\n    ") + "\n"
+}
+
+// rangesCounted caps the ranges plan --count lists; --json has all.
+const rangesCounted = 50
+
+func printCount(ctx context.Context, e *env, pool *pgxpool.Pool, spec *jobspec.Spec, asJSON bool) error {
+	r, err := control.Count(ctx, pool, spec, func(p verify.Progress) {
+		if p.RangesDone == p.Ranges || p.RangesDone%100 == 0 {
+			fmt.Fprintf(e.stderr, "count: %d/%d ranges, %d rows read\n", p.RangesDone, p.Ranges, p.Rows)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(r)
+	}
+	verb := map[string]string{jobspec.KindFill: "update", jobspec.KindCopy: "copy", jobspec.KindDelete: "delete"}[r.Kind]
+	fmt.Fprintf(e.stdout, "%s would %s %d rows (of %d read), in %d ranges:\n", spec.Name, verb, r.Rows, r.Read, len(r.Ranges))
+	for i, rc := range r.Ranges {
+		if i == rangesCounted {
+			fmt.Fprintf(e.stdout, "  ... %d more ranges (--json lists them all)\n", len(r.Ranges)-i)
+			break
+		}
+		fmt.Fprintf(e.stdout, "  range %s: %d rows\n", rc.Range, rc.Rows)
+	}
+	return nil
 }

@@ -8,7 +8,9 @@ package batch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,12 +41,61 @@ func Build(spec *jobspec.Spec, space keyspace.Space) Statements {
 		return fmt.Sprintf("SELECT %s FROM %s WHERE %s AND (%s) ORDER BY %s LIMIT $%d",
 			space.Select(), table, bound, spec.Pending, cols, 2*w+1)
 	}
-	st := Statements{ReadFrom: read(space.From(1)), ReadAfter: read(space.After(1)), Write: spec.SQL}
-	if !spec.RawSQL() {
+	st := Statements{ReadFrom: read(space.From(1)), ReadAfter: read(space.After(1))}
+	switch {
+	case spec.RawSQL():
+		st.Write = spec.SQL
+	case spec.Delete:
+		st.Write = fmt.Sprintf("DELETE FROM %s WHERE %s AND (%s)", table, space.InRange(1), spec.Pending)
+	case spec.Copy != nil:
+		st.Write = copyStatement(spec, space)
+	default:
 		st.Write = fmt.Sprintf("UPDATE %s SET %s WHERE %s AND (%s)", table, spec.Set, space.InRange(1), spec.Pending)
 	}
 	return st
 }
+
+// copyStatement inserts the batch's rows into the copy's target. ON
+// CONFLICT on the target's key makes a redone batch change nothing: an
+// existing row is kept, or with on_conflict: update overwritten only where
+// it differs (so a redone batch writes no row twice either).
+func copyStatement(spec *jobspec.Spec, space keyspace.Space) string {
+	c := spec.Copy
+	targets, exprs := c.CopyColumns()
+	key, ok := c.TargetKey(space.Names())
+	if !ok {
+		key = spec.Key // preflight refuses a copy whose key is not carried
+	}
+	quoted := make([]string, len(targets))
+	for i, t := range targets {
+		quoted[i] = pgx.Identifier{t}.Sanitize()
+	}
+	conflict := "DO NOTHING"
+	if c.OnConflict == jobspec.ConflictUpdate {
+		var set, old, now []string
+		for _, t := range quoted {
+			if slices.ContainsFunc(key, func(k string) bool { return pgx.Identifier{k}.Sanitize() == t }) {
+				continue
+			}
+			set = append(set, fmt.Sprintf("%s = EXCLUDED.%s", t, t))
+			old = append(old, "\"ebb target\"."+t)
+			now = append(now, "EXCLUDED."+t)
+		}
+		if len(set) > 0 {
+			conflict = fmt.Sprintf("DO UPDATE SET %s WHERE (%s) IS DISTINCT FROM (%s)", strings.Join(set, ", "), rowOf(old), rowOf(now))
+		}
+	}
+	keyCols := make([]string, len(key))
+	for i, k := range key {
+		keyCols[i] = pgx.Identifier{k}.Sanitize()
+	}
+	return fmt.Sprintf("INSERT INTO %s AS \"ebb target\" (%s) SELECT %s FROM %s WHERE %s AND (%s) ON CONFLICT (%s) %s",
+		c.QuotedTo(), strings.Join(quoted, ", "), strings.Join(exprs, ", "), spec.QuotedTable(), space.InRange(1), spec.Pending,
+		strings.Join(keyCols, ", "), conflict)
+}
+
+// rowOf is a row value of cols; ROW() keeps one column a row too.
+func rowOf(cols []string) string { return "ROW(" + strings.Join(cols, ", ") + ")" }
 
 // Executor runs a job's reads and writes on a pool the caller owns.
 type Executor struct {

@@ -127,13 +127,14 @@ const (
 	SignalAutovacuumOnTable     = "autovacuum_on_table"
 	SignalWALArchiveBacklog     = "wal_archive_backlog"
 	SignalCommitP95             = "commit_p95_seconds"
+	SignalDeadTuplesRatio       = "dead_tuples_ratio"
 )
 
 // Signals lists every built-in signal name.
 var Signals = []string{
 	SignalReplicationLagSeconds, SignalReplicationLagBytes, SignalLockWaits, SignalDeadlocks,
 	SignalActiveConnections, SignalLongestTransaction, SignalReadLatencyMS, SignalAutovacuumOnTable,
-	SignalWALArchiveBacklog, SignalCommitP95,
+	SignalWALArchiveBacklog, SignalCommitP95, SignalDeadTuplesRatio,
 }
 
 // DefaultCheckEvery is how often the leader samples when the job says not.
@@ -149,6 +150,16 @@ func DefaultRules() []Rule {
 		{Name: SignalDeadlocks, Signal: SignalDeadlocks, PauseAbove: Abs(2), ClearBelow: Abs(1)},
 		{Name: SignalActiveConnections, Signal: SignalActiveConnections, SlowAbove: Abs(0.8), ClearBelow: Abs(0.8)},
 	}
+}
+
+// DeadTuplesRule is the rule a delete job adds to the default rules: every
+// deleted row stays behind as a dead tuple until vacuum removes it, and a
+// table more dead than alive bloats its indexes and slows every scan of
+// live traffic. Autovacuum starts at 20 % dead by default
+// (autovacuum_vacuum_scale_factor), so past 30 % the delete outruns it:
+// slow down; past 60 % pause until vacuum catches up.
+func DeadTuplesRule() Rule {
+	return Rule{Name: SignalDeadTuplesRatio, Signal: SignalDeadTuplesRatio, SlowAbove: Abs(0.3), PauseAbove: Abs(0.6), ClearBelow: Abs(0.2)}
 }
 
 // Threshold is an absolute limit (5, 80%) or a multiple of the rule's
@@ -369,6 +380,9 @@ func (s *Spec) applyGuardDefaults(lines map[string]int) {
 	}
 	if absent("guard.rules") {
 		s.Guard.Rules = DefaultRules()
+		if s.Delete {
+			s.Guard.Rules = append(s.Guard.Rules, DeadTuplesRule())
+		}
 	}
 	if absent("guard.prometheus_env") {
 		s.Guard.PrometheusEnv = "PROMETHEUS_URL"

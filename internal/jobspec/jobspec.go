@@ -33,6 +33,10 @@ type Spec struct {
 	Pending     string    `yaml:"pending" json:"pending"`
 	Set         string    `yaml:"set,omitempty" json:"set,omitempty"`
 	SQL         string    `yaml:"sql,omitempty" json:"sql,omitempty"`
+	// Copy makes the job a copy into another table; Delete a chunked
+	// delete of the rows that match pending. Neither: a fill (set, sql).
+	Copy   *Copy `yaml:"copy,omitempty" json:"copy,omitempty"`
+	Delete bool  `yaml:"delete,omitempty" json:"delete,omitempty"`
 	Range       Range     `yaml:"range" json:"range"`
 	TaskSpan    int64     `yaml:"task_span" json:"task_span"`
 	ReadBatch   int       `yaml:"read_batch" json:"read_batch"`
@@ -223,6 +227,9 @@ func (s *Spec) applyDefaults(lines map[string]int) {
 	if !s.Range.To.set {
 		s.Range.To = Auto()
 	}
+	if s.Copy != nil && s.Copy.OnConflict == "" {
+		s.Copy.OnConflict = ConflictNothing
+	}
 	s.applyGuardDefaults(lines)
 }
 
@@ -234,7 +241,7 @@ func (s *Spec) validate(lines map[string]int) error {
 		errs = append(errs, &Error{Field: field, Line: lines[field], Msg: fmt.Sprintf(format, args...)})
 	}
 	s.validateTarget(add)
-	s.validateWrite(add)
+	s.validateKind(add)
 	s.validateBounds(add)
 	s.validateGuard(add)
 	return errors.Join(errs...)
@@ -273,21 +280,6 @@ func (s *Spec) validateTarget(add addFunc) {
 	}
 	if strings.TrimSpace(s.Pending) == "" {
 		add("pending", "missing; give the predicate of rows still to do, e.g. status IS NULL (it makes every batch idempotent)")
-	}
-}
-
-// validateWrite checks the write: exactly one of set and sql, and raw SQL
-// bound by $1 and $2 only.
-func (s *Spec) validateWrite(add addFunc) {
-	switch {
-	case s.Set != "" && s.SQL != "":
-		add("sql", "set and sql are both given; keep one (set builds the UPDATE for you, sql is a raw statement)")
-	case s.Set == "" && s.SQL == "":
-		add("set", "missing; give set (e.g. status = map_status(legacy_state)) or sql (a raw statement using $1 and $2)")
-	case s.SQL != "":
-		if err := checkPlaceholdersAtLeast(s.SQL, max(len(s.Key), 1)); err != nil {
-			add("sql", "%v", err)
-		}
 	}
 }
 

@@ -161,6 +161,42 @@ func TestParseRejects(t *testing.T) {
 			hint: "keep one",
 		},
 		{
+			name:  "set and delete both",
+			yaml:  valid + "delete: true\n",
+			field: "delete", line: 6,
+			hint: "keep one",
+		},
+		{
+			name:  "delete with a check",
+			yaml:  replace(valid, "set:", "delete: true") + "check: status = 'x'\n",
+			field: "check", line: 6,
+			hint: "verify proves it by finding no row that matches pending",
+		},
+		{
+			name:  "copy without a target",
+			yaml:  replace(valid, "set:", "copy: {columns: {id: id}}"),
+			field: "copy.to",
+			hint:  "name the target table",
+		},
+		{
+			name:  "copy into its own table",
+			yaml:  replace(valid, "set:", "copy: {to: public.orders, columns: {id: id}}"),
+			field: "copy.to", line: 5,
+			hint: "a copy goes into another table",
+		},
+		{
+			name:  "copy that drops the key",
+			yaml:  replace(valid, "set:", "copy: {to: orders_v2, columns: {status: status}}"),
+			field: "copy.columns", line: 5,
+			hint: "must be copied as it is (e.g. id: id)",
+		},
+		{
+			name:  "copy with an unknown conflict policy",
+			yaml:  replace(valid, "set:", "copy: {to: orders_v2, columns: {id: id}, on_conflict: replace}"),
+			field: "copy.on_conflict", line: 5,
+			hint: "write nothing (keep existing target rows, the default) or update",
+		},
+		{
 			name:  "sql without $1",
 			yaml:  replace(valid, "set:", "sql: UPDATE public.orders SET status = 'done' WHERE id <= $2 AND status IS NULL"),
 			field: "sql", line: 5,

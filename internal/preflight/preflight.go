@@ -45,6 +45,7 @@ type Check struct {
 var Checks = []Check{
 	{Name: "1-table", Fn: checkTable},
 	{Name: "2-key-column", Fn: checkKeyColumn},
+	{Name: "3-copy-target", Fn: checkCopyTarget},
 	{Name: "3-key-index", Fn: checkKeyIndex},
 	{Name: "3-key-nulls", Fn: checkKeyNulls},
 	{Name: "4-explain", Fn: checkExplain},

@@ -61,6 +61,8 @@ func (s *Sampler) newSignalProbe(signal string) (probe, error) {
 			ident = pgx.Identifier{schema, name}
 		}
 		return &autovacuumProbe{pool: pool, table: ident.Sanitize(), name: s.cfg.Spec.Table}, nil
+	case jobspec.SignalDeadTuplesRatio:
+		return &deadTuplesProbe{pool: pool, table: s.cfg.Spec.QuotedTable(), name: s.cfg.Spec.Table}, nil
 	case jobspec.SignalWALArchiveBacklog:
 		return &walArchiveProbe{pool: pool}, nil
 	case jobspec.SignalCommitP95:
@@ -393,6 +395,31 @@ func (p *autovacuumProbe) sample(ctx context.Context) Reading {
 		return Reading{Value: 1}
 	}
 	return Reading{Value: 0}
+}
+
+// deadTuplesProbe is the share of the job's table that is dead tuples,
+// from the statistics collector: what a delete leaves behind until vacuum
+// removes it.
+type deadTuplesProbe struct {
+	pool        *pgxpool.Pool
+	table, name string
+}
+
+const deadTuplesSQL = `
+SELECT to_regclass($1) IS NOT NULL,
+       coalesce((SELECT n_dead_tup::float8 / greatest(n_live_tup + n_dead_tup, 1)
+                 FROM pg_stat_all_tables WHERE relid = to_regclass($1)), 0)`
+
+func (p *deadTuplesProbe) sample(ctx context.Context) Reading {
+	var found bool
+	var v float64
+	if err := p.pool.QueryRow(ctx, deadTuplesSQL, p.table).Scan(&found, &v); err != nil {
+		return Reading{Err: fmt.Errorf("signal %s: read pg_stat_all_tables: %w", jobspec.SignalDeadTuplesRatio, err)}
+	}
+	if !found {
+		return Reading{Err: fmt.Errorf("signal %s: table %s not found (check the job's table and the search_path of its database user)", jobspec.SignalDeadTuplesRatio, p.name)}
+	}
+	return Reading{Value: v}
 }
 
 // walArchiveProbe estimates how many completed WAL segments wait for

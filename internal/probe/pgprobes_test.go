@@ -200,6 +200,28 @@ func TestAutovacuumOnTable(t *testing.T) {
 	require.ErrorContains(t, r.Err, jobspec.SignalAutovacuumOnTable)
 }
 
+// TestDeadTuplesRatio: the delete job's default rule reads the share of
+// the table's tuples that are dead, which a chunked delete leaves behind.
+func TestDeadTuplesRatio(t *testing.T) {
+	t.Parallel()
+	db := ebbtest.Schema(t)
+	// Autovacuum off for this table only, so the dead tuples stay.
+	db.Exec(t, "CREATE TABLE "+db.Table("old")+" (id int PRIMARY KEY) WITH (autovacuum_enabled = false)")
+	db.Exec(t, "INSERT INTO "+db.Table("old")+" SELECT generate_series(1, 1000)")
+	db.Exec(t, "DELETE FROM "+db.Table("old")+" WHERE id <= 400; SELECT pg_stat_force_next_flush()")
+	spec := &jobspec.Spec{Table: db.Schema + ".old", Guard: jobspec.Guard{PrometheusEnv: "PROMETHEUS_URL"}}
+	s := sampler(t, db, SamplerConfig{Spec: spec}, signal(jobspec.SignalDeadTuplesRatio))
+	ebbtest.Eventually(t, "400 of 1,000 tuples dead", func() bool {
+		r := readOne(t, s, jobspec.SignalDeadTuplesRatio)
+		require.NoError(t, r.Err)
+		return r.Value > 0.39 && r.Value < 0.41
+	})
+
+	missing := &jobspec.Spec{Table: db.Schema + ".absent", Guard: jobspec.Guard{PrometheusEnv: "PROMETHEUS_URL"}}
+	r := readOne(t, sampler(t, db, SamplerConfig{Spec: missing}, signal(jobspec.SignalDeadTuplesRatio)), jobspec.SignalDeadTuplesRatio)
+	require.ErrorContains(t, r.Err, "not found")
+}
+
 func TestReplicationSignals(t *testing.T) {
 	t.Parallel()
 	db := ebbtest.Schema(t)

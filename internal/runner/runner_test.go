@@ -77,7 +77,7 @@ func (b *testBundle) spec(extra string) *jobspec.Spec {
 		if !ok {
 			continue
 		}
-		if k == "sql" {
+		if k == "sql" || k == "delete" || k == "copy" {
 			delete(fields, "set")
 		}
 		if _, seen := fields[k]; !seen {

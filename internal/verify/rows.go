@@ -23,6 +23,10 @@ type Options struct {
 	// read and how long that took; it sleeps as long as the job's rate,
 	// sleep and guard ask, or returns ctx's error. Nil does not pace.
 	PaceFunc func(ctx context.Context, rows int64, took time.Duration) error
+	// CountOnly counts pending and failing rows per range without reading
+	// their keys or reading them again: what a dry run of a job would
+	// touch (plan --count), where a second look has nothing to prove.
+	CountOnly bool
 	// ProgressFunc is called after every range with the walk so far.
 	ProgressFunc func(Progress)
 	// beforeRecheck runs between a chunk's first look at its wrong rows
@@ -185,7 +189,12 @@ func (w *rowWalk) walkRange(ctx context.Context, r keyspace.Range) error {
 		w.out.Chunks++
 		w.out.Rows += c.rows
 		w.read += c.rows
-		w.tally(&f, c)
+		if w.opt.CountOnly {
+			f.Pending, f.Failing = f.Pending+c.pending, f.Failing+c.failing
+			w.out.Pending, w.out.Failing = w.out.Pending+c.pending, w.out.Failing+c.failing
+		} else {
+			w.tally(&f, c)
+		}
 		if c.last {
 			break
 		}
@@ -206,6 +215,8 @@ type chunkResult struct {
 	last  bool
 	rows  int64
 	wrong []wrongRow
+	// pending and failing are the first look's counts.
+	pending, failing int64
 }
 
 type wrongRow struct {
@@ -242,11 +253,10 @@ func (w *rowWalk) chunk(ctx context.Context, lower, hi keyspace.Key, after bool)
 		if args, err = w.space.Args(lower, c.end); err != nil {
 			return err
 		}
-		var pending, failing int64
-		if err := tx.QueryRow(ctx, countQ, args...).Scan(&c.rows, &pending, &failing); err != nil {
+		if err := tx.QueryRow(ctx, countQ, args...).Scan(&c.rows, &c.pending, &c.failing); err != nil {
 			return err
 		}
-		if pending+failing == 0 {
+		if c.pending+c.failing == 0 || w.opt.CountOnly {
 			return nil
 		}
 		c.wrong, err = w.readWrong(ctx, tx, wrongQ, args)
