@@ -29,14 +29,14 @@ type Spec struct {
 	Key   KeyColumns `yaml:"key" json:"key"`
 	// Window slices a time key into calendar windows (1h, 1d, …) instead
 	// of equal-count ranges; zero slices by count.
-	Window      KeyWindow `yaml:"window,omitempty" json:"window,omitzero"`
-	Pending     string    `yaml:"pending" json:"pending"`
-	Set         string    `yaml:"set,omitempty" json:"set,omitempty"`
-	SQL         string    `yaml:"sql,omitempty" json:"sql,omitempty"`
+	Window  KeyWindow `yaml:"window,omitempty" json:"window,omitzero"`
+	Pending string    `yaml:"pending" json:"pending"`
+	Set     string    `yaml:"set,omitempty" json:"set,omitempty"`
+	SQL     string    `yaml:"sql,omitempty" json:"sql,omitempty"`
 	// Copy makes the job a copy into another table; Delete a chunked
 	// delete of the rows that match pending. Neither: a fill (set, sql).
-	Copy   *Copy `yaml:"copy,omitempty" json:"copy,omitempty"`
-	Delete bool  `yaml:"delete,omitempty" json:"delete,omitempty"`
+	Copy        *Copy     `yaml:"copy,omitempty" json:"copy,omitempty"`
+	Delete      bool      `yaml:"delete,omitempty" json:"delete,omitempty"`
 	Range       Range     `yaml:"range" json:"range"`
 	TaskSpan    int64     `yaml:"task_span" json:"task_span"`
 	ReadBatch   int       `yaml:"read_batch" json:"read_batch"`
