@@ -212,10 +212,16 @@ func printVerify(e *env, r *control.VerifyReport) {
 		fmt.Fprintf(w, "  sample:  %d sampled rows tested (a spot check: other rows were not read), %d pending or failing\n", r.Sampled, len(r.Mismatches))
 	} else {
 		fmt.Fprintf(w, "  read:    every row: %d rows in %d chunks\n", r.Rows, r.Chunks)
-		fmt.Fprintf(w, "  pending: %d rows still pending\n", r.Pending)
-		if r.Check == "" {
+		switch {
+		case r.CopyTo != "":
+			fmt.Fprintf(w, "  copy:    compared with %s by count and checksum per chunk: %d rows missing, %d different, %d without a source row\n", r.CopyTo, r.Missing, r.Differing, r.Extra)
+		case r.Kind == jobspec.KindDelete:
+			fmt.Fprintf(w, "  pending: %d rows still match pending (left to delete)\n", r.Pending)
+		case r.Check == "":
+			fmt.Fprintf(w, "  pending: %d rows still pending\n", r.Pending)
 			fmt.Fprintln(w, "  check:   none (add check: EXPR to the job file to test every row's value)")
-		} else {
+		default:
+			fmt.Fprintf(w, "  pending: %d rows still pending\n", r.Pending)
 			fmt.Fprintf(w, "  check:   %d rows fail %q\n", r.Failing, r.Check)
 		}
 		if r.Changed > 0 {
@@ -226,6 +232,10 @@ func printVerify(e *env, r *control.VerifyReport) {
 		if i == findingsShown {
 			fmt.Fprintf(w, "  ... %d more ranges (--json lists them all)\n", len(r.Findings)-i)
 			break
+		}
+		if r.CopyTo != "" {
+			fmt.Fprintf(w, "  range %s: %d missing, %d different, %d without a source row; keys %v\n", f.Range, f.Missing, f.Differing, f.Extra, f.Keys)
+			continue
 		}
 		fmt.Fprintf(w, "  range %s: %d pending, %d failing the check; keys %v\n", f.Range, f.Pending, f.Failing, f.Keys)
 	}

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ebbhq/ebb/internal/jobspec"
+	"github.com/ebbhq/ebb/internal/verify"
 )
 
 // RepairResult is what repair found and did.
@@ -17,9 +21,10 @@ type RepairResult struct {
 	// Reopened are the ranges reset in the ledger and enqueued again, a
 	// range split after timeouts with its halves.
 	Reopened []int64 `json:"reopened,omitempty"`
-	// Unrepairable are ranges whose wrong rows all fail the check without
-	// matching the pending predicate: the job's statement would not
-	// rewrite them, so redoing the range would change nothing.
+	// Unrepairable are ranges whose wrong rows redoing the range would not
+	// change: rows failing the check without matching the pending
+	// predicate, a copy's rows that differ under on_conflict: nothing, or
+	// target rows without a source row.
 	Unrepairable []int64 `json:"unrepairable,omitempty"`
 }
 
@@ -52,7 +57,7 @@ func (c *Control) Repair(ctx context.Context, pool *pgxpool.Pool, job string, op
 		return res, err
 	}
 	for _, f := range r.Findings {
-		if f.Pending == 0 {
+		if !redoable(spec, f) {
 			res.Unrepairable = append(res.Unrepairable, f.Range.ID)
 			continue
 		}
@@ -80,16 +85,43 @@ func (c *Control) Repair(ctx context.Context, pool *pgxpool.Pool, job string, op
 		}
 	}
 	c.log.InfoContext(ctx, "job repaired", slog.String("job", job), slog.Any("reopened", res.Reopened), slog.Any("unrepairable", res.Unrepairable))
-	if r.Unselected > 0 {
+	if why := unrepairable(spec, r); why != "" {
 		what := "no range was reopened"
 		if len(res.Reopened) > 0 {
-			what = fmt.Sprintf("ranges %v holding pending rows were reopened, these rows were not", res.Reopened)
+			what = fmt.Sprintf("ranges %v were reopened for the rest", res.Reopened)
 		}
-		return res, fmt.Errorf("%w: %d rows fail the check %q without matching the pending predicate %q, so the job's statement would not rewrite them (%s); widen pending: or fix them by hand",
-			ErrNotRepairable, r.Unselected, spec.Check, spec.Pending, what)
+		return res, fmt.Errorf("%w: %s (%s)", ErrNotRepairable, why, what)
 	}
 	if len(res.Reopened) == 0 {
 		return res, fmt.Errorf("%w: %s", ErrNotRepairable, r.Problems[0])
 	}
 	return res, nil
+}
+
+// redoable reports whether redoing a range changes what verify found in
+// it: pending rows are rewritten (or deleted), rows missing from a copy's
+// target are inserted, and rows that differ there are overwritten only
+// with on_conflict: update.
+func redoable(spec *jobspec.Spec, f verify.Finding) bool {
+	if spec.Copy != nil {
+		return f.Missing > 0 || (f.Differing > 0 && spec.Copy.OnConflict == jobspec.ConflictUpdate)
+	}
+	return f.Pending > 0
+}
+
+// unrepairable says which wrong rows redoing ranges would leave wrong,
+// and what to do about them; "" when there are none.
+func unrepairable(spec *jobspec.Spec, r *VerifyReport) string {
+	var why []string
+	if r.Unselected > 0 {
+		why = append(why, fmt.Sprintf("%d rows fail the check %q without matching the pending predicate %q, so the job's statement would not rewrite them; widen pending: or fix them by hand",
+			r.Unselected, spec.Check, spec.Pending))
+	}
+	if spec.Copy != nil && r.Differing > 0 && spec.Copy.OnConflict != jobspec.ConflictUpdate {
+		why = append(why, fmt.Sprintf("%d rows of %s differ from their source, and on_conflict: nothing keeps existing target rows; set copy.on_conflict: update, run enqueuer start again, then repair", r.Differing, spec.Copy.To))
+	}
+	if r.Extra > 0 {
+		why = append(why, fmt.Sprintf("%d rows of %s have no source row in the job's ranges (deleted from the source after they were copied, or written by something else); a copy never deletes: remove them by hand if they should go", r.Extra, spec.Copy.To))
+	}
+	return strings.Join(why, "; ")
 }

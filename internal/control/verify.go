@@ -25,10 +25,12 @@ var ErrVerifyFailed = errors.New("verify found problems")
 
 // VerifyReport is what verify found; it is stored with the job.
 type VerifyReport struct {
-	Job   string    `json:"job"`
-	Table string    `json:"table"`
-	At    time.Time `json:"at"`
-	OK    bool      `json:"ok"`
+	Job   string `json:"job"`
+	Table string `json:"table"`
+	// Kind is what the job does: fill, copy or delete (jobspec.Kind*).
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at"`
+	OK   bool      `json:"ok"`
 	// Problems says in words what is wrong; empty when OK.
 	Problems []string `json:"problems,omitempty"`
 	// Sample is set for a spot check (verify --sample); a report without
@@ -62,6 +64,15 @@ type VerifyReport struct {
 	// traffic wrote them while verify ran. Not a failure.
 	Changed     int64          `json:"changed,omitempty"`
 	ChangedKeys []keyspace.Key `json:"changed_keys,omitempty"`
+	// Missing, Differing and Extra are a copy's rows absent from the
+	// target, different there, and there without a source row; DiffKeys
+	// the first few of them.
+	Missing   int64          `json:"missing,omitempty"`
+	Differing int64          `json:"differing,omitempty"`
+	Extra     int64          `json:"extra,omitempty"`
+	DiffKeys  []keyspace.Key `json:"diff_keys,omitempty"`
+	// CopyTo is a copy's target table.
+	CopyTo string `json:"copy_to,omitempty"`
 	// Findings are the ranges holding wrong rows, with counts and keys.
 	Findings []verify.Finding `json:"findings,omitempty"`
 	// DonePending are ranges the ledger marks done although some of
@@ -112,12 +123,15 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 		return nil, err
 	}
 	began := time.Now()
-	r := &VerifyReport{Job: job, Table: spec.Table, At: began.UTC(), DryRun: meta.DryRun, Check: spec.Check, Sample: opt.Sample,
+	r := &VerifyReport{Job: job, Table: spec.Table, Kind: spec.Kind(), At: began.UTC(), DryRun: meta.DryRun, Check: spec.Check, Sample: opt.Sample,
 		RangesTotal: st.RangesTotal, RangesDone: st.RangesDone, RangesFailed: st.RangesFailed,
 		LedgerRows: st.RowsDone, EstimatedRows: meta.Estimate}
 	space, err := keyspace.Open(ctx, pool, spec.QuotedTable(), spec.Key...)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Sample && spec.Copy != nil {
+		return nil, errors.New("verify --sample spot-checks the rows of a fill or a delete; a copy is proven by comparing source and target range by range: drop --sample")
 	}
 	if opt.Sample {
 		err = c.spotCheck(ctx, pool, spec, space, meta, opt.Random, r)
@@ -127,7 +141,7 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 	if err != nil {
 		return nil, err
 	}
-	if r.DonePending, err = c.donePending(ctx, job, meta, r.PendingKeys); err != nil {
+	if r.DonePending, err = c.donePending(ctx, job, meta, append(r.PendingKeys, r.DiffKeys...)); err != nil {
 		return nil, err
 	}
 	r.judge()
@@ -182,8 +196,11 @@ func (r *VerifyReport) judge() {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d rows fail the check but do not match the pending predicate: the job's statement would not rewrite them, so repair cannot fix them; "+
 			"widen pending: to select them (e.g. pending: NOT coalesce(CHECK, false)) and start the job again, or fix them by hand", r.Unselected))
 	}
+	if r.Missing+r.Differing+r.Extra > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("the copy in %s disagrees with its source: %d rows missing, %d different, %d without a source row (first keys %v)", r.CopyTo, r.Missing, r.Differing, r.Extra, r.DiffKeys))
+	}
 	if len(r.DonePending) > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("the ledger marks ranges %v done, yet they hold pending rows: live writes made rows pending again, or a row was corrupted; "+
+		r.Problems = append(r.Problems, fmt.Sprintf("the ledger marks ranges %v done, yet they hold rows found wrong: live writes changed them after their range was done, or a row was corrupted; "+
 			"enqueuer repair %s redoes them", r.DonePending, r.Job))
 	}
 	if r.Sample && len(r.Mismatches) > 0 {
@@ -210,8 +227,12 @@ func (c *Control) walkRows(ctx context.Context, pool *pgxpool.Pool, spec *jobspe
 			opt.ProgressFunc(p)
 		}
 	}
+	walk := verify.WalkRows
+	if spec.Copy != nil {
+		walk, r.CopyTo = verify.WalkCopy, spec.Copy.To
+	}
 	var last verify.Progress
-	rows, err := verify.WalkRows(ctx, pool, spec, space, ranges, verify.Options{
+	rows, err := walk(ctx, pool, spec, space, ranges, verify.Options{
 		ChunkRows: opt.ChunkRows,
 		PaceFunc: func(ctx context.Context, read int64, took time.Duration) error {
 			return c.paceRead(ctx, spec, meta.Queue, read, took, func(held string) { progress(VerifyProgress{Progress: last, Held: held}) })
@@ -225,6 +246,7 @@ func (c *Control) walkRows(ctx context.Context, pool *pgxpool.Pool, spec *jobspe
 	r.Pending, r.PendingKeys = rows.Pending, rows.PendingKeys
 	r.Failing, r.Mismatches, r.Unselected = rows.Failing, rows.FailingKeys, rows.Unselected
 	r.Changed, r.ChangedKeys = rows.Changed, rows.ChangedKeys
+	r.Missing, r.Differing, r.Extra, r.DiffKeys = rows.Missing, rows.Differing, rows.Extra, rows.DiffKeys
 	r.Findings = rows.Findings
 	return nil
 }

@@ -30,8 +30,9 @@ type Options struct {
 	// ProgressFunc is called after every range with the walk so far.
 	ProgressFunc func(Progress)
 	// beforeRecheck runs between a chunk's first look at its wrong rows
-	// and the second: a test changes a row there, as live traffic would.
-	beforeRecheck func()
+	// (their keys) and the second: a test changes a row there, as live
+	// traffic would.
+	beforeRecheck func(wrong []keyspace.Key)
 }
 
 // Progress is how far a walk has got.
@@ -53,8 +54,13 @@ type Finding struct {
 	// Unselected rows fail the check although the pending predicate does
 	// not select them: the job's statement would not rewrite them, so
 	// redoing the range cannot repair them.
-	Unselected int64          `json:"unselected,omitempty"`
-	Keys       []keyspace.Key `json:"keys"`
+	Unselected int64 `json:"unselected,omitempty"`
+	// Missing, Differing and Extra count a copy's rows absent from the
+	// target, different there, and in the target without a source row.
+	Missing   int64          `json:"missing,omitempty"`
+	Differing int64          `json:"differing,omitempty"`
+	Extra     int64          `json:"extra,omitempty"`
+	Keys      []keyspace.Key `json:"keys"`
 }
 
 // Rows is the outcome of a walk over every row of a job's ranges.
@@ -67,7 +73,13 @@ type Rows struct {
 	Pending    int64 `json:"pending"`
 	Failing    int64 `json:"failing"`
 	Unselected int64 `json:"unselected,omitempty"`
-	// PendingKeys and FailingKeys are the first few keys of each kind.
+	// Missing, Differing and Extra sum a copy's findings.
+	Missing   int64 `json:"missing,omitempty"`
+	Differing int64 `json:"differing,omitempty"`
+	Extra     int64 `json:"extra,omitempty"`
+	// PendingKeys and FailingKeys are the first few keys of each kind;
+	// DiffKeys those of a copy's rows that differ, are missing or extra.
+	DiffKeys    []keyspace.Key `json:"diff_keys,omitempty"`
 	PendingKeys []keyspace.Key `json:"pending_keys,omitempty"`
 	FailingKeys []keyspace.Key `json:"failing_keys,omitempty"`
 	// Changed rows were wrong at first look and right (or gone) at a
@@ -89,10 +101,19 @@ const KeysShown = 10
 // before it counts, so a row that live traffic fixed in between is
 // reported as changed, not as wrong. Nothing is written.
 func WalkRows(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, ranges []keyspace.Range, opt Options) (*Rows, error) {
+	return walk(ctx, pool, spec, space, ranges, opt, nil)
+}
+
+// walk walks ranges chunk by chunk, testing rows (cmp nil) or comparing a
+// copy's source with its target.
+func walk(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, ranges []keyspace.Range, opt Options, cmp *copyCompare) (*Rows, error) {
 	if opt.ChunkRows <= 0 {
 		opt.ChunkRows = spec.ReadBatch
 	}
-	w := &rowWalk{pool: pool, spec: spec, space: space, q: rowQueries(spec, space), opt: opt, out: &Rows{}}
+	w := &rowWalk{pool: pool, spec: spec, space: space, q: rowQueries(spec, space), cmp: cmp, opt: opt, out: &Rows{}}
+	if cmp != nil {
+		cmp.w = w
+	}
 	for i, r := range ranges {
 		if err := w.walkRange(ctx, r); err != nil {
 			return nil, err
@@ -114,8 +135,11 @@ type rowWalk struct {
 	spec  *jobspec.Spec
 	space keyspace.Space
 	q     queries
-	opt   Options
-	out   *Rows
+	// cmp compares a copy's source with its target instead of testing
+	// the rows themselves (WalkCopy).
+	cmp *copyCompare
+	opt Options
+	out *Rows
 	// read and began are what the chunks since the last pace read and
 	// when they started.
 	read  int64
@@ -179,11 +203,15 @@ func (w *rowWalk) walkRange(ctx context.Context, r keyspace.Range) error {
 		if w.began.IsZero() {
 			w.began = time.Now()
 		}
-		c, err := w.chunk(ctx, lower, r.Hi, after)
+		look, again := w.chunk, w.recheck
+		if w.cmp != nil {
+			look, again = w.cmp.chunk, w.cmp.recheck
+		}
+		c, err := look(ctx, lower, r.Hi, after)
 		if err != nil {
 			return fmt.Errorf("verify rows of %s in %s: %w", w.spec.Table, r, err)
 		}
-		if err := w.recheck(ctx, &c); err != nil {
+		if err := again(ctx, &c); err != nil {
 			return fmt.Errorf("read again wrong rows of %s in %s: %w", w.spec.Table, r, err)
 		}
 		w.out.Chunks++
@@ -203,7 +231,7 @@ func (w *rowWalk) walkRange(ctx context.Context, r keyspace.Range) error {
 		}
 		lower, after = c.end, true
 	}
-	if f.Pending+f.Failing > 0 {
+	if f.Pending+f.Failing+f.Missing+f.Differing+f.Extra > 0 {
 		w.out.Findings = append(w.out.Findings, f)
 	}
 	return nil
@@ -217,11 +245,17 @@ type chunkResult struct {
 	wrong []wrongRow
 	// pending and failing are the first look's counts.
 	pending, failing int64
+	// lower and after are where the chunk starts, for a second look.
+	lower keyspace.Key
+	after bool
 }
 
 type wrongRow struct {
 	key              keyspace.Key
 	pending, failing bool
+	// A copy's row is missing from the target, differs there, or is in
+	// the target without a source row to copy it from.
+	missing, differing, extra bool
 }
 
 // chunk reads one chunk from lower (exclusive when after) in one
@@ -234,23 +268,12 @@ func (w *rowWalk) chunk(ctx context.Context, lower, hi keyspace.Key, after bool)
 	var c chunkResult
 	err := ReadOnly(ctx, w.pool, w.spec, func(tx pgx.Tx) error {
 		c = chunkResult{}
-		args, err := w.space.Args(lower, hi)
-		if err != nil {
+		var err error
+		if c.end, c.last, err = w.chunkEnd(ctx, tx, endQ, lower, hi); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, endQ, append(args, w.opt.ChunkRows-1)...)
+		args, err := w.space.Args(lower, c.end)
 		if err != nil {
-			return err
-		}
-		ends, err := w.space.CollectKeys(rows)
-		if err != nil {
-			return err
-		}
-		c.end, c.last = hi, len(ends) == 0
-		if !c.last {
-			c.end = ends[0]
-		}
-		if args, err = w.space.Args(lower, c.end); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, countQ, args...).Scan(&c.rows, &c.pending, &c.failing); err != nil {
@@ -265,18 +288,36 @@ func (w *rowWalk) chunk(ctx context.Context, lower, hi keyspace.Key, after bool)
 	return c, err
 }
 
+// chunkEnd finds where a chunk from lower ends: the row ChunkRows-1 rows
+// past it, or hi (last) when the range ends sooner.
+func (w *rowWalk) chunkEnd(ctx context.Context, tx pgx.Tx, endQ string, lower, hi keyspace.Key) (end keyspace.Key, last bool, err error) {
+	args, err := w.space.Args(lower, hi)
+	if err != nil {
+		return keyspace.Key{}, false, err
+	}
+	rows, err := tx.Query(ctx, endQ, append(args, w.opt.ChunkRows-1)...)
+	if err != nil {
+		return keyspace.Key{}, false, err
+	}
+	ends, err := w.space.CollectKeys(rows)
+	if err != nil || len(ends) == 0 {
+		return hi, true, err
+	}
+	return ends[0], false, nil
+}
+
 // recheck reads the chunk's wrong rows again in a new transaction and
 // keeps those still wrong; the others were changed during verify.
 func (w *rowWalk) recheck(ctx context.Context, c *chunkResult) error {
 	if len(c.wrong) == 0 {
 		return nil
 	}
-	if w.opt.beforeRecheck != nil {
-		w.opt.beforeRecheck()
-	}
 	keys := make([]keyspace.Key, len(c.wrong))
 	for i, r := range c.wrong {
 		keys[i] = r.key
+	}
+	if w.opt.beforeRecheck != nil {
+		w.opt.beforeRecheck(keys)
 	}
 	args, err := w.space.Array(keys)
 	if err != nil {
@@ -290,9 +331,17 @@ func (w *rowWalk) recheck(ctx context.Context, c *chunkResult) error {
 	}); err != nil {
 		return err
 	}
+	w.keepStill(c, again)
+	return nil
+}
+
+// keepStill keeps the chunk's wrong rows that are wrong again at the
+// second look (again), as they are now; the others count as changed
+// during verify.
+func (w *rowWalk) keepStill(c *chunkResult, again []wrongRow) {
 	still := make(map[string]wrongRow, len(again))
 	for _, r := range again {
-		if r.pending || r.failing {
+		if r.pending || r.failing || r.missing || r.differing || r.extra {
 			still[r.key.Encode()] = r
 		}
 	}
@@ -308,7 +357,6 @@ func (w *rowWalk) recheck(ctx context.Context, c *chunkResult) error {
 		}
 	}
 	c.wrong = kept
-	return nil
 }
 
 // readWrong runs a statement that selects (key…, pending, failing).
@@ -354,6 +402,13 @@ func (w *rowWalk) tally(f *Finding, c chunkResult) {
 				w.out.Unselected++
 			}
 		}
+		if r.missing || r.differing || r.extra {
+			f.Missing, f.Differing, f.Extra = f.Missing+b2i(r.missing), f.Differing+b2i(r.differing), f.Extra+b2i(r.extra)
+			w.out.Missing, w.out.Differing, w.out.Extra = w.out.Missing+b2i(r.missing), w.out.Differing+b2i(r.differing), w.out.Extra+b2i(r.extra)
+			if len(w.out.DiffKeys) < KeysShown {
+				w.out.DiffKeys = append(w.out.DiffKeys, r.key)
+			}
+		}
 		if len(f.Keys) < KeysShown {
 			f.Keys = append(f.Keys, r.key)
 		}
@@ -368,4 +423,11 @@ func (w *rowWalk) pace(ctx context.Context) error {
 	read, took := w.read, time.Since(w.began)
 	w.read, w.began = 0, time.Time{}
 	return w.opt.PaceFunc(ctx, read, took)
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

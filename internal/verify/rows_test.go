@@ -144,7 +144,7 @@ func TestWalkRowsChangedDuringVerify(t *testing.T) {
 	table := b.db.Table("orders")
 	b.db.Exec(t, "UPDATE "+table+" SET total = NULL WHERE id IN (100, 200)")
 	fixed := false
-	opt := Options{beforeRecheck: func() {
+	opt := Options{beforeRecheck: func([]keyspace.Key) {
 		if !fixed {
 			fixed = true
 			b.db.Exec(t, "UPDATE "+table+" SET total = amount * 100 WHERE id = 100")
