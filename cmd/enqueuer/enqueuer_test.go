@@ -297,7 +297,7 @@ func TestHelp(t *testing.T) {
 	for _, flag := range []string{"--watch", "--runbook", "plan -job FILE [--json]", "status [JOB] [--json]", "cleanup JOB [--force] [--json]"} {
 		require.Contains(t, top.String(), flag, "the top-level help lists it")
 	}
-	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set", "verify", "cleanup", "ui"} {
+	for _, cmd := range []string{"plan", "start", "status", "pause", "resume", "set", "verify", "repair", "cleanup", "ui"} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, &out, &errb, func(string) string { return "" })
 		require.Equal(t, 0, code, cmd)
@@ -400,4 +400,33 @@ guard:
 	require.NoError(t, json.Unmarshal([]byte(out), &p))
 	require.Equal(t, int64(1), p.Ranges)
 	require.Contains(t, p.Runbook, "## Rollback")
+}
+
+// TestRunbookKinds: the runbook and plan --count speak the job's kind: a
+// delete is counted per range before it starts (nothing deleted) and
+// watched for dead tuples; a copy is verified against its target.
+func TestRunbookKinds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	orders := b.db.Table("orders")
+	doomed := b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE id % 10 = 3")
+	del := b.jobFile(fmt.Sprintf("name: del-%s\ntable: %s\nkey: id\npending: id %% 10 = 3\ndelete: true\ntask_span: 10000\n", ebbtest.Suffix(), orders))
+	code, out, errOut := b.run("plan", "-job", del, "--count")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, fmt.Sprintf("would delete %d rows (of 25000 read), in 3 ranges:", doomed))
+	require.Contains(t, out, "range #0 [1,10000]: 1000 rows")
+	require.Equal(t, int64(25000), b.db.Count(t, "SELECT count(*) FROM "+orders), "counting deletes nothing")
+	code, out, errOut = b.run("plan", "-job", del, "--runbook")
+	require.Equal(t, 0, code, errOut)
+	for _, want := range []string{"# Runbook: chunked delete del-", "deletes the pending rows", "DELETE FROM", "| dead_tuples_ratio | dead_tuples_ratio | 0.3 | 0.6 | 0.2 |", "--count"} {
+		require.Contains(t, out, want)
+	}
+
+	b.db.Exec(t, "CREATE TABLE "+b.db.Table("orders_v2")+" (id bigint PRIMARY KEY, state text)")
+	cp := b.jobFile(fmt.Sprintf("name: cp-%s\ntable: %s\nkey: id\npending: \"true\"\ncopy: {to: %s, columns: {id: id, state: status}}\n", ebbtest.Suffix(), orders, b.db.Table("orders_v2")))
+	code, out, errOut = b.run("plan", "-job", cp, "--runbook")
+	require.Equal(t, 0, code, errOut)
+	for _, want := range []string{"# Runbook: copy cp-", "copies the pending rows into", "ON CONFLICT (\"id\") DO NOTHING", "compares each chunk with", "Rows that differ are kept as they are (on_conflict: nothing)"} {
+		require.Contains(t, out, want)
+	}
 }

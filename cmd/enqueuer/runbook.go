@@ -18,7 +18,7 @@ import (
 var runbook = template.Must(template.New("runbook").Funcs(template.FuncMap{
 	// cell keeps SQL's || from ending a Markdown table cell.
 	"cell": func(s string) string { return strings.ReplaceAll(s, "|", `\|`) },
-}).Parse(`# Runbook: backfill {{.Spec.Name}}
+}).Parse(`# Runbook: {{if .Spec.Copy}}copy{{else if .Spec.Delete}}chunked delete{{else}}backfill{{end}} {{.Spec.Name}}
 
 Generated {{.Now}} by ` + "`enqueuer plan -job {{.File}} --runbook`" + `.{{if .Spec.DryRun}} **This job is a dry run: every batch rolls back.**{{end}}
 
@@ -29,7 +29,8 @@ Generated {{.Now}} by ` + "`enqueuer plan -job {{.File}} --runbook`" + `.{{if .S
 | table | ` + "`{{.Spec.Table}}`" + `, key ` + "`{{.Spec.Key}}`" + ` |
 | rows | about {{.Plan.EstimatedRows}} in the table, about {{.Plan.EstimatedTodo}} pending |
 | pending rows | ` + "`{{cell .Spec.Pending}}`" + ` |
-| change | {{if .Spec.SQL}}` + "`{{cell .Spec.SQL}}`" + `{{else}}` + "`SET {{cell .Spec.Set}}`" + `{{end}} |
+| kind | {{.Spec.Kind}}: {{if .Spec.Copy}}copies the pending rows into ` + "`{{.Spec.Copy.To}}`" + ` (on conflict: {{.Spec.Copy.OnConflict}}){{else if .Spec.Delete}}deletes the pending rows{{else}}updates the pending rows{{end}} |
+| change | {{if .Spec.SQL}}` + "`{{cell .Spec.SQL}}`" + `{{else if .Spec.Set}}` + "`SET {{cell .Spec.Set}}`" + `{{else}}` + "`{{cell .Plan.WriteSQL}}`" + `{{end}} |
 | key range | [{{.Plan.From}}, {{.Plan.To}}] in {{.Plan.Ranges}} ranges of {{.Spec.TaskSpan}} keys |
 | read / write | read {{.Spec.ReadBatch}} keys per step; write {{.Batch}} per transaction; sleep {{.Spec.Sleep.D}} between batches |
 | timeouts | lock {{.Spec.Timeouts.Lock.D}}, statement {{.Spec.Timeouts.Statement.D}} (SET LOCAL in every batch) |
@@ -75,10 +76,16 @@ Scaling workers up or down is safe at any time; a worker that dies loses at most
 
 ## Verify
 
-` + "`enqueuer verify {{.Spec.Name}}`" + ` reads every row of the job's ranges in short read-only chunks (at the job's pace, held while the guard says pause) and counts rows still matching ` + "`{{.Spec.Pending}}`" + `{{if .Spec.Check}} and rows failing ` + "`{{.Spec.Check}}`" + `{{else}} — the job file has no ` + "`check:`" + ` expression, so values are not tested; add one{{end}}. It names each wrong range and key, exits 1 on any problem and stores its report with the job. ` + "`enqueuer verify {{.Spec.Name}} --sample`" + ` is a spot check in a second; it proves nothing about the rows it did not read.
+{{if .Spec.Copy}}` + "`enqueuer verify {{.Spec.Name}}`" + ` walks the source's ranges in short read-only chunks (at the job's pace, held while the guard says pause) and compares each chunk with ` + "`{{.Spec.Copy.To}}`" + `: row counts and a checksum of the copied columns, then row by row by key where they differ. It names every row missing from the target, different there, or there without a source row, exits 1 on any, and stores its report with the job.
+
+If verify finds differences: ` + "`enqueuer repair {{.Spec.Name}}`" + ` reopens the ranges with missing rows{{if eq .Spec.Copy.OnConflict "update"}} or different rows{{end}} and the fleet copies them again; run verify again once status shows done.{{if ne .Spec.Copy.OnConflict "update"}} Rows that differ are kept as they are (on_conflict: nothing): set ` + "`copy.on_conflict: update`" + ` and start the job again to overwrite them.{{end}} Target rows without a source row are never deleted by ebb.
+{{else if .Spec.Delete}}` + "`enqueuer verify {{.Spec.Name}}`" + ` reads every row left in the job's ranges in short read-only chunks (at the job's pace, held while the guard says pause) and proves that none still matches ` + "`{{cell .Spec.Pending}}`" + `. It exits 1 on any, names its range and key, and stores its report with the job. Before starting, ` + "`enqueuer plan -job {{.File}} --count`" + ` counts per range what would be deleted, deleting nothing.
+
+If verify finds rows left: ` + "`enqueuer repair {{.Spec.Name}}`" + ` reopens those ranges and the fleet deletes them; run verify again once status shows done. Deleted rows stay as dead tuples until vacuum: the dead_tuples_ratio rule slows the job past 30 % of the table and pauses it past 60 % until autovacuum catches up.
+{{else}}` + "`enqueuer verify {{.Spec.Name}}`" + ` reads every row of the job's ranges in short read-only chunks (at the job's pace, held while the guard says pause) and counts rows still matching ` + "`{{cell .Spec.Pending}}`" + `{{if .Spec.Check}} and rows failing ` + "`{{cell .Spec.Check}}`" + `{{else}} — the job file has no ` + "`check:`" + ` expression, so values are not tested; add one{{end}}. It names each wrong range and key, exits 1 on any problem and stores its report with the job. ` + "`enqueuer verify {{.Spec.Name}} --sample`" + ` is a spot check in a second; it proves nothing about the rows it did not read.
 
 If verify finds rows still pending: ` + "`enqueuer repair {{.Spec.Name}}`" + ` reopens those ranges and the fleet redoes them; run verify again once status shows done. Rows that fail the check without matching the pending predicate are not rewritten by the job: fix them by hand or widen ` + "`pending:`" + `.
-
+{{end}}
 ## Rollback
 
 {{if .Spec.Rollback}}From the job file (ebb never runs this):

@@ -179,7 +179,7 @@ func TestVerify(t *testing.T) {
 	require.Equal(t, int64(1), r.Pending)
 	require.Equal(t, []keyspace.Key{keyspace.Int(17777)}, r.PendingKeys)
 	require.Equal(t, []int64{3}, r.DonePending, "the ledger marks key 17777's range done; the database disagrees")
-	require.Contains(t, strings.Join(r.Problems, "\n"), "the ledger marks ranges [3] done, yet they hold pending rows")
+	require.Contains(t, strings.Join(r.Problems, "\n"), "the ledger marks ranges [3] done, yet they hold rows found wrong")
 	require.Contains(t, r.Mismatches, keyspace.Int(1))
 	require.Contains(t, strings.Join(r.Problems, "\n"), "(first keys [17777])", "keys print as they always did")
 	require.Equal(t, int64(2), r.Failing, "the corrupted row and the pending one (NULL fails the check)")
