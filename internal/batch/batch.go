@@ -8,9 +8,7 @@ package batch
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +45,8 @@ func Build(spec *jobspec.Spec, space keyspace.Space) Statements {
 		st.Write = spec.SQL
 	case spec.Delete:
 		st.Write = fmt.Sprintf("DELETE FROM %s WHERE %s AND (%s)", table, space.InRange(1), spec.Pending)
+	case spec.Copy.Across():
+		st.Write = copySource(spec, space)
 	case spec.Copy != nil:
 		st.Write = copyStatement(spec, space)
 	default:
@@ -54,48 +54,6 @@ func Build(spec *jobspec.Spec, space keyspace.Space) Statements {
 	}
 	return st
 }
-
-// copyStatement inserts the batch's rows into the copy's target. ON
-// CONFLICT on the target's key makes a redone batch change nothing: an
-// existing row is kept, or with on_conflict: update overwritten only where
-// it differs (so a redone batch writes no row twice either).
-func copyStatement(spec *jobspec.Spec, space keyspace.Space) string {
-	c := spec.Copy
-	targets, exprs := c.CopyColumns()
-	key, ok := c.TargetKey(space.Names())
-	if !ok {
-		key = spec.Key // preflight refuses a copy whose key is not carried
-	}
-	quoted := make([]string, len(targets))
-	for i, t := range targets {
-		quoted[i] = pgx.Identifier{t}.Sanitize()
-	}
-	conflict := "DO NOTHING"
-	if c.OnConflict == jobspec.ConflictUpdate {
-		var set, old, now []string
-		for _, t := range quoted {
-			if slices.ContainsFunc(key, func(k string) bool { return pgx.Identifier{k}.Sanitize() == t }) {
-				continue
-			}
-			set = append(set, fmt.Sprintf("%s = EXCLUDED.%s", t, t))
-			old = append(old, "\"ebb target\"."+t)
-			now = append(now, "EXCLUDED."+t)
-		}
-		if len(set) > 0 {
-			conflict = fmt.Sprintf("DO UPDATE SET %s WHERE (%s) IS DISTINCT FROM (%s)", strings.Join(set, ", "), rowOf(old), rowOf(now))
-		}
-	}
-	keyCols := make([]string, len(key))
-	for i, k := range key {
-		keyCols[i] = pgx.Identifier{k}.Sanitize()
-	}
-	return fmt.Sprintf("INSERT INTO %s AS \"ebb target\" (%s) SELECT %s FROM %s WHERE %s AND (%s) ON CONFLICT (%s) %s",
-		c.QuotedTo(), strings.Join(quoted, ", "), strings.Join(exprs, ", "), spec.QuotedTable(), space.InRange(1), spec.Pending,
-		strings.Join(keyCols, ", "), conflict)
-}
-
-// rowOf is a row value of cols; ROW() keeps one column a row too.
-func rowOf(cols []string) string { return "ROW(" + strings.Join(cols, ", ") + ")" }
 
 // Executor runs a job's reads and writes on a pool the caller owns.
 type Executor struct {
@@ -107,6 +65,8 @@ type Executor struct {
 	// dryRun rolls every write back: the read path, locks, timings and the
 	// guard are exercised, and no row changes.
 	dryRun bool
+	// across is set for a copy into another database (CopyAcross).
+	across *acrossCopy
 }
 
 // NewExecutor returns an executor for spec, whose key is space, on pool.
@@ -150,6 +110,13 @@ func (e *Executor) Write(ctx context.Context, lo, hi keyspace.Key) (int64, error
 	args, err := e.space.Args(lo, hi)
 	if err != nil {
 		return 0, fmt.Errorf("write batch [%s,%s]: %w", lo, hi, err)
+	}
+	if e.across != nil {
+		n, err := e.writeAcross(ctx, args)
+		if err != nil {
+			return 0, fmt.Errorf("copy batch [%s,%s] into %s: %w", lo, hi, e.across.name, Classify(ctx, err))
+		}
+		return n, nil
 	}
 	var n int64
 	err = e.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
@@ -206,7 +173,12 @@ func (e *Executor) read(ctx context.Context, sql string, lower, hi keyspace.Key,
 }
 
 func (e *Executor) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
-	tx, err := e.pool.BeginTx(ctx, opts)
+	return e.inTxOn(ctx, e.pool, opts, fn)
+}
+
+// inTxOn is inTx on pool: the job's database, or a copy's target.
+func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -43,9 +43,11 @@ type PlanReport struct {
 var ErrEmpty = errors.New("the table has no rows in the job's key range; nothing to backfill")
 
 // Plan validates the job against the database without writing anything. A
-// preflight refusal is a *preflight.RefusedError.
-func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*PlanReport, error) {
-	res, err := preflight.Run(ctx, pool, spec)
+// preflight refusal is a *preflight.RefusedError. target is the database
+// of a copy into another database (copy.database_env), nil for any other
+// job.
+func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, target *pgxpool.Pool) (*PlanReport, error) {
+	res, err := preflight.Run(ctx, pool, spec, target)
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,12 @@ func (c *Control) checkStartable(ctx context.Context, pool *pgxpool.Pool, spec *
 	if err := CheckGuard(spec, c.env); err != nil {
 		return keyspace.Space{}, err
 	}
-	res, err := preflight.Run(ctx, pool, spec)
+	target, closeTarget, err := c.copyTarget(ctx, spec)
+	if err != nil {
+		return keyspace.Space{}, err
+	}
+	defer closeTarget()
+	res, err := preflight.Run(ctx, pool, spec, target)
 	if err != nil {
 		return keyspace.Space{}, err
 	}

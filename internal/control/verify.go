@@ -229,7 +229,15 @@ func (c *Control) walkRows(ctx context.Context, pool *pgxpool.Pool, spec *jobspe
 	}
 	walk := verify.WalkRows
 	if spec.Copy != nil {
-		walk, r.CopyTo = verify.WalkCopy, spec.Copy.To
+		target, closeTarget, err := c.copyTarget(ctx, spec)
+		if err != nil {
+			return err
+		}
+		defer closeTarget()
+		r.CopyTo = spec.Copy.To
+		walk = func(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, space keyspace.Space, ranges []keyspace.Range, opt verify.Options) (*verify.Rows, error) {
+			return verify.WalkCopy(ctx, pool, target, spec, space, ranges, opt)
+		}
 	}
 	var last verify.Progress
 	rows, err := walk(ctx, pool, spec, space, ranges, verify.Options{

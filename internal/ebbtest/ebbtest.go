@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	neturl "net/url"
 
 	"log/slog"
 	"os"
@@ -93,6 +94,42 @@ func Schema(t testing.TB) *DB {
 		pool.Close()
 	})
 	return &DB{Pool: pool, Schema: schema}
+}
+
+// Database creates a fresh database on the test server (for what needs a
+// second database, such as a copy into another one) and drops it when the
+// test ends. It returns the database's pool, with a schema of its own like
+// Schema's, and its URL.
+func Database(t testing.TB) (db *DB, url string) {
+	t.Helper()
+	ctx := context.Background()
+	admin := Schema(t) // the admin connection, and a server that answers
+	name := "ebbtest_db_" + Suffix()
+	if _, err := admin.Pool.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("ebbtest: create database: %v", err)
+	}
+	u, err := neturl.Parse(DatabaseURL())
+	if err != nil {
+		t.Fatalf("ebbtest: parse %s: %v", DatabaseURL(), err)
+	}
+	u.Path = "/" + name
+	pool, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		t.Fatalf("ebbtest: open database %s: %v", name, err)
+	}
+	// Cleanups run last-in first-out: the pool closes, then the database
+	// goes (FORCE ends a worker's connection the test left open), then
+	// the admin schema.
+	t.Cleanup(func() {
+		if _, err := admin.Pool.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("ebbtest: drop database %s: %v", name, err)
+		}
+	})
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+admin.Schema); err != nil {
+		t.Fatalf("ebbtest: create schema in %s: %v", name, err)
+	}
+	return &DB{Pool: pool, Schema: admin.Schema}, u.String()
 }
 
 // Exec runs SQL or fails the test.

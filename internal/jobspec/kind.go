@@ -30,7 +30,15 @@ type Copy struct {
 	// OnConflict is what an existing target row gets: nothing (keep it,
 	// the default) or update (overwrite it when it differs).
 	OnConflict string `yaml:"on_conflict,omitempty" json:"on_conflict,omitempty"`
+	// DatabaseEnv names the environment variable holding the DSN of the
+	// target's database when it is not the job's own: rows then travel
+	// through the worker (COPY into a staging table, then an upsert).
+	// Empty: the target is in the job's database.
+	DatabaseEnv string `yaml:"database_env,omitempty" json:"database_env,omitempty"`
 }
+
+// Across reports whether the copy goes into another database.
+func (c *Copy) Across() bool { return c != nil && c.DatabaseEnv != "" }
 
 // On-conflict policies of a copy.
 const (
@@ -158,6 +166,16 @@ func (s *Spec) validateCopy(add addFunc) {
 	case "", ConflictNothing, ConflictUpdate:
 	default:
 		add("copy.on_conflict", "%q is not a policy; write nothing (keep existing target rows, the default) or update (overwrite them)", c.OnConflict)
+	}
+	switch {
+	case c.DatabaseEnv == "":
+	case strings.Contains(c.DatabaseEnv, "://") || strings.Contains(c.DatabaseEnv, "@") || strings.Contains(c.DatabaseEnv, "="):
+		// Never echo it: it is likely a DSN with a password in it.
+		add("copy.database_env", "looks like a DSN; put the target's DSN in an environment variable on the workers and the enqueuer and write that variable's name here, e.g. TARGET_DATABASE_URL")
+	case !envRE.MatchString(c.DatabaseEnv):
+		add("copy.database_env", "%q is not an environment variable name; name the variable that holds the target's DSN, e.g. TARGET_DATABASE_URL", c.DatabaseEnv)
+	case c.DatabaseEnv == s.DatabaseEnv:
+		add("copy.database_env", "is the job's own database_env; leave it out to copy within the job's database")
 	}
 	if s.Check != "" {
 		add("check", "a copy job is verified by comparing source and target row by row; drop check")

@@ -19,13 +19,17 @@ func checkCopyTarget(ctx context.Context, r *Resources) error {
 	if c == nil {
 		return nil
 	}
+	db, where := r.Pool, ""
+	if r.Target != nil {
+		db, where = r.Target, " in the database of "+c.DatabaseEnv
+	}
 	var found bool
 	var cols []string
-	if err := r.Pool.QueryRow(ctx, copyTargetSQL, c.QuotedTo()).Scan(&found, &cols); err != nil {
+	if err := db.QueryRow(ctx, copyTargetSQL, c.QuotedTo()).Scan(&found, &cols); err != nil {
 		return err
 	}
 	if !found {
-		return refuse("copy target %q does not exist; create it first (ebb copies rows into a table, it does not create one), or schema-qualify copy.to", c.To)
+		return refuse("copy target %q does not exist%s; create it first (ebb copies rows into a table, it does not create one), or schema-qualify copy.to", c.To, where)
 	}
 	targets, _ := c.CopyColumns()
 	var missing []string
@@ -44,7 +48,7 @@ func checkCopyTarget(ctx context.Context, r *Resources) error {
 			strings.Join(names, ", "), names[len(names)-1], names[len(names)-1], r.Spec.Table, c.To, tieBreakNote(r.Space))
 	}
 	var unique bool
-	if err := r.Pool.QueryRow(ctx, uniqueOnSQL, c.QuotedTo(), key).Scan(&unique); err != nil {
+	if err := db.QueryRow(ctx, uniqueOnSQL, c.QuotedTo(), key).Scan(&unique); err != nil {
 		return err
 	}
 	if !unique {

@@ -132,7 +132,7 @@ func TestCheckExplainPending(t *testing.T) {
 	db.Exec(t, `CREATE TABLE `+db.Table("orders")+` (id bigint PRIMARY KEY, done bool)`)
 	spec := parseSpec(t, "name: preflight-test\ntable: "+db.Table("orders")+"\nkey: id\npending: statuss IS NULL\nset: done = true\n")
 
-	_, err := preflight.Run(context.Background(), db.Pool, spec)
+	_, err := preflight.Run(context.Background(), db.Pool, spec, nil)
 	require.True(t, preflight.IsRefused(err), "%v", err)
 	require.ErrorContains(t, err, "EXPLAIN of the read statement failed")
 	require.ErrorContains(t, err, `column "statuss" does not exist`)
@@ -147,7 +147,7 @@ func TestCheckExplainSmallTable(t *testing.T) {
 	db.Exec(t, fmt.Sprintf(smallTable, db.Schema))
 	spec := parseSpec(t, specYAML(db.Table("orders"), "id", "set: done = true\n"))
 
-	res, err := preflight.Run(context.Background(), db.Pool, spec)
+	res, err := preflight.Run(context.Background(), db.Pool, spec, nil)
 	require.NoError(t, err)
 	require.NotEmpty(t, res.Notes)
 	require.Contains(t, res.Notes[0], "can use the key index")

@@ -90,7 +90,7 @@ func TestCheckKeyIndexFindsEveryIndex(t *testing.T) {
 	db.Exec(t, `CREATE INDEX orders_id_hash ON `+db.Table("orders")+` USING hash (id)`)
 
 	spec := parseSpec(t, specYAML(db.Table("orders"), "id", "set: done = true\n"))
-	res, err := preflight.Run(context.Background(), db.Pool, spec)
+	res, err := preflight.Run(context.Background(), db.Pool, spec, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"orders_id_a", "orders_id_b"}, res.KeyIndexes)
 }

@@ -56,10 +56,10 @@ func TestCheckKeyNullsNotes(t *testing.T) {
 	db.Exec(t, fmt.Sprintf(`CREATE TABLE %[1]s.loose (id bigint, done bool); CREATE INDEX ON %[1]s.loose (id);
 		CREATE TABLE %[1]s.tight (id bigint PRIMARY KEY, done bool)`, db.Schema))
 	ctx := context.Background()
-	res, err := preflight.Run(ctx, db.Pool, parseSpec(t, specYAML(db.Table("loose"), "id", "set: done = true\n")))
+	res, err := preflight.Run(ctx, db.Pool, parseSpec(t, specYAML(db.Table("loose"), "id", "set: done = true\n")), nil)
 	require.NoError(t, err)
 	require.Contains(t, fmt.Sprint(res.Notes), `key column "id" is nullable`)
-	res, err = preflight.Run(ctx, db.Pool, parseSpec(t, specYAML(db.Table("tight"), "id", "set: done = true\n")))
+	res, err = preflight.Run(ctx, db.Pool, parseSpec(t, specYAML(db.Table("tight"), "id", "set: done = true\n")), nil)
 	require.NoError(t, err)
 	require.NotContains(t, fmt.Sprint(res.Notes), "nullable")
 }

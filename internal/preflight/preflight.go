@@ -24,7 +24,10 @@ import (
 // found (KeyIndexes), which is why checks run in a fixed order.
 type Resources struct {
 	Pool *pgxpool.Pool
-	Spec *jobspec.Spec
+	// Target is the database of a copy into another database; nil for
+	// every other job.
+	Target *pgxpool.Pool
+	Spec   *jobspec.Spec
 	// Space is the job's key, which writes the statements' key bounds:
 	// an integer key until 2-key-column opens it from the catalog.
 	Space keyspace.Space
@@ -76,14 +79,19 @@ func (r *refusal) Error() string { return r.msg }
 
 // Run runs every check in name order and stops at the first failure, since
 // later checks depend on earlier ones.
-func Run(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (*Resources, error) {
+// target is the database of a copy into another database
+// (copy.database_env), nil for every other job.
+func Run(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, target *pgxpool.Pool) (*Resources, error) {
+	if spec.Copy.Across() && target == nil {
+		return nil, fmt.Errorf("job %s copies into the database named by %s, but no connection to it was given", spec.Name, spec.Copy.DatabaseEnv)
+	}
 	if len(spec.Key) == 0 {
 		return nil, &RefusedError{Check: "0-key", Err: errors.New("the job names no key column")}
 	}
 	// Until 2-key-column opens the key from the catalog, a one-column key
 	// is taken for an integer one.
 	space, _ := keyspace.New(spec.Key...)
-	r := &Resources{Pool: pool, Spec: spec, Space: space, Stmts: batch.Build(spec, space)}
+	r := &Resources{Pool: pool, Target: target, Spec: spec, Space: space, Stmts: batch.Build(spec, space)}
 	checks := append([]Check(nil), Checks...)
 	sort.Slice(checks, func(i, j int) bool { return checks[i].Name < checks[j].Name })
 	for _, c := range checks {

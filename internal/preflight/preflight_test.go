@@ -71,7 +71,7 @@ func runCases(t *testing.T, tests []checkCase) {
 			}
 			spec := parseSpec(t, yaml)
 
-			res, err := preflight.Run(context.Background(), db.Pool, spec)
+			res, err := preflight.Run(context.Background(), db.Pool, spec, nil)
 			if tc.wantCheck == "" {
 				require.NoError(t, err)
 				require.NotEmpty(t, res.KeyIndexes)
@@ -99,7 +99,7 @@ func TestRunUnreachable(t *testing.T) {
 	t.Cleanup(pool.Close)
 
 	spec := parseSpec(t, specYAML("public.orders", "id", "set: done = true\n"))
-	_, err = preflight.Run(context.Background(), pool, spec)
+	_, err = preflight.Run(context.Background(), pool, spec, nil)
 	require.Error(t, err)
 	require.False(t, preflight.IsRefused(err), "unreachable database reported as a refusal: %v", err)
 	require.Contains(t, err.Error(), "preflight 1-table")

@@ -275,7 +275,7 @@ func TestEstimateInRange(t *testing.T) {
 	b.seed(20_000)
 	ctx := context.Background()
 	spec := b.spec("range: {from: 1, to: 2000}\ntask_span: 1000\nguard: {rules: []}\n")
-	p, err := control.Plan(ctx, b.db.Pool, spec)
+	p, err := control.Plan(ctx, b.db.Pool, spec, nil)
 	require.NoError(t, err)
 	require.InDelta(t, 2000, p.EstimatedTodo, 1000, "pending rows in [1, 2000] of 20,000")
 	b.start(spec)

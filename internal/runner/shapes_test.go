@@ -102,7 +102,7 @@ func TestBackfillShapes(t *testing.T) {
 			b.db.Exec(t, "ANALYZE "+orders)
 			rows := b.db.Count(t, "SELECT count(*) FROM "+orders)
 			spec := b.spec(tc.extra + "guard: {rules: []}\ncheck: status = 's' || legacy_state AND hits = 1\n")
-			plan, err := control.Plan(context.Background(), b.db.Pool, spec)
+			plan, err := control.Plan(context.Background(), b.db.Pool, spec, nil)
 			require.NoError(t, err)
 			require.Equal(t, tc.cols, plan.Key)
 			require.Contains(t, plan.ReadPlan, "Index", "the read seeks the key's index")

@@ -132,6 +132,15 @@ func (w *walker) open(ctx context.Context) error {
 		return fmt.Errorf("job %s: %w", w.p.Job, err)
 	}
 	w.exec = batch.NewExecutor(pool, w.spec, w.space)
+	if c := w.spec.Copy; c.Across() {
+		target, err := w.r.cfg.Pools(ctx, c.DatabaseEnv)
+		if err != nil {
+			return fmt.Errorf("job %s: copy target's database: %w", w.p.Job, err)
+		}
+		if err := w.exec.CopyAcross(ctx, target, w.spec, w.space); err != nil {
+			return fmt.Errorf("job %s: %w", w.p.Job, err)
+		}
+	}
 	w.r.log.InfoContext(ctx, "range start", append(w.attrs, slog.Any("from", w.pos), slog.Bool("after", w.past))...)
 	t := w.spec.Timeouts
 	if worst := t.Lock.D() + t.Statement.D() + w.spec.Sleep.D(); w.r.cfg.ShutdownTimeout > 0 && worst >= w.r.cfg.ShutdownTimeout {

@@ -35,7 +35,7 @@ func TestWalkCopy(t *testing.T) {
 	b := &rowsBundle{db: db, spec: spec, space: space}
 	ranges := b.ranges(t, 2000)
 
-	out, err := WalkCopy(ctx, db.Pool, spec, space, ranges, Options{})
+	out, err := WalkCopy(ctx, db.Pool, nil, spec, space, ranges, Options{})
 	require.NoError(t, err)
 	require.Equal(t, int64(8000), out.Rows)
 	require.Zero(t, out.Wrong, "%+v", out.Findings)
@@ -52,7 +52,7 @@ func TestWalkCopy(t *testing.T) {
 			db.Exec(t, "UPDATE "+dst+" SET price = 0.03 WHERE (tenant, id) = (3, 3)")
 		}
 	}}
-	out, err = WalkCopy(ctx, db.Pool, spec, space, ranges, opt)
+	out, err = WalkCopy(ctx, db.Pool, nil, spec, space, ranges, opt)
 	require.NoError(t, err)
 	require.Equal(t, int64(1), out.Missing)
 	require.Equal(t, int64(1), out.Differing)
