@@ -254,6 +254,9 @@ func printRepair(e *env, job string, res *control.RepairResult) {
 		fmt.Fprintf(w, "repair %s: reopened and enqueued ranges %v; the fleet redoes them (enqueuer status %s), then run enqueuer verify %s\n", job, res.Reopened, job, job)
 	}
 	if len(res.Unrepairable) > 0 {
-		fmt.Fprintf(w, "repair %s: ranges %v hold only rows that fail the check without matching the pending predicate: not reopened, the job's statement would not rewrite them\n", job, res.Unrepairable)
+		fmt.Fprintf(w, "repair %s: ranges %v not reopened: redoing them would change nothing\n", job, res.Unrepairable)
+	}
+	if res.Why != "" {
+		fmt.Fprintf(w, "repair %s: %s\n", job, res.Why)
 	}
 }

@@ -113,10 +113,11 @@ func (e *Executor) CopyAcross(ctx context.Context, target *pgxpool.Pool, spec *j
 	a.stage = fmt.Sprintf("ebb_stage_%08x", h.Sum32())
 	defs, casts := make([]string, len(targets)), make([]string, len(targets))
 	for i, t := range targets {
-		typ, ok := types[t]
+		tc, ok := types[t]
 		if !ok {
 			return fmt.Errorf("copy target %s has no column %q", c.To, t)
 		}
+		typ := tc.Type
 		col := fmt.Sprintf("c%d", i)
 		a.stageCols = append(a.stageCols, col)
 		defs[i] = col + " text"
@@ -134,6 +135,9 @@ func (e *Executor) writeAcross(ctx context.Context, args []any) (int64, error) {
 	a := e.across
 	var rows [][]any
 	if err := e.inTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := PortableText(ctx, tx); err != nil {
+			return err
+		}
 		rs, err := tx.Query(ctx, e.st.Write, args...)
 		if err != nil {
 			return err
@@ -164,6 +168,9 @@ func (e *Executor) writeAcross(ctx context.Context, args []any) (int64, error) {
 	}
 	var n int64
 	err := e.inTxOn(ctx, a.target, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := PortableText(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, a.createStage); err != nil {
 			return err
 		}
@@ -177,18 +184,27 @@ func (e *Executor) writeAcross(ctx context.Context, args []any) (int64, error) {
 	return n, err
 }
 
-// ColumnTypes maps each column of table (a quoted name) to its type as
-// format_type writes it, modifiers included (numeric(10,2), varchar(20)).
-func ColumnTypes(ctx context.Context, pool *pgxpool.Pool, table string) (map[string]string, error) {
-	rows, err := pool.Query(ctx, `SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
-WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, table)
+// Column is a table column's type as format_type writes it, modifiers
+// included (numeric(10,2), varchar(20)), and its collation ("" for a type
+// without one).
+type Column struct {
+	Type, Collation string
+}
+
+// ColumnTypes maps each column of table (a quoted name) to its type and
+// collation.
+func ColumnTypes(ctx context.Context, pool *pgxpool.Pool, table string) (map[string]Column, error) {
+	rows, err := pool.Query(ctx, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), coalesce(c.collname::text, '')
+FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, table)
 	if err != nil {
 		return nil, fmt.Errorf("read the columns of %s: %w", table, err)
 	}
-	out := map[string]string{}
-	var name, typ string
-	if _, err := pgx.ForEachRow(rows, []any{&name, &typ}, func() error {
-		out[name] = typ
+	out := map[string]Column{}
+	var name string
+	var col Column
+	if _, err := pgx.ForEachRow(rows, []any{&name, &col.Type, &col.Collation}, func() error {
+		out[name] = col
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("read the columns of %s: %w", table, err)
@@ -197,4 +213,36 @@ WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, table)
 		return nil, fmt.Errorf("table %s does not exist", table)
 	}
 	return out, nil
+}
+
+// SameKey checks that a copy's target key columns (dstCols of dst) have
+// the types and collations of the source's (srcCols of src): both sides
+// are bounded by the same key values and matched by them, which is only
+// right when both sort and print them alike.
+func SameKey(src, dst map[string]Column, srcCols, dstCols []string) error {
+	for i, sc := range srcCols {
+		a, b := src[sc], dst[dstCols[i]]
+		if a != b {
+			return fmt.Errorf("key column %s is %s%s in the source but %s is %s%s in the target: both sides are bounded and matched by the key, so give them the same type and collation",
+				sc, a.Type, collation(a), dstCols[i], b.Type, collation(b))
+		}
+	}
+	return nil
+}
+
+func collation(c Column) string {
+	if c.Collation == "" {
+		return ""
+	}
+	return " COLLATE " + pgx.Identifier{c.Collation}.Sanitize()
+}
+
+// PortableText makes a transaction print values the way any server reads
+// them back, whatever the database's or role's settings: ISO dates, UTC
+// times, exact floats. A copy into another database moves values as text
+// and compares them as text, so both sides must print alike.
+func PortableText(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT set_config('DateStyle', 'ISO, MDY', true), set_config('IntervalStyle', 'postgres', true),
+set_config('TimeZone', 'UTC', true), set_config('extra_float_digits', '3', true)`)
+	return err
 }

@@ -26,6 +26,8 @@ type RepairResult struct {
 	// predicate, a copy's rows that differ under on_conflict: nothing, or
 	// target rows without a source row.
 	Unrepairable []int64 `json:"unrepairable,omitempty"`
+	// Why says which rows repair leaves wrong and what to do about them.
+	Why string `json:"why,omitempty"`
 }
 
 // ErrNotRepairable is a verify failure that redoing ranges cannot fix:
@@ -52,7 +54,7 @@ func (c *Control) Repair(ctx context.Context, pool *pgxpool.Pool, job string, op
 	if r.DryRun {
 		return res, fmt.Errorf("%w: job %s is a dry run; clean it up and start it for real", ErrNotRepairable, job)
 	}
-	splits, err := c.ledger.Splits(ctx, job)
+	halves, err := c.ledger.SplitHalves(ctx, job)
 	if err != nil {
 		return res, err
 	}
@@ -61,15 +63,15 @@ func (c *Control) Repair(ctx context.Context, pool *pgxpool.Pool, job string, op
 			res.Unrepairable = append(res.Unrepairable, f.Range.ID)
 			continue
 		}
-		res.Reopened = append(res.Reopened, f.Range.ID)
-		// The halves of a split lie inside their parent: they are redone
-		// with it, or a parent redone up to its old split point would hand
-		// the rest to halves still marked done.
-		for id, half := range splits {
-			if p, ok := meta.Slicing.Containing(half.Hi); ok && p == f.Range.ID {
-				res.Reopened = append(res.Reopened, id)
-			}
-		}
+		// The halves of a split are redone with their parent: the parent
+		// walks its whole range again from its first key, and if it were
+		// split again it would be handed its old halves, which must not
+		// be marked done then. Redoing a row twice changes nothing.
+		res.Reopened = append(res.Reopened, family(halves, f.Range.ID)...)
+	}
+	splits, err := c.ledger.Splits(ctx, job)
+	if err != nil {
+		return res, err
 	}
 	slices.Sort(res.Reopened)
 	if err := c.ledger.Reopen(ctx, job, res.Reopened); err != nil {
@@ -86,6 +88,7 @@ func (c *Control) Repair(ctx context.Context, pool *pgxpool.Pool, job string, op
 	}
 	c.log.InfoContext(ctx, "job repaired", slog.String("job", job), slog.Any("reopened", res.Reopened), slog.Any("unrepairable", res.Unrepairable))
 	if why := unrepairable(spec, r); why != "" {
+		res.Why = why
 		what := "no range was reopened"
 		if len(res.Reopened) > 0 {
 			what = fmt.Sprintf("ranges %v were reopened for the rest", res.Reopened)

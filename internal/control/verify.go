@@ -141,7 +141,7 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 	if err != nil {
 		return nil, err
 	}
-	if r.DonePending, err = c.donePending(ctx, job, meta, append(r.PendingKeys, r.DiffKeys...)); err != nil {
+	if r.DonePending, err = c.donePending(ctx, job, meta, r); err != nil {
 		return nil, err
 	}
 	r.judge()
@@ -200,8 +200,8 @@ func (r *VerifyReport) judge() {
 		r.Problems = append(r.Problems, fmt.Sprintf("the copy in %s disagrees with its source: %d rows missing, %d different, %d without a source row (first keys %v)", r.CopyTo, r.Missing, r.Differing, r.Extra, r.DiffKeys))
 	}
 	if len(r.DonePending) > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("the ledger marks ranges %v done, yet they hold rows found wrong: live writes changed them after their range was done, or a row was corrupted; "+
-			"enqueuer repair %s redoes them", r.DonePending, r.Job))
+		r.Problems = append(r.Problems, fmt.Sprintf("the ledger marks ranges %v done, yet they hold rows found wrong: live writes changed them after their range was done, or a row was corrupted "+
+			"(enqueuer repair %s redoes what the job's statement can fix)", r.DonePending, r.Job))
 	}
 	if r.Sample && len(r.Mismatches) > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d of %d sampled rows are pending or fail the check (keys %v)", len(r.Mismatches), r.Sampled, r.Mismatches))
@@ -289,40 +289,50 @@ func (c *Control) paceRead(ctx context.Context, spec *jobspec.Spec, queue string
 	}
 }
 
-// donePending compares the ledger with the database: it returns the ranges
-// marked done that hold any of the pending keys found. A key whose range was
-// split is judged by the halves that cover it, since a split parent is
-// marked done once its halves are queued.
-func (c *Control) donePending(ctx context.Context, job string, meta ledger.Meta, keys []keyspace.Key) ([]int64, error) {
-	if len(keys) == 0 {
+// donePending compares the ledger with the database: it returns the
+// ranges holding wrong rows that the ledger says are finished, the range
+// itself and every half it was split into. A sample (no findings) judges
+// the keys it found by the ranges that hold them.
+func (c *Control) donePending(ctx context.Context, job string, meta ledger.Meta, r *VerifyReport) ([]int64, error) {
+	ids := make([]int64, 0, len(r.Findings))
+	for _, f := range r.Findings {
+		ids = append(ids, f.Range.ID)
+	}
+	for _, k := range r.Mismatches {
+		if id, ok := meta.Slicing.Containing(k); ok && r.Sample {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
 		return nil, nil
 	}
 	done, err := c.ledger.DoneRanges(ctx, job)
 	if err != nil {
 		return nil, err
 	}
-	splits, err := c.ledger.Splits(ctx, job)
+	halves, err := c.ledger.SplitHalves(ctx, job)
 	if err != nil {
 		return nil, err
 	}
 	var out []int64
-	for _, k := range keys {
-		id, ok := meta.Slicing.Containing(k)
-		if !ok {
-			continue
-		}
-		holders := []int64{id}
-		for sid, b := range splits {
-			if meta.Slicing.Holds(b, k) {
-				holders = append(holders, sid)
-			}
-		}
-		if !slices.ContainsFunc(holders, func(h int64) bool { return !done[h] }) {
-			out = append(out, slices.Max(holders))
+	for _, id := range ids {
+		if !slices.ContainsFunc(family(halves, id), func(h int64) bool { return !done[h] }) {
+			out = append(out, id)
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// family is range id and every range split from it, at any depth.
+func family(halves map[int64][2]int64, id int64) []int64 {
+	out := []int64{id}
+	for i := 0; i < len(out); i++ {
+		if h, ok := halves[out[i]]; ok {
+			out = append(out, h[0], h[1])
+		}
+	}
+	return out
 }
 
 // spotCheck samples rows of the oldest, newest and a few random ranges and

@@ -72,14 +72,21 @@ func (c *Copy) CopyColumns() (targets, exprs []string) {
 
 // TargetKey is the target column that carries each of the source columns
 // cols (the key, tie-breaker included), in their order; ok is false when a
-// column is not carried as it is.
+// column is not carried as it is. A column carried to several target
+// columns maps to the one of its own name, else the first in name order,
+// so every caller (preflight, the batch's ON CONFLICT, verify) picks the
+// same.
 func (c *Copy) TargetKey(cols []string) (target []string, ok bool) {
+	targets, exprs := c.CopyColumns()
 	for _, col := range cols {
 		found := ""
-		for t, e := range c.Columns {
-			if e = strings.TrimSpace(e); e == col || e == (pgx.Identifier{col}).Sanitize() {
+		for i, t := range targets {
+			e := strings.TrimSpace(exprs[i])
+			if e != col && e != (pgx.Identifier{col}).Sanitize() {
+				continue
+			}
+			if found == "" || t == col {
 				found = t
-				break
 			}
 		}
 		if found == "" {
@@ -143,8 +150,8 @@ func (s *Spec) validateCopy(add addFunc) {
 		add("copy.to", "missing; name the target table, e.g. public.orders_v2 (it must exist, with a unique key)")
 	case (schema != "" && !identRE.MatchString(schema)) || !identRE.MatchString(name):
 		add("copy.to", "%q is not a plain table name; write table or schema.table", c.To)
-	case c.To == s.Table:
-		add("copy.to", "is the job's own table; a copy goes into another table")
+	case c.To == s.Table && c.DatabaseEnv == "":
+		add("copy.to", "is the job's own table; a copy goes into another table (or, with copy.database_env, another database)")
 	}
 	if len(c.Columns) == 0 {
 		add("copy.columns", "missing; map each target column to its value, e.g. {id: id, status: map_status(legacy_state)}")

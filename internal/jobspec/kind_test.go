@@ -34,6 +34,16 @@ func TestKinds(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, []string{"id"}, key)
 	require.Equal(t, `"orders_v2"`, cp.Copy.QuotedTo())
+	twice := jobspec.Copy{Columns: map[string]string{"legacy_id": "id", "a_id": "id", "id": "id"}}
+	for range 20 {
+		key, _ := twice.TargetKey([]string{"id"})
+		require.Equal(t, []string{"id"}, key, "the key's own name wins, every time")
+	}
+	twice = jobspec.Copy{Columns: map[string]string{"legacy_id": "id", "a_id": "id"}}
+	for range 20 {
+		key, _ := twice.TargetKey([]string{"id"})
+		require.Equal(t, []string{"a_id"}, key, "else the first in name order, every time")
+	}
 
 	b, err := cp.JSON()
 	require.NoError(t, err)

@@ -441,6 +441,32 @@ func (l *Ledger) Splits(ctx context.Context, job string) (map[int64]keyspace.Ran
 	return out, nil
 }
 
+// SplitHalves returns, for every range split after repeated timeouts, the
+// IDs of its two halves (the splits hash's "parent:ID" fields), so a
+// range's descendants can be found for any key shape.
+func (l *Ledger) SplitHalves(ctx context.Context, job string) (map[int64][2]int64, error) {
+	h, err := l.rdb.HGetAll(ctx, l.SplitsKey(job)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read split ranges of %s: %w", job, err)
+	}
+	out := map[int64][2]int64{}
+	for k, v := range h {
+		p, ok := strings.CutPrefix(k, splitParentPrefix)
+		if !ok {
+			continue
+		}
+		a, b, _ := strings.Cut(v, ",")
+		parent, err1 := strconv.ParseInt(p, 10, 64)
+		first, err2 := strconv.ParseInt(a, 10, 64)
+		second, err3 := strconv.ParseInt(b, 10, 64)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("%s field %s=%q is not parent:ID → \"a,b\"; was it edited by hand?", l.SplitsKey(job), k, v)
+		}
+		out[parent] = [2]int64{first, second}
+	}
+	return out, nil
+}
+
 // encodeBounds is a split half's value in the splits hash: its bounds as a
 // JSON pair of keys, lossless for every key shape, with a third element
 // "after" when its lower bound is exclusive (the second half of an

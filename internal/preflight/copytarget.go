@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ebbhq/ebb/internal/batch"
 )
 
 // checkCopyTarget refuses a copy whose target cannot take the rows
@@ -47,6 +49,17 @@ func checkCopyTarget(ctx context.Context, r *Resources) error {
 		return refuse("copy.columns must copy the key (%s) as it is, e.g. %s: %s: rows are matched between %s and %s by it%s",
 			strings.Join(names, ", "), names[len(names)-1], names[len(names)-1], r.Spec.Table, c.To, tieBreakNote(r.Space))
 	}
+	srcTypes, err := batch.ColumnTypes(ctx, r.Pool, r.Spec.QuotedTable())
+	if err != nil {
+		return err
+	}
+	dstTypes, err := batch.ColumnTypes(ctx, db, c.QuotedTo())
+	if err != nil {
+		return err
+	}
+	if err := batch.SameKey(srcTypes, dstTypes, names, key); err != nil {
+		return refuse("copy target %s: %v", c.To, err)
+	}
 	var unique bool
 	if err := db.QueryRow(ctx, uniqueOnSQL, c.QuotedTo(), key).Scan(&unique); err != nil {
 		return err
@@ -68,12 +81,12 @@ SELECT to_regclass($1) IS NOT NULL,
        coalesce((SELECT array_agg(attname::text) FROM pg_attribute
                  WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped), '{}')`
 
-	// An index ON CONFLICT can infer: unique, not partial, on plain
+	// An index ON CONFLICT can infer: unique, not deferrable, not partial, on plain
 	// columns, its key columns (not INCLUDE ones) exactly the set given.
 	uniqueOnSQL = `
 SELECT EXISTS (
   SELECT 1 FROM pg_index i
-  WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+  WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL
     AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
          FROM pg_attribute a
          WHERE a.attrelid = i.indrelid AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]))

@@ -2,6 +2,9 @@ package runner_test
 
 import (
 	"context"
+	"fmt"
+	neturl "net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -75,7 +78,13 @@ func TestCopyAcrossDatabases(t *testing.T) {
 	b.seed(30_000)
 	orders, v2 := b.db.Table("orders"), other.Table("orders_v2")
 	b.db.Exec(t, "UPDATE "+orders+" SET status = NULL WHERE id % 1000 = 0; UPDATE "+orders+" SET status = 'st' || legacy_state WHERE id % 1000 <> 0")
-	other.Exec(t, "CREATE TABLE "+v2+" (id bigint PRIMARY KEY, status text, amount numeric(12,2) NOT NULL, at timestamptz NOT NULL)")
+	other.Exec(t, "CREATE TABLE "+v2+" (id bigint PRIMARY KEY, status text, amount numeric(12,2) NOT NULL, at timestamptz NOT NULL, day date NOT NULL)")
+	// The target database prints dates day first and times in Tokyo: the
+	// values still travel and compare as the same values.
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	other.Exec(t, fmt.Sprintf("ALTER DATABASE %s SET DateStyle = 'SQL, DMY'; ALTER DATABASE %[1]s SET TimeZone = 'Asia/Tokyo'", strings.TrimPrefix(u.Path, "/")))
+	other.Pool.Reset()
 	b.env["TARGET_DSN"] = url
 	pools := func(_ context.Context, env string) (*pgxpool.Pool, error) {
 		if env == "TARGET_DSN" {
@@ -83,7 +92,7 @@ func TestCopyAcrossDatabases(t *testing.T) {
 		}
 		return b.db.Pool, nil
 	}
-	spec := b.spec("copy: {to: " + v2 + ", database_env: TARGET_DSN, on_conflict: update, columns: {id: id, status: status, amount: \"legacy_state / 3.0\", at: \"timestamptz '2024-01-01 00:00:00+00' + id * interval '1 minute'\"}}\n" +
+	spec := b.spec("copy: {to: " + v2 + ", database_env: TARGET_DSN, on_conflict: update, columns: {id: id, status: status, amount: \"legacy_state / 3.0\", at: \"timestamptz '2024-01-01 00:00:00+00' + id * interval '1 minute'\", day: \"date '2024-01-01' + (id % 300)::int\"}}\n" +
 		"pending: \"true\"\ntask_span: 10000\nread_batch: 2000\nbatch: 1000\nguard: {rules: []}\n")
 	b.start(spec)
 	b.worker(workerOpts{concurrency: 2, pools: pools})
@@ -91,7 +100,8 @@ func TestCopyAcrossDatabases(t *testing.T) {
 	require.Equal(t, int64(30_000), s.RowsDone)
 	require.Equal(t, int64(30_000), other.Count(t, "SELECT count(*) FROM "+v2))
 	require.Equal(t, int64(30), other.Count(t, "SELECT count(*) FROM "+v2+" WHERE status IS NULL"), "NULL travels as NULL")
-	require.Equal(t, int64(1), other.Count(t, "SELECT count(*) FROM "+v2+" WHERE id = 5 AND amount = 1.67 AND at = '2024-01-01 00:05:00+00'"), "typed by the target")
+	require.Equal(t, int64(1), other.Count(t, "SELECT count(*) FROM "+v2+" WHERE id = 5 AND amount = 1.67 AND at = '2024-01-01 00:05:00+00' AND day = date '2024-01-06'"), "typed by the target")
+	require.Equal(t, int64(1), other.Count(t, "SELECT count(*) FROM "+v2+" WHERE id = 40 AND day = date '2024-02-10'"), "a date read back as the same day, whatever the DateStyle")
 
 	ctx := context.Background()
 	r, err := b.ctl.Verify(ctx, b.db.Pool, b.job, control.VerifyOptions{})

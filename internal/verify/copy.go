@@ -78,6 +78,13 @@ func newCopyCompare(ctx context.Context, pool, across *pgxpool.Pool, spec *jobsp
 	if err != nil {
 		return nil, err
 	}
+	srcTypes, err := batch.ColumnTypes(ctx, pool, spec.QuotedTable())
+	if err != nil {
+		return nil, err
+	}
+	if err := batch.SameKey(srcTypes, types, space.Names(), targetKey); err != nil {
+		return nil, fmt.Errorf("copy target %s: %w", c.To, err)
+	}
 	cols, exprs := c.CopyColumns()
 	src, dst := make([]string, len(cols)), make([]string, len(cols))
 	for i, col := range cols {
@@ -85,8 +92,13 @@ func newCopyCompare(ctx context.Context, pool, across *pgxpool.Pool, spec *jobsp
 		if !ok {
 			return nil, fmt.Errorf("copy target %s has no column %q", c.To, col)
 		}
-		src[i] = fmt.Sprintf("(%s)::%s", exprs[i], t)
 		dst[i] = `"ebb target".` + pgx.Identifier{col}.Sanitize()
+		src[i] = fmt.Sprintf("(%s)::%s", exprs[i], t.Type)
+		if across != nil && !typeExists(ctx, pool, t.Type) {
+			// A type only the target has (an enum, an extension's type):
+			// both sides compare the value's text.
+			src[i], dst[i] = fmt.Sprintf("(%s)::text", exprs[i]), dst[i]+"::text"
+		}
 	}
 	hash := func(vals []string) string {
 		return fmt.Sprintf("hashtextextended(ROW(%s)::text, 0)", strings.Join(vals, ", "))
@@ -124,6 +136,13 @@ FROM s FULL JOIN t ON %s WHERE s.h IS DISTINCT FROM t.h`, strings.Join(keys, ", 
 	return cc, nil
 }
 
+// typeExists reports whether the database of pool knows type typ.
+func typeExists(ctx context.Context, pool *pgxpool.Pool, typ string) bool {
+	var ok bool
+	err := pool.QueryRow(ctx, "SELECT to_regtype($1) IS NOT NULL", typ).Scan(&ok)
+	return err == nil && ok
+}
+
 // bound is 0 for a chunk read from a range's inclusive lower bound, 1 for
 // one read after the last chunk's end.
 func bound(after bool) int {
@@ -146,6 +165,9 @@ func (cc *copyCompare) chunk(ctx context.Context, lower, hi keyspace.Key, after 
 	var args []any
 	err := ReadOnly(ctx, w.pool, w.spec, func(tx pgx.Tx) error {
 		c = chunkResult{lower: lower, after: after}
+		if err := cc.portable(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		if c.end, c.last, err = w.chunkEnd(ctx, tx, endQ, lower, hi); err != nil {
 			return err
@@ -171,6 +193,9 @@ func (cc *copyCompare) chunk(ctx context.Context, lower, hi keyspace.Key, after 
 	}
 	c.rows = srcN
 	if err := ReadOnly(ctx, cc.target, w.spec, func(tx pgx.Tx) error {
+		if err := cc.portable(ctx, tx); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, cc.dstSums[b], args...).Scan(&dstN, &dstSum)
 	}); err != nil {
 		return c, fmt.Errorf("read copy target %s: %w", w.spec.Copy.To, err)
@@ -223,6 +248,9 @@ func (cc *copyCompare) diffAcross(ctx context.Context, b int, args []any) ([]wro
 	w := cc.w
 	var src, dst map[string]keyHash
 	if err := ReadOnly(ctx, w.pool, w.spec, func(tx pgx.Tx) error {
+		if err := cc.portable(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		src, err = cc.hashes(ctx, tx, cc.srcRows[b], args)
 		return err
@@ -230,6 +258,9 @@ func (cc *copyCompare) diffAcross(ctx context.Context, b int, args []any) ([]wro
 		return nil, err
 	}
 	if err := ReadOnly(ctx, cc.target, w.spec, func(tx pgx.Tx) error {
+		if err := cc.portable(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		dst, err = cc.hashes(ctx, tx, cc.dstRows[b], args)
 		return err
@@ -252,6 +283,16 @@ func (cc *copyCompare) diffAcross(ctx context.Context, b int, args []any) ([]wro
 	}
 	slices.SortFunc(out, func(a, b wrongRow) int { return strings.Compare(a.key.Encode(), b.key.Encode()) })
 	return out, nil
+}
+
+// portable sets batch.PortableText on a transaction of a comparison across
+// two databases, as the worker's copy did: each side prints its values as
+// the other would. One database needs none: both sides share a session.
+func (cc *copyCompare) portable(ctx context.Context, tx pgx.Tx) error {
+	if cc.target == nil {
+		return nil
+	}
+	return batch.PortableText(ctx, tx)
 }
 
 type keyHash struct {
