@@ -71,10 +71,7 @@ func Count(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, progress
 	counting.Check = ""
 	rows, err := verify.WalkRows(ctx, pool, &counting, space, ranges, verify.Options{CountOnly: true, ProgressFunc: progress,
 		PaceFunc: func(ctx context.Context, read int64, took time.Duration) error {
-			if spec.Rate > 0 {
-				return clock.Sleep(ctx, time.Duration(float64(read)/spec.Rate*float64(time.Second))-took)
-			}
-			return clock.Sleep(ctx, spec.Sleep.D())
+			return clock.Sleep(ctx, readPause(spec.Rate, spec.Sleep.D(), read, took))
 		}})
 	if err != nil {
 		return nil, err

@@ -282,11 +282,17 @@ func (c *Control) paceRead(ctx context.Context, spec *jobspec.Spec, queue string
 		if rows == 0 {
 			return nil
 		}
-		if lim.Rate > 0 {
-			return clock.Sleep(ctx, time.Duration(float64(rows)/lim.Rate*float64(time.Second))-took)
-		}
-		return clock.Sleep(ctx, lim.Sleep)
+		return clock.Sleep(ctx, readPause(lim.Rate, lim.Sleep, rows, took))
 	}
+}
+
+// readPause is how long a reader waits after reading rows in took: as
+// long as rate (rows per second) asks, or sleep when there is no rate.
+func readPause(rate float64, sleep time.Duration, rows int64, took time.Duration) time.Duration {
+	if rate > 0 {
+		return time.Duration(float64(rows)/rate*float64(time.Second)) - took
+	}
+	return sleep
 }
 
 // donePending compares the ledger with the database: it returns the

@@ -306,18 +306,7 @@ func (cc *copyCompare) hashes(ctx context.Context, tx pgx.Tx, sql string, args [
 	if err != nil {
 		return nil, err
 	}
-	n := cc.w.space.Width()
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyHash, error) {
-		vals := make([]string, n)
-		var kh keyHash
-		dest := make([]any, 0, n+1)
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
-		err := row.Scan(append(dest, &kh.h)...)
-		kh.key = keyspace.NewKey(vals...)
-		return kh, err
-	})
+	list, err := collectKeyed(rows, cc.w.space.Width(), func(kh *keyHash) (*keyspace.Key, []any) { return &kh.key, []any{&kh.h} })
 	if err != nil {
 		return nil, err
 	}
@@ -334,16 +323,7 @@ func (cc *copyCompare) diffRows(ctx context.Context, tx pgx.Tx, sql string, args
 	if err != nil {
 		return nil, err
 	}
-	n := cc.w.space.Width()
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (wrongRow, error) {
-		vals := make([]string, n)
-		var r wrongRow
-		dest := make([]any, 0, n+3)
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
-		err := row.Scan(append(dest, &r.missing, &r.differing, &r.extra)...)
-		r.key = keyspace.NewKey(vals...)
-		return r, err
+	return collectKeyed(rows, cc.w.space.Width(), func(r *wrongRow) (*keyspace.Key, []any) {
+		return &r.key, []any{&r.missing, &r.differing, &r.extra}
 	})
 }

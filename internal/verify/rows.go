@@ -365,17 +365,25 @@ func (w *rowWalk) readWrong(ctx context.Context, tx pgx.Tx, sql string, args []a
 	if err != nil {
 		return nil, err
 	}
-	n := w.space.Width()
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (wrongRow, error) {
-		vals := make([]string, n)
-		var r wrongRow
-		dest := make([]any, 0, n+2)
+	return collectKeyed(rows, w.space.Width(), func(r *wrongRow) (*keyspace.Key, []any) {
+		return &r.key, []any{&r.pending, &r.failing}
+	})
+}
+
+// collectKeyed reads rows that select a key's columns as text, then more
+// columns, into Ts: fields names where a T keeps the key and the rest.
+func collectKeyed[T any](rows pgx.Rows, width int, fields func(*T) (*keyspace.Key, []any)) ([]T, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) {
+		var v T
+		key, rest := fields(&v)
+		vals := make([]string, width)
+		dest := make([]any, 0, width+len(rest))
 		for i := range vals {
 			dest = append(dest, &vals[i])
 		}
-		err := row.Scan(append(dest, &r.pending, &r.failing)...)
-		r.key = keyspace.NewKey(vals...)
-		return r, err
+		err := row.Scan(append(dest, rest...)...)
+		*key = keyspace.NewKey(vals...)
+		return v, err
 	})
 }
 
