@@ -45,7 +45,7 @@ Generated {{.Now}} by ` + "`enqueuer plan -job {{.File}} --runbook`" + `.{{if .S
 
 | rule | source | slow above | pause above | clear below | for |
 |---|---|---|---|---|---|
-{{range .Spec.Guard.Rules}}| {{.Name}} | {{if .Prometheus}}PromQL ` + "`{{cell .Prometheus}}`" + `{{else if .SQL}}SQL ` + "`{{cell .SQL}}`" + `{{else}}{{.Signal}}{{end}} | {{.SlowAbove}} | {{.PauseAbove}} | {{.ClearBelow}} | {{.For.D}} |
+{{range .Spec.Guard.Rules}}| {{.Name}} | {{if .Prometheus}}PromQL ` + "`{{cell .Prometheus}}`" + `{{else if .SQL}}SQL ` + "`{{cell .SQL}}`" + `{{else if .HTTP}}GET ` + "`{{cell .HTTP}}`" + `{{with .JSONField}} field ` + "`{{.}}`" + `{{end}}{{else}}{{.Signal}}{{end}} | {{.SlowAbove}} | {{.PauseAbove}} | {{.ClearBelow}} | {{.For.D}} |
 {{end}}{{else}}**No stop rules** (` + "`guard: {rules: []}`" + `): nothing slows or pauses this job but you.
 {{end}}{{with .Spec.Schedule}}
 Schedule ({{.Timezone}}), the first matching window sets the rate multiplier (0 pauses):

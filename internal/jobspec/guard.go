@@ -3,8 +3,10 @@ package jobspec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,10 +91,15 @@ type Guard struct {
 
 // Rule compares one signal with its limits.
 type Rule struct {
-	Name       string    `yaml:"name,omitempty" json:"name,omitempty"`
-	Signal     string    `yaml:"signal,omitempty" json:"signal,omitempty"`
-	Prometheus string    `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
-	SQL        string    `yaml:"sql,omitempty" json:"sql,omitempty"`
+	Name       string `yaml:"name,omitempty" json:"name,omitempty"`
+	Signal     string `yaml:"signal,omitempty" json:"signal,omitempty"`
+	Prometheus string `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	SQL        string `yaml:"sql,omitempty" json:"sql,omitempty"`
+	// HTTP is a URL answering GET with one number, as plain text or, with
+	// JSONField, in a JSON document (gh-ost's throttle-http, for a
+	// service that publishes its own health without Prometheus).
+	HTTP       string    `yaml:"http,omitempty" json:"http,omitempty"`
+	JSONField  string    `yaml:"json_field,omitempty" json:"json_field,omitempty"`
 	SlowAbove  Threshold `yaml:"slow_above,omitempty" json:"slow_above,omitzero"`
 	PauseAbove Threshold `yaml:"pause_above,omitempty" json:"pause_above,omitzero"`
 	ClearBelow Threshold `yaml:"clear_below,omitempty" json:"clear_below,omitzero"`
@@ -106,6 +113,8 @@ func (r Rule) Kind() string {
 		return "prometheus"
 	case r.SQL != "":
 		return "sql"
+	case r.HTTP != "":
+		return "http"
 	}
 	return "signal"
 }
@@ -487,16 +496,22 @@ func (g Guard) validateRules(add addFunc) {
 // has a name when no signal names it.
 func (r Rule) validateSource(field string, add addFunc) {
 	sources := 0
-	for _, v := range []string{r.Signal, r.Prometheus, r.SQL} {
+	for _, v := range []string{r.Signal, r.Prometheus, r.SQL, r.HTTP} {
 		if v != "" {
 			sources++
 		}
 	}
 	switch {
 	case sources != 1:
-		add(field, "give exactly one of signal (built-in), prometheus (a PromQL query) or sql (a read-only query returning one number)")
+		add(field, "give exactly one of signal (built-in), prometheus (a PromQL query), sql (a read-only query returning one number) or http (a URL answering one number)")
+	case r.HTTP != "":
+		if err := checkHTTPURL(r.HTTP); err != nil {
+			add(field, "http: %v", err)
+		}
 	case r.Signal != "" && !slices.Contains(Signals, r.Signal):
 		add(field, "unknown signal %q; built-in signals are %s", r.Signal, strings.Join(Signals, ", "))
+	case r.JSONField != "" && r.HTTP == "":
+		add(field, "json_field reads a number out of an http rule's JSON answer; this rule has no http")
 	case r.Signal == "" && r.Name == "":
 		add(field, "a %s rule needs a name, shown as the reason when it slows or pauses the job", r.Kind())
 	}
@@ -552,4 +567,17 @@ func (s *Schedule) validate(add addFunc) {
 			add(field, "rate multiplier must be 0 (pause) or more, got %g", w.Rate)
 		}
 	}
+}
+
+// checkHTTPURL accepts an http(s) URL without credentials: the job spec is
+// stored in Redis, where a password must never go.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL", raw)
+	}
+	if u.User != nil {
+		return errors.New("the URL carries credentials, and the job spec is stored in Redis, where no password may go; serve the number without them (e.g. on an internal port)")
+	}
+	return nil
 }

@@ -57,7 +57,8 @@ type SamplerConfig struct {
 	// commit_p95_seconds signal. It must return once ctx is done. Nil makes
 	// that signal read as an error.
 	CommitP95 func(ctx context.Context) (float64, error)
-	// HTTPClient talks to Prometheus. Nil means a client with a 5s timeout.
+	// HTTPClient talks to Prometheus and to http rules' URLs. Nil means a
+	// client with a 5s timeout.
 	HTTPClient *http.Client
 	// Now is the clock for counter windows. Nil means time.Now.
 	Now func() time.Time
@@ -217,7 +218,7 @@ func withName(r jobspec.Rule) jobspec.Rule {
 // new probe otherwise.
 func (s *Sampler) probeFor(rule jobspec.Rule) (probe, error) {
 	for _, r := range s.rules {
-		if r.Name == rule.Name && r.Signal == rule.Signal && r.Prometheus == rule.Prometheus && r.SQL == rule.SQL {
+		if r.Name == rule.Name && r.Signal == rule.Signal && r.Prometheus == rule.Prometheus && r.SQL == rule.SQL && r.HTTP == rule.HTTP && r.JSONField == rule.JSONField {
 			return s.probes[r.Name], nil
 		}
 	}
@@ -237,6 +238,8 @@ func (s *Sampler) newProbe(r jobspec.Rule) (probe, error) {
 			return nil, errors.New("an sql rule needs the job's database, but SamplerConfig.Primary is nil")
 		}
 		return &sqlProbe{rule: r.Name, sql: r.SQL, pool: s.cfg.Primary, timeout: s.cfg.ProbeTimeout}, nil
+	case "http":
+		return newHTTPProbe(r.Name, r.HTTP, r.JSONField, s.cfg.HTTPClient), nil
 	}
 	return s.newSignalProbe(r.Signal)
 }
