@@ -20,7 +20,7 @@ import (
 	"github.com/ebbhq/ebb/internal/verify"
 )
 
-const planHelp = `enqueuer plan -job FILE [--json] [--runbook | --count]
+const planHelp = `enqueuer plan -job FILE [--json] [--runbook | --count | --estimate]
 
 Validates the job file, connects to the database named by its database_env,
 and shows the key bounds, estimated rows, number of ranges, and the EXPLAIN of
@@ -31,6 +31,10 @@ to pause/resume/stop/verify, and the job file's rollback: (shown, never run).
 --count counts, range by range, the rows the job would update, copy or
 delete (rows matching pending), reading the table in short read-only chunks
 at the job's rate: a dry run that changes nothing and needs no Redis.
+--estimate runs five of the job's batches from across the key space, each
+rolled back, and reports per row: time, WAL bytes and index entries; then
+the job's duration, its total WAL and WAL rate, next to what the server
+and its standbys do now. Refused on a standby.
 
 Flags:
 `
@@ -42,11 +46,12 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	asRunbook := fs.Bool("runbook", false, "print a Markdown runbook for on-call")
 	queue := fs.String("queue", rangetask.DefaultQueue, "queue the job will run on (for the runbook's commands)")
 	count := fs.Bool("count", false, "count, per range, the rows the job would touch; changes nothing")
+	estimate := fs.Bool("estimate", false, "measure a few rolled-back batches and predict duration and WAL")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if *count && *asRunbook {
-		return bad("--count and --runbook are two different reports; pick one")
+	if btoi(*count)+btoi(*asRunbook)+btoi(*estimate) > 1 {
+		return bad("--count, --runbook and --estimate are different reports; pick one")
 	}
 	spec, err := loadJob(*jobFile)
 	if err != nil {
@@ -72,9 +77,12 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// After Plan: a job preflight refuses is neither counted nor sampled.
 	if *count {
-		// After Plan: a job preflight refuses is not counted either.
 		return printCount(ctx, e, pool, spec, *asJSON)
+	}
+	if *estimate {
+		return printEstimate(ctx, e, pool, spec, *asJSON)
 	}
 	if *asRunbook {
 		var md strings.Builder
@@ -237,6 +245,47 @@ func printCount(ctx context.Context, e *env, pool *pgxpool.Pool, spec *jobspec.S
 			break
 		}
 		fmt.Fprintf(e.stdout, "  range %s: %d rows\n", rc.Range, rc.Rows)
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func printEstimate(ctx context.Context, e *env, pool *pgxpool.Pool, spec *jobspec.Spec, asJSON bool) error {
+	r, err := control.EstimateCost(ctx, pool, spec)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(r)
+	}
+	w := e.stdout
+	mb := func(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
+	fmt.Fprintf(w, "estimate for %s: %d sample batches, %d rows written and rolled back\n", r.Job, len(r.Samples), r.Rows)
+	if r.Rows > 0 {
+		fmt.Fprintf(w, "  per row:   %.3f ms, %.0f bytes of WAL, %.1f index entries\n", r.SecondsPerRow*1000, r.WALPerRow, r.IndexEntriesPerRow)
+		fmt.Fprintf(w, "  pending:   about %d rows (planner estimate)\n", r.Pending)
+		if r.AtRate > 0 {
+			fmt.Fprintf(w, "  duration:  %s at the job's rate (%g rows/s); %s at one worker's speed with its sleep\n", r.AtRate.Round(time.Second), spec.Rate, r.OneWorker.Round(time.Second))
+		} else {
+			fmt.Fprintf(w, "  duration:  %s at one worker's speed with its sleep (the job has no rate)\n", r.OneWorker.Round(time.Second))
+		}
+		fmt.Fprintf(w, "  WAL:       %s in total, %s/s while it runs\n", mb(r.WALTotal), mb(r.WALPerSecond))
+	}
+	fmt.Fprintf(w, "  server:    writes %s/s of WAL now\n", mb(r.ServerWALPerSecond))
+	if len(r.Replicas) == 0 {
+		fmt.Fprintln(w, "  standbys:  none connected")
+	}
+	for _, rp := range r.Replicas {
+		fmt.Fprintf(w, "  standby %s: replays %s/s now, %s behind\n", rp.Name, mb(rp.BytesPerSecond), mb(float64(rp.LagBytes)))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note:      %s\n", n)
 	}
 	return nil
 }

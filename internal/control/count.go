@@ -38,33 +38,13 @@ type RangeCount struct {
 // match pending. Nothing is written, and nothing is stored in Redis: it
 // works before the job starts, like plan.
 func Count(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, progress func(verify.Progress)) (*CountReport, error) {
-	space, err := keyspace.Open(ctx, pool, spec.QuotedTable(), spec.Key...)
-	if err != nil {
-		return nil, err
-	}
 	out := &CountReport{Job: spec.Name, Kind: spec.Kind()}
-	bounds, err := readBounds(ctx, pool, spec, space)
-	if err != nil {
-		return nil, err
-	}
-	from, to, err := bounds.resolve(spec)
+	space, ranges, err := firstSlicing(ctx, pool, spec)
 	if errors.Is(err, ErrEmpty) {
 		return out, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	sl, err := space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window.Window)
-	if err != nil {
-		return nil, err
-	}
-	ranges := make([]keyspace.Range, 0, sl.Ranges())
-	for i := range sl.Ranges() {
-		r, err := sl.Range(i)
-		if err != nil {
-			return nil, err
-		}
-		ranges = append(ranges, r)
 	}
 	// Only pending decides what a batch touches: a check has no say here.
 	counting := *spec
@@ -81,4 +61,35 @@ func Count(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, progress
 		out.Ranges = append(out.Ranges, RangeCount{Range: f.Range, Rows: f.Pending})
 	}
 	return out, nil
+}
+
+// firstSlicing is the key space and the ranges a first start of spec
+// would store, read from the table now; ErrEmpty when the job's range
+// holds no rows.
+func firstSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (keyspace.Space, []keyspace.Range, error) {
+	space, err := keyspace.Open(ctx, pool, spec.QuotedTable(), spec.Key...)
+	if err != nil {
+		return keyspace.Space{}, nil, err
+	}
+	bounds, err := readBounds(ctx, pool, spec, space)
+	if err != nil {
+		return keyspace.Space{}, nil, err
+	}
+	from, to, err := bounds.resolve(spec)
+	if err != nil {
+		return keyspace.Space{}, nil, err
+	}
+	sl, err := space.SliceTable(ctx, pool, spec.QuotedTable(), from, to, spec.TaskSpan, spec.Window.Window)
+	if err != nil {
+		return keyspace.Space{}, nil, err
+	}
+	ranges := make([]keyspace.Range, 0, sl.Ranges())
+	for i := range sl.Ranges() {
+		r, err := sl.Range(i)
+		if err != nil {
+			return keyspace.Space{}, nil, err
+		}
+		ranges = append(ranges, r)
+	}
+	return space, ranges, nil
 }
