@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
 
@@ -429,4 +432,41 @@ func TestRunbookKinds(t *testing.T) {
 	for _, want := range []string{"# Runbook: copy cp-", "copies the pending rows into", "ON CONFLICT (\"id\") DO NOTHING", "compares each chunk with", "Rows that differ are kept as they are (on_conflict: nothing)"} {
 		require.Contains(t, out, want)
 	}
+}
+
+// TestStatusHistory: status --history answers "why was it slow at 03:12?"
+// after the fact: each guard change with its time, states, rate factors,
+// reasons and signals, newest first.
+func TestStatusHistory(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := "hist-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.goodJob(name), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut := b.run("status", name, "--history", "10")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "no guard changes recorded")
+
+	l := ledger.New(b.redis.Client, b.redis.Prefix)
+	at := time.Date(2026, 12, 3, 3, 12, 5, 0, time.Local)
+	for _, c := range []guard.Change{
+		{At: at, From: guard.StateRun, State: guard.StateSlow, FromFactor: 1, Factor: 0.5, Reasons: []string{"lock_waits=7 above slow limit 5"}, Signals: map[string]float64{"lock_waits": 7, "deadlocks": 0}},
+		{At: at.Add(5 * time.Second), From: guard.StateSlow, State: guard.StatePause, FromFactor: 0.5, Factor: 0.5, Reasons: []string{"lock_waits=12 above pause limit 10"}},
+	} {
+		raw, err := json.Marshal(c)
+		require.NoError(t, err)
+		require.NoError(t, l.RecordHistory(context.Background(), name, raw))
+	}
+	code, out, errOut = b.run("status", name, "--history", "10")
+	require.Equal(t, 0, code, errOut)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2)
+	require.Equal(t, "2026-12-03 03:12:10  slow → pause  rate ×0.5 → ×0.5  because lock_waits=12 above pause limit 10", lines[0], "newest first")
+	require.Equal(t, "2026-12-03 03:12:05  run → slow  rate ×1 → ×0.5  because lock_waits=7 above slow limit 5  [deadlocks=0 lock_waits=7]", lines[1])
+	code, out, _ = b.run("status", name, "--history", "1", "--json")
+	require.Equal(t, 0, code)
+	var changes []guard.Change
+	require.NoError(t, json.Unmarshal([]byte(out), &changes))
+	require.Len(t, changes, 1)
+	require.Equal(t, guard.StatePause, changes[0].State)
 }

@@ -18,12 +18,14 @@ import (
 	"github.com/ebbhq/ebb/internal/guard"
 )
 
-const statusHelp = `enqueuer status [JOB] [--json | --watch [--interval 2s]]
+const statusHelp = `enqueuer status [JOB] [--json | --watch [--interval 2s] | --history N]
 
 Shows a job's state (queued, running, paused, done, failed), ranges
 total/done/failed, rows written, why any range failed, the limits in force
 (job file or enqueuer set), and the guard: its decision, reasons, leader,
 and every rule's signal against its limits. Without JOB it lists every job.
+--history N prints the job's last N guard changes (state or rate factor),
+newest first, each with the reasons and every signal's value at the time.
 
 Flags:
 `
@@ -33,6 +35,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON (one object for a job, an array for the list)")
 	watchJob := fs.Bool("watch", false, "follow the job until it is done: progress bars on a terminal, a line per poll elsewhere")
 	every := fs.Duration("interval", 2*time.Second, "how often --watch polls")
+	history := fs.Int("history", 0, "print the job's last N guard changes (state or rate), newest first; -1 for all kept")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -55,6 +58,12 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			return bad("--watch follows one JOB")
 		}
 		return listJobs(ctx, e, c, *asJSON)
+	}
+	if *history != 0 {
+		if len(pos) == 0 || *watchJob {
+			return bad("--history prints the guard changes of one JOB, without --watch")
+		}
+		return printHistory(ctx, e, c, pos[0], *history, *asJSON)
 	}
 	if *watchJob {
 		if *every <= 0 {
@@ -215,4 +224,40 @@ func listJobs(ctx context.Context, e *env, c *control.Control, asJSON bool) erro
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\n", s.Job, s.State, s.RangesDone, s.RangesTotal, s.RangesFailed, s.RowsDone)
 	}
 	return tw.Flush()
+}
+
+// printHistory prints the job's guard changes, newest first: when, from
+// what to what (state and rate factor), the reasons and every signal.
+func printHistory(ctx context.Context, e *env, c *control.Control, job string, n int, asJSON bool) error {
+	changes, err := c.History(ctx, job, max(n, 0))
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(changes)
+	}
+	if len(changes) == 0 {
+		fmt.Fprintf(e.stdout, "%s: no guard changes recorded (the guard kept it running at full rate, or has not looked yet)\n", job)
+		return nil
+	}
+	for _, ch := range changes {
+		names := slices.Sorted(maps.Keys(ch.Signals))
+		sig := make([]string, len(names))
+		for i, k := range names {
+			sig[i] = fmt.Sprintf("%s=%g", k, ch.Signals[k])
+		}
+		from := string(ch.From)
+		if from == "" {
+			from = "-"
+		}
+		fmt.Fprintf(e.stdout, "%s  %s → %s  rate ×%.3g → ×%.3g", ch.At.Local().Format("2006-01-02 15:04:05"), from, ch.State, ch.FromFactor, ch.Factor)
+		if len(ch.Reasons) > 0 {
+			fmt.Fprintf(e.stdout, "  because %s", strings.Join(ch.Reasons, "; "))
+		}
+		if len(sig) > 0 {
+			fmt.Fprintf(e.stdout, "  [%s]", strings.Join(sig, " "))
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	return nil
 }

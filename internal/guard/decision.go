@@ -142,3 +142,37 @@ func stepFactor(f float64, s State) float64 {
 	}
 	return f
 }
+
+// Change is one entry of a job's guard history: what the leader changed
+// (state or rate factor), when, and what it saw. "Why was it slow at
+// 03:12?" is answered by the entries around 03:12.
+type Change struct {
+	At    time.Time `json:"at"`
+	From  State     `json:"from"`
+	State State     `json:"state"`
+	// FromFactor and Factor are the rate multiplier before and after.
+	FromFactor float64  `json:"from_factor"`
+	Factor     float64  `json:"factor"`
+	Reasons    []string `json:"reasons,omitempty"`
+	// Signals are the rules' values at the change, by rule.
+	Signals map[string]float64 `json:"signals,omitempty"`
+	Leader  string             `json:"leader"`
+}
+
+// ChangeFrom is the history entry for d after a decision in state from
+// with rate factor fromFactor; ok is false when d changes neither.
+func ChangeFrom(from State, fromFactor float64, d *Decision) (c Change, ok bool) {
+	if d.State == from && d.Factor == fromFactor {
+		return Change{}, false
+	}
+	c = Change{At: d.At, From: from, State: d.State, FromFactor: fromFactor, Factor: d.Factor, Reasons: d.Reasons, Leader: d.Leader}
+	for _, s := range d.Signals {
+		if s.Value != nil {
+			if c.Signals == nil {
+				c.Signals = map[string]float64{}
+			}
+			c.Signals[s.Rule] = *s.Value
+		}
+	}
+	return c, true
+}

@@ -77,6 +77,9 @@ type leading struct {
 	// under 1): rows/s observed after it are not the fleet's full speed.
 	throttled bool
 	baseline  map[string]float64
+	// published is the rate factor of the last decision published, for
+	// the history of changes.
+	published float64
 }
 
 // New returns a Leader. It closes nothing it is given: the ledger and the
@@ -193,7 +196,30 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return err
 	}
 	cur.last = now
-	return g.publish(ctx, job, g.decide(ctx, job, cur, prog, now))
+	from, fromFactor := cur.state, cur.published
+	d := g.decide(ctx, job, cur, prog, now)
+	if err := g.publish(ctx, job, d); err != nil || g.jobs[job] != cur {
+		return err // or the lease was lost: the successor keeps the history
+	}
+	cur.published = d.Factor
+	return g.record(ctx, job, from, fromFactor, d)
+}
+
+// record keeps a change of the guard's state or rate factor in the job's
+// history, and counts it.
+func (g *Leader) record(ctx context.Context, job string, from guard.State, fromFactor float64, d *guard.Decision) error {
+	c, ok := guard.ChangeFrom(from, fromFactor, d)
+	if !ok {
+		return nil
+	}
+	if m := g.cfg.Metrics; m != nil {
+		m.GuardChanges.WithLabelValues(job, string(d.State)).Inc()
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode guard history entry: %w", err)
+	}
+	return g.cfg.Ledger.RecordHistory(ctx, job, b)
 }
 
 // due returns the job's spec and progress when a check of job is due; a nil
@@ -344,11 +370,11 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	if err != nil {
 		return nil, err
 	}
-	cur := &leading{spec: spec, sampler: sampler, factor: 1, state: guard.StateRun}
+	cur := &leading{spec: spec, sampler: sampler, factor: 1, state: guard.StateRun, published: 1}
 	var prior map[string]*guard.RuleState
 	if raw, err := l.Decision(ctx, job); err == nil && raw != nil {
 		if d, err := guard.ParseDecision(raw); err == nil {
-			prior, cur.factor, cur.base, cur.state = d.Rules, d.GuardFactor, d.Base, d.State
+			prior, cur.factor, cur.base, cur.state, cur.published = d.Rules, d.GuardFactor, d.Base, d.State, d.Factor
 		}
 	}
 	if cur.factor <= 0 || cur.factor > 1 {

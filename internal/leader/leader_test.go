@@ -119,6 +119,27 @@ guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM `+knob+`", slo
 	for i := 1; i < len(restored); i++ {
 		require.LessOrEqual(t, restored[i], restored[i-1]*1.5+1e-9, "%v", seen)
 	}
+
+	// Every change is in the job's history, oldest last, with what the
+	// guard saw: "why was it slow at 03:12?" has an answer afterwards.
+	raw, err := l.History(ctx, spec.Name, 0)
+	require.NoError(t, err)
+	changes := make([]guard.Change, len(raw))
+	for i, b := range raw {
+		require.NoError(t, json.Unmarshal(b, &changes[len(raw)-1-i]))
+	}
+	first := changes[0]
+	require.Equal(t, guard.StateRun, first.From)
+	require.Equal(t, guard.StateSlow, first.State)
+	require.Equal(t, 1.0, first.FromFactor)
+	require.Equal(t, 0.5, first.Factor)
+	require.Equal(t, 10.0, first.Signals["load"])
+	require.Contains(t, first.Reasons[0], "load=10 above slow limit 5")
+	for i := 1; i < len(changes); i++ {
+		require.Equal(t, changes[i-1].Factor, changes[i].FromFactor, "each entry starts where the last ended")
+		require.True(t, changes[i].From != changes[i].State || changes[i].FromFactor != changes[i].Factor, "only changes are kept: %+v", changes[i])
+	}
+	require.Equal(t, 1.0, changes[len(changes)-1].Factor)
 }
 
 // TestLeaderThatCannotWatchStepsAside: a worker that holds the lease but

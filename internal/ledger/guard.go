@@ -561,3 +561,39 @@ func (l *Ledger) SaveVerify(ctx context.Context, job string, report []byte) erro
 	}
 	return nil
 }
+
+// HistoryKey is the job's guard history: a list of JSON entries, newest
+// first, one per change of the guard's state or rate factor.
+func (l *Ledger) HistoryKey(job string) string { return l.jobKey(job, "history") }
+
+// HistoryKept caps the guard history: at one change a check, a few hours
+// of a flapping guard, and days of an ordinary one.
+const HistoryKept = 1000
+
+// RecordHistory adds one entry to the job's guard history and trims it to
+// HistoryKept, in one MULTI.
+func (l *Ledger) RecordHistory(ctx context.Context, job string, entry []byte) error {
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.LPush(ctx, l.HistoryKey(job), entry)
+		p.LTrim(ctx, l.HistoryKey(job), 0, HistoryKept-1)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record guard history of %s: %w", job, err)
+	}
+	return nil
+}
+
+// History returns up to n entries of the job's guard history, newest
+// first (all with n <= 0).
+func (l *Ledger) History(ctx context.Context, job string, n int) ([][]byte, error) {
+	vals, err := l.rdb.LRange(ctx, l.HistoryKey(job), 0, int64(n)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read guard history of %s: %w", job, err)
+	}
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		out[i] = []byte(v)
+	}
+	return out, nil
+}

@@ -26,6 +26,10 @@ type Metrics struct {
 	// dashboard can draw the line a signal must cross. Relative limits
 	// (1.2x) are exported resolved against the baseline.
 	GuardThreshold *prometheus.GaugeVec
+	// GuardChanges counts the guard leader's changes of state or rate
+	// factor, by the state changed to: each is also kept in the job's
+	// decision history (enqueuer status JOB --history).
+	GuardChanges *prometheus.CounterVec
 }
 
 // Threshold kinds of ebb_guard_threshold, one per limit of a guard rule.
@@ -86,8 +90,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		GuardThreshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_guard_threshold", Help: "Limits of each guard rule (kind slow, pause or clear), set by the worker that leads the guard.",
 		}, []string{"job", "signal", "kind"}),
+		GuardChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_guard_changes_total", Help: "Changes of the guard's state or rate factor made by the worker that leads the guard, by the state changed to.",
+		}, []string{"job", "state"}),
 	}
-	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold} {
+	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold, m.GuardChanges} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
