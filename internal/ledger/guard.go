@@ -55,31 +55,8 @@ const commitsKept = 200
 // to clear soon after the fleet stops.
 const CommitWindow = time.Minute
 
-// recordCommit adds one commit time scored by Redis's clock, drops commits
-// older than the window and all but the newest ARGV[4], and lets the key
-// expire a window after the last commit. A key left as a list by an older
-// ebb is replaced, so an upgrade mid-job does not fail every checkpoint with
-// WRONGTYPE.
-//
-//	KEYS[1]  commits
-//	ARGV[1]  commit time in ms (decimal)
-//	ARGV[2]  member suffix that makes the member unique ("range:key")
-//	ARGV[3]  window in ms
-//	ARGV[4]  commits kept
-//	returns  1
-var recordCommit = redis.NewScript(`
-if redis.call('TYPE', KEYS[1]).ok == 'list' then redis.call('DEL', KEYS[1]) end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1] .. ':' .. ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-`)
-
 // recentCommits returns the members of the commit set newer than the window,
-// newest first, judged by Redis's clock like recordCommit. A list left by
+// newest first, judged by Redis's clock like Commit. A list left by
 // an older ebb reads as empty: its entries carry no time, so none is known
 // to be recent.
 //

@@ -253,27 +253,49 @@ func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key
 }
 
 // Commit records a committed batch: the range's new checkpoint and the rows
-// it wrote, atomically, the batch's commit time for the fleet's p95, and
-// marks the job alive for aliveTTL. Call it only after the database COMMIT
-// returned.
+// it wrote, the batch's commit time for the fleet's p95, and marks the job
+// alive for aliveTTL, all in one script (atomic, one round trip). Call it
+// only after the database COMMIT returned.
 func (l *Ledger) Commit(ctx context.Context, job string, rangeID int64, key keyspace.Key, rows int64, took, aliveTTL time.Duration) error {
 	enc := key.Encode()
-	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, l.CursorKey(job), id(rangeID), enc)
-		p.HIncrBy(ctx, l.StatsKey(job), "rows", rows)
-		p.HIncrBy(ctx, l.StatsKey(job), "batches", 1)
-		p.Set(ctx, l.AliveKey(job), 1, aliveTTL)
-		// Eval, not EvalSha: inside MULTI a NOSCRIPT could not fall back.
-		recordCommit.Eval(ctx, p, []string{l.CommitsKey(job)},
-			strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64),
-			id(rangeID)+":"+enc, CommitWindow.Milliseconds(), commitsKept)
-		return nil
-	})
+	err := commitBatch.Run(ctx, l.rdb, []string{l.CursorKey(job), l.StatsKey(job), l.AliveKey(job), l.CommitsKey(job)},
+		id(rangeID), enc, rows, max(aliveTTL.Milliseconds(), 1),
+		strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64),
+		CommitWindow.Milliseconds(), commitsKept).Err()
 	if err != nil {
 		return fmt.Errorf("checkpoint %s range %d at key %s: %w", job, rangeID, key, err)
 	}
 	return nil
 }
+
+// commitBatch is Commit's one script. Every batch runs it, so it issues as
+// few commands as it can (each counts in Redis's commandstats like a
+// client's): the commit time is added with ZADD under pcall, and only a
+// commits key left as a list by an older ebb (WRONGTYPE) is deleted and
+// added to again, instead of asking every key for its TYPE first.
+//
+//	KEYS[1] cursor hash, KEYS[2] stats hash, KEYS[3] alive key, KEYS[4] commits
+//	ARGV[1] range ID, ARGV[2] encoded key, ARGV[3] rows, ARGV[4] alive TTL ms,
+//	ARGV[5] commit time in ms (decimal), ARGV[6] window in ms, ARGV[7] commits kept
+//	returns 1
+var commitBatch = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'rows', ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'batches', 1)
+redis.call('SET', KEYS[3], 1, 'PX', ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local member = ARGV[5] .. ':' .. ARGV[1] .. ':' .. ARGV[2]
+local added = redis.pcall('ZADD', KEYS[4], now, member)
+if type(added) == 'table' and added.err then
+  redis.call('DEL', KEYS[4])
+  redis.call('ZADD', KEYS[4], now, member)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[6]))
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[7]) - 1)
+redis.call('PEXPIRE', KEYS[4], ARGV[6])
+return 1
+`)
 
 // Retried counts one batch attempt that failed transiently and is retried,
 // for status; the retry path is rare, so it costs a round trip only then.
