@@ -40,3 +40,28 @@ func BenchmarkFollowerLimits(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLeaderStep measures one guard check's decision path on the
+// leader: stepping the default rules with fresh readings, then building
+// the decision with the schedule and the slow factor.
+func BenchmarkLeaderStep(b *testing.B) {
+	spec, err := jobspec.Parse([]byte("name: j\ntable: t\nkey: id\npending: p\nset: s\nrate: 1000\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := guard.NewEvaluator(spec.Guard.Rules, time.Second, 0, nil)
+	readings := map[string]probe.Reading{}
+	for _, r := range spec.Guard.Rules {
+		readings[r.Name] = probe.Reading{Value: 0.5}
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Second)
+		v := e.Step(now, readings, nil)
+		d := guard.Decide(guard.Check{Verdict: v, GuardFactor: 1, Schedule: 1, Rules: e.States(), Now: now, CheckEvery: time.Second})
+		if d.State == guard.StatePause {
+			b.Fatal("paused")
+		}
+	}
+}
