@@ -65,13 +65,11 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	var target *pgxpool.Pool
-	if spec.Copy.Across() {
-		if target, err = dial.PostgresDSN(ctx, spec.Copy.DatabaseEnv, e.getenv(spec.Copy.DatabaseEnv)); err != nil {
-			return err
-		}
-		defer target.Close()
+	target, closeTarget, err := control.OpenCopyTarget(ctx, spec, e.getenv)
+	if err != nil {
+		return err
 	}
+	defer closeTarget()
 	// Plan needs no Redis: it must work before the fleet exists.
 	p, err := control.Plan(ctx, pool, spec, target)
 	if err != nil {

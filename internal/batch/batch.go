@@ -193,7 +193,7 @@ func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOp
 	// the rows looked like 90 % of the table and the write scanned it all.
 	// The setting only prices a sequential scan out; a table with no usable
 	// index (a lookup in the job's own SQL) is still scanned.
-	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true)", e.lockTO, e.stmtTO); err != nil {
+	if err := setLocal(ctx, tx, e.lockTO, e.stmtTO); err != nil {
 		return err
 	}
 	if err := fn(tx); err != nil {
@@ -206,6 +206,19 @@ func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOp
 		return tx.Rollback(ctx)
 	}
 	return tx.Commit(ctx)
+}
+
+// SetLocal gives tx a job's batch settings, for this transaction only: its
+// lock and statement timeouts, and sequential scans priced out (see inTxOn
+// for why). Every transaction ebb runs on a job's table sets them this
+// way: a batch, a verify chunk, an estimate's sample batch.
+func SetLocal(ctx context.Context, tx pgx.Tx, spec *jobspec.Spec) error {
+	return setLocal(ctx, tx, millis(spec.Timeouts.Lock.D()), millis(spec.Timeouts.Statement.D()))
+}
+
+func setLocal(ctx context.Context, tx pgx.Tx, lockTO, stmtTO string) error {
+	_, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true)", lockTO, stmtTO)
+	return err
 }
 
 func millis(d time.Duration) string {

@@ -175,8 +175,7 @@ func sampleBatch(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 	// The sample must never commit: rollback, detached from ctx so a
 	// cancelled estimate still releases its locks.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true)",
-		fmt.Sprintf("%dms", spec.Timeouts.Lock.D().Milliseconds()), fmt.Sprintf("%dms", spec.Timeouts.Statement.D().Milliseconds())); err != nil {
+	if err := batch.SetLocal(ctx, tx, spec); err != nil {
 		return s, err
 	}
 	rows, err := tx.Query(ctx, read, append(args, spec.Batch.Size)...)

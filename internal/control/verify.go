@@ -304,9 +304,11 @@ func (c *Control) donePending(ctx context.Context, job string, meta ledger.Meta,
 	for _, f := range r.Findings {
 		ids = append(ids, f.Range.ID)
 	}
-	for _, k := range r.Mismatches {
-		if id, ok := meta.Slicing.Containing(k); ok && r.Sample {
-			ids = append(ids, id)
+	if r.Sample {
+		for _, k := range r.Mismatches {
+			if id, ok := meta.Slicing.Containing(k); ok {
+				ids = append(ids, id)
+			}
 		}
 	}
 	if len(ids) == 0 {

@@ -187,11 +187,10 @@ func (cc *copyCompare) chunk(ctx context.Context, lower, hi keyspace.Key, after 
 		c.wrong, err = cc.diffRows(ctx, tx, cc.diff[b], args)
 		return err
 	})
+	c.rows = srcN
 	if err != nil || cc.target == nil {
-		c.rows = srcN
 		return c, err
 	}
-	c.rows = srcN
 	if err := ReadOnly(ctx, cc.target, w.spec, func(tx pgx.Tx) error {
 		if err := cc.portable(ctx, tx); err != nil {
 			return err

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -18,10 +17,10 @@ import (
 // is read again rather than ending a walk that may have run for an hour.
 const readTries = 5
 
-// ReadOnly runs fn in a short REPEATABLE READ, READ ONLY transaction under
-// the job's statement timeout, with sequential scans priced out as in a
-// batch, so verify can never write nor hold a long snapshot, and its
-// statements agree with each other. A transient failure (batch.Classify)
+// ReadOnly runs fn in a short REPEATABLE READ, READ ONLY transaction with
+// the job's batch settings (batch.SetLocal: its lock and statement
+// timeouts, sequential scans priced out), so verify can never write nor
+// hold a long snapshot, and its statements agree with each other. A transient failure (batch.Classify)
 // runs fn again in a new transaction, up to readTries times; fn must
 // therefore start from scratch each time it is called.
 func ReadOnly(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, fn func(pgx.Tx) error) error {
@@ -42,10 +41,10 @@ func readOnce(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, fn fu
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// As in a batch: a misestimated row value must not turn a chunk's
-	// count into a scan of the whole table.
-	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true), set_config('enable_seqscan', 'off', true)",
-		fmt.Sprintf("%dms", spec.Timeouts.Statement.D().Milliseconds())); err != nil {
+	// As in a batch: a lock held by DDL must not hold a chunk for long,
+	// and a misestimated row value must not turn a chunk's count into a
+	// scan of the whole table.
+	if err := batch.SetLocal(ctx, tx, spec); err != nil {
 		return err
 	}
 	return fn(tx)
