@@ -47,6 +47,10 @@ func (l *Ledger) SplitsKey(job string) string { return l.jobKey(job, "splits") }
 // commitsKept bounds the commit-time set: enough for a stable p95.
 const commitsKept = 200
 
+// trimEvery is how many of a job's batches pass between two trims of its
+// commit-time set: the set holds at most commitsKept + trimEvery members.
+const trimEvery = 8
+
 // CommitWindow is how far back commits count for commit_p95_seconds. The
 // list used to keep the last 200 commits whatever their age, so once a
 // pause rule on that signal fired no new commit could ever come in to move
@@ -304,12 +308,35 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	if err := firstErr(now, g, j, q, d, o); err != nil {
 		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
+	l.clock.observe(now.Val())
 	ov, bad := ParseOverrides(l.OverridesKey(job), o.Val())
 	c := Controls{Pause: PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, Overrides: ov, BadOverrides: bad, Now: now.Val()}
 	if d.Err() == nil {
 		c.Decision = []byte(d.Val())
 	}
 	return c, nil
+}
+
+// Pauses reads only the pause switches of job, in one round trip: a worker
+// reads them before every batch, so a pause bites before the next batch,
+// while the rest of Controls (decision, overrides), which change at most
+// once a guard check, serves several batches.
+func (l *Ledger) Pauses(ctx context.Context, job, queue string) (PauseFlags, error) {
+	var g, j *redis.StringCmd
+	var q *redis.IntCmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		g = p.Get(ctx, l.GlobalPauseKey())
+		j = p.Get(ctx, l.PauseKey(job))
+		q = p.Exists(ctx, QueuePausedKey(queue))
+		return nil
+	})
+	if err == nil || errors.Is(err, redis.Nil) {
+		err = firstErr(g, j, q)
+	}
+	if err != nil {
+		return PauseFlags{}, fmt.Errorf("read pause keys of %s: %w", job, err)
+	}
+	return PauseFlags{Global: g.Val(), Job: j.Val(), QueuePaused: q.Val() > 0}, nil
 }
 
 // Baseline returns the stored baselines by rule name.

@@ -245,6 +245,17 @@ func TestCommitTimesOnlyRecent(t *testing.T) {
 	require.Equal(t, int64(1), b.rdb.ZCard(ctx, b.l.CommitsKey("j")).Val(), "a commit drops the old ones")
 	require.Positive(t, b.rdb.PTTL(ctx, b.l.CommitsKey("j")).Val(), "an idle job's commit times expire")
 
+	// After a Controls read the commit is stamped from the worker's
+	// reading of Redis's clock, not a TIME of its own: it still counts as
+	// recent, and an old one is still dropped by the next trim.
+	_, err = b.l.Controls(ctx, "j", b.env.Queue)
+	require.NoError(t, err)
+	require.NoError(t, b.l.Commit(ctx, "j", 2, keyspace.Int(10), 1, 50*time.Millisecond, time.Minute))
+	ct, err = b.l.CommitTimes(ctx, "j")
+	require.NoError(t, err)
+	require.Equal(t, []time.Duration{50 * time.Millisecond, 40 * time.Millisecond}, ct)
+	require.NoError(t, b.rdb.ZRem(ctx, b.l.CommitsKey("j"), "50.000:2:"+keyspace.Int(10).Encode()).Err())
+
 	// Two commits with the same time in the same range are both counted.
 	require.NoError(t, b.l.Commit(ctx, "j", 1, keyspace.Int(10), 1, 40*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")

@@ -35,6 +35,8 @@ type Ledger struct {
 	prefix string
 	// limiter runs the fleet's rate limit (AllowN) on rdb.
 	limiter *redis_rate.Limiter
+	// clock is Redis's TIME as Controls last read it.
+	clock redisClock
 }
 
 // New returns a ledger on rdb; an empty prefix means DefaultPrefix.
@@ -258,10 +260,14 @@ func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key
 // only after the database COMMIT returned.
 func (l *Ledger) Commit(ctx context.Context, job string, rangeID int64, key keyspace.Key, rows int64, took, aliveTTL time.Duration) error {
 	enc := key.Encode()
+	var nowMS int64 // 0: the script asks Redis
+	if now, ok := l.clock.now(); ok {
+		nowMS = now.UnixMilli()
+	}
 	err := commitBatch.Run(ctx, l.rdb, []string{l.CursorKey(job), l.StatsKey(job), l.AliveKey(job), l.CommitsKey(job)},
 		id(rangeID), enc, rows, max(aliveTTL.Milliseconds(), 1),
 		strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64),
-		CommitWindow.Milliseconds(), commitsKept).Err()
+		CommitWindow.Milliseconds(), commitsKept, trimEvery, nowMS).Err()
 	if err != nil {
 		return fmt.Errorf("checkpoint %s range %d at key %s: %w", job, rangeID, key, err)
 	}
@@ -272,28 +278,43 @@ func (l *Ledger) Commit(ctx context.Context, job string, rangeID int64, key keys
 // few commands as it can (each counts in Redis's commandstats like a
 // client's): the commit time is added with ZADD under pcall, and only a
 // commits key left as a list by an older ebb (WRONGTYPE) is deleted and
-// added to again, instead of asking every key for its TYPE first.
+// added to again, instead of asking every key for its TYPE first, and the
+// commit's time on Redis's clock comes from the worker's last TIME reading
+// (redisClock) instead of a TIME per batch. The
+// commit-time set is trimmed (window, count, expiry) on the job's first
+// batch and every trimEvery-th after it only: its reader filters by time
+// and count itself, so a few extra members between trims change no p95,
+// and the three trims were a third of the script's commands. The expiry is
+// two windows, so an idle job's set still goes away by itself.
 //
 //	KEYS[1] cursor hash, KEYS[2] stats hash, KEYS[3] alive key, KEYS[4] commits
 //	ARGV[1] range ID, ARGV[2] encoded key, ARGV[3] rows, ARGV[4] alive TTL ms,
-//	ARGV[5] commit time in ms (decimal), ARGV[6] window in ms, ARGV[7] commits kept
+//	ARGV[5] commit time in ms (decimal), ARGV[6] window in ms, ARGV[7] commits kept,
+//	ARGV[8] trimEvery, ARGV[9] Redis's time in ms as the worker knows it from
+//	its last Controls (0: ask Redis)
 //	returns 1
 var commitBatch = redis.NewScript(`
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'rows', ARGV[3])
-redis.call('HINCRBY', KEYS[2], 'batches', 1)
+local batches = redis.call('HINCRBY', KEYS[2], 'batches', 1)
 redis.call('SET', KEYS[3], 1, 'PX', ARGV[4])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[9])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local member = ARGV[5] .. ':' .. ARGV[1] .. ':' .. ARGV[2]
 local added = redis.pcall('ZADD', KEYS[4], now, member)
 if type(added) == 'table' and added.err then
   redis.call('DEL', KEYS[4])
   redis.call('ZADD', KEYS[4], now, member)
+  batches = 1
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[6]))
-redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[7]) - 1)
-redis.call('PEXPIRE', KEYS[4], ARGV[6])
+if batches % tonumber(ARGV[8]) == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[6]))
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[7]) - 1)
+  redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[6]))
+end
 return 1
 `)
 

@@ -461,13 +461,20 @@ func TestPauseFlags(t *testing.T) {
 			b := setup(t)
 			tc.prepare(t, b)
 			got, err := b.l.Controls(ctx, job, b.env.Queue)
+			// Pauses is what a worker reads before every batch between two
+			// Controls reads: it must see the same switches, errors included.
+			pauses, perr := b.l.Pauses(ctx, job, b.env.Queue)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				require.ErrorContains(t, err, "read pause keys, guard decision and overrides of p")
+				require.ErrorContains(t, perr, tc.wantErr)
+				require.ErrorContains(t, perr, "read pause keys of p")
 				return
 			}
 			require.NoError(t, err)
+			require.NoError(t, perr)
 			require.Equal(t, tc.want, got.Pause)
+			require.Equal(t, tc.want, pauses)
 		})
 	}
 }

@@ -30,7 +30,7 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	if r.cfg.Draining() {
 		return guard.Limits{}, &YieldError{Reason: "worker shutting down", After: time.Second}
 	}
-	c, err := r.cfg.Ledger.Controls(ctx, p.Job, queue)
+	c, err := r.controls.get(ctx, r.cfg.Ledger, p.Job, queue)
 	if err != nil {
 		return guard.Limits{}, err
 	}
@@ -85,7 +85,7 @@ func (r *Runner) follow(ctx context.Context, spec *jobspec.Spec, p rangetask.Pay
 			return guard.Limits{}, err
 		}
 		var err error
-		if c, err = r.cfg.Ledger.Controls(ctx, p.Job, queue); err != nil {
+		if c, err = r.controls.fresh(ctx, r.cfg.Ledger, p.Job, queue); err != nil {
 			return guard.Limits{}, err
 		}
 	}

@@ -79,6 +79,10 @@ type Config struct {
 	SlotLease time.Duration
 	// AliveTTL is how long "running" shows after the last commit; default 15s.
 	AliveTTL time.Duration
+	// ControlsMaxAge is how long one read of a job's pause keys, guard
+	// decision and overrides serves this worker's batches; default
+	// DefaultControlsMaxAge. A negative value reads them before every batch.
+	ControlsMaxAge time.Duration
 	// ShutdownTimeout is the asynq server's; a job whose worst batch takes
 	// longer is warned about, since a stop could then cut its batch. Zero
 	// skips the check.
@@ -91,6 +95,7 @@ type Runner struct {
 	log      *slog.Logger
 	pauser   *pause.Pauser
 	follower *guard.Follower
+	controls *controlsCache
 	seq      atomic.Int64
 	// sizers holds one batch sizer per job (*chunks.Sizer), shared by this
 	// worker's goroutines and kept across ranges: each range would
@@ -112,6 +117,7 @@ func New(cfg Config) (*Runner, error) {
 		cfg: cfg, log: cfg.Logger,
 		pauser:   pause.NewPauser(cfg.Ledger, cfg.Logger),
 		follower: guard.NewFollower(),
+		controls: newControlsCache(cfg.ControlsMaxAge),
 	}, nil
 }
 
@@ -130,6 +136,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.AliveTTL <= 0 {
 		c.AliveTTL = 15 * time.Second
+	}
+	if c.ControlsMaxAge == 0 {
+		c.ControlsMaxAge = DefaultControlsMaxAge
 	}
 	if c.ID == "" {
 		c.ID = WorkerID()
