@@ -148,10 +148,7 @@ func batchLine(b jobspec.BatchSize) string {
 }
 
 func limitsLine(spec *jobspec.Spec) string {
-	rate, workers := "unlimited rate", "unlimited batches in flight"
-	if spec.Rate > 0 {
-		rate = fmt.Sprintf("%g rows/s", spec.Rate)
-	}
+	rate, workers := "rate "+spec.RateLine(), "unlimited batches in flight"
 	if spec.MaxWorkers > 0 {
 		workers = fmt.Sprintf("at most %d batches in flight", spec.MaxWorkers)
 	}
@@ -272,6 +269,13 @@ func printEstimate(ctx context.Context, e *env, pool *pgxpool.Pool, spec *jobspe
 			fmt.Fprintf(w, "  duration:  %s at the job's rate (%g rows/s); %s at one worker's speed with its sleep\n", r.AtRate.Round(time.Second), spec.Rate, r.OneWorker.Round(time.Second))
 		} else {
 			fmt.Fprintf(w, "  duration:  %s at one worker's speed with its sleep (the job has no rate)\n", r.OneWorker.Round(time.Second))
+		}
+		if spec.AutoRate {
+			fmt.Fprintf(w, "  rate auto: %s at rate_start (%g rows/s)", r.AtAutoStart.Round(time.Second), spec.RateStart)
+			if r.AtAutoMax > 0 {
+				fmt.Fprintf(w, ", %s at rate_max (%g rows/s)", r.AtAutoMax.Round(time.Second), spec.RateMax)
+			}
+			fmt.Fprintln(w, "; it climbs from the first while the objective holds, so the real duration lies between")
 		}
 		fmt.Fprintf(w, "  WAL:       %s in total, %s/s while it runs\n", mb(r.WALTotal), mb(r.WALPerSecond))
 	}

@@ -132,6 +132,10 @@ func writeRunbook(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, file, 
 		Queue: queue, PauseKey: l.PauseKey(spec.Name), GlobalKey: l.GlobalPauseKey(),
 		QueueKey: ledger.QueuePausedKey(queue), OverridesKey: l.OverridesKey(spec.Name),
 	}
+	if spec.AutoRate {
+		d.Rate = spec.RateLine()
+		d.Duration = "set by rate: auto as it runs: enqueuer status shows the rate it holds now"
+	}
 	if spec.Rate > 0 {
 		d.Rate = fmt.Sprintf("%g rows/s for the whole fleet", spec.Rate)
 		secs := float64(p.EstimatedTodo) / spec.Rate

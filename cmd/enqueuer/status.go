@@ -127,7 +127,16 @@ func printLimits(w io.Writer, s *control.Status) {
 	if s.MaxWorkers > 0 {
 		workers = strconv.Itoa(s.MaxWorkers)
 	}
+	if a := s.Auto; a != nil {
+		rate = fmt.Sprintf("auto, now %s rows/s", fmtNum(a.Rate))
+		if a.RateMax > 0 {
+			rate += fmt.Sprintf(" (rate_max %s)", fmtNum(a.RateMax))
+		}
+	}
 	fmt.Fprintf(w, "  limits: rate %s, max workers %s\n", rate, workers)
+	if a := s.Auto; a != nil {
+		fmt.Fprintf(w, "  auto:   objective %s <= %s; %s\n", a.Objective.Signal, a.Objective.Max, a.Why)
+	}
 	if len(s.Overrides) > 0 {
 		keys := slices.Sorted(maps.Keys(s.Overrides))
 		parts := make([]string, 0, len(keys))

@@ -24,6 +24,7 @@ func deriveStatus(snap statusSnapshot, now time.Time) *Status {
 	s.Overrides = overridesView(snap.overrides, snap.overridesErr)
 	s.Guard = guardView(snap)
 	s.Rate, s.MaxWorkers = limitsInForce(snap.spec, s.Overrides)
+	s.Auto = autoView(snap, s)
 	s.PauseReason = pauseReason(snap, s)
 	s.State = jobState(s, l.Alive)
 	s.fillProgress(progress.Of(l, now))
@@ -80,6 +81,26 @@ func guardView(snap statusSnapshot) *GuardStatus {
 		g.Baseline = snap.baseline
 	}
 	return g
+}
+
+// autoView is rate: auto's state, for a rate: auto job whose rate no
+// operator overrode; it sets s.Rate to the controller's rate.
+func autoView(snap statusSnapshot, s *Status) *AutoStatus {
+	spec := snap.spec
+	if spec == nil || !spec.AutoRate || spec.Objective == nil {
+		return nil
+	}
+	if _, ok := s.Overrides[ledger.OverrideRate]; ok {
+		return nil
+	}
+	a := &AutoStatus{Objective: *spec.Objective, RateMax: spec.RateMax, Rate: spec.RateStart, Why: "not steered yet: starting at rate_start"}
+	if snap.decision != nil {
+		if d, err := guard.ParseDecision(snap.decision); err == nil && d.Auto != nil {
+			a.Rate, a.Ceiling, a.Why = d.Auto.Rate, d.Auto.Ceiling, d.Auto.Why
+		}
+	}
+	s.Rate = a.Rate
+	return a
 }
 
 // limitsInForce are the job file's rate and max_workers, or a live
@@ -154,7 +175,8 @@ func (s *Status) fillProgress(f progress.Figures) {
 		finished := f.Finished
 		s.Finished = &finished
 	}
-	if elapsed := f.Elapsed.Seconds(); elapsed > 0 && s.Rate > 0 {
+	// rate: auto's rate moves: no fixed pace to compare with.
+	if elapsed := f.Elapsed.Seconds(); elapsed > 0 && s.Rate > 0 && s.Auto == nil {
 		s.ExpectedRows = int64(s.Rate * elapsed)
 	}
 }

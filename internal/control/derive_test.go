@@ -124,3 +124,38 @@ func TestDeriveStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestDeriveAutoRate: status shows rate: auto's current rate and its last
+// step, the start rate before any decision, and an operator's rate instead
+// once one is set; a moving rate sets no pace to compare with.
+func TestDeriveAutoRate(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 3, 12, 0, 0, time.UTC)
+	spec := &jobspec.Spec{AutoRate: true, RateStart: 1000, RateMax: 50000, Objective: &jobspec.Objective{Signal: "checkout_p95", Max: jobspec.Rel(1.5)},
+		Guard: jobspec.Guard{CheckEvery: jobspec.Duration(time.Second), Rules: []jobspec.Rule{{Name: jobspec.ObjectiveRule}}}}
+	d, err := json.Marshal(guard.Decision{State: guard.StateRun, Factor: 1, GuardFactor: 1, At: now, Expires: now.Add(time.Minute),
+		Auto: &guard.AutoState{Rate: 5600, Ceiling: 8000, Why: "cut x0.7: objective 9 above its max 5"}})
+	require.NoError(t, err)
+	snap := func(decision []byte, overrides ledger.Overrides) statusSnapshot {
+		return statusSnapshot{
+			job: "j", spec: spec, redisNow: now, decision: decision, overrides: overrides,
+			ledger: ledger.Snapshot{Meta: ledger.Meta{Queue: "ebb", Ranges: 10, Created: now.Add(-time.Hour)}, RangesDone: 4, Rows: 400},
+		}
+	}
+
+	s := deriveStatus(snap(d, ledger.Overrides{}), now)
+	require.NotNil(t, s.Auto)
+	require.Equal(t, 5600.0, s.Rate)
+	require.Equal(t, 8000.0, s.Auto.Ceiling)
+	require.Contains(t, s.Auto.Why, "objective 9 above its max 5")
+	require.Zero(t, s.ExpectedRows, "a moving rate sets no pace")
+
+	s = deriveStatus(snap(nil, ledger.Overrides{}), now)
+	require.Equal(t, 1000.0, s.Rate, "before the first decision: rate_start")
+	require.Contains(t, s.Auto.Why, "starting at rate_start")
+
+	operator := 300.0
+	s = deriveStatus(snap(d, ledger.Overrides{Rate: &operator}), now)
+	require.Nil(t, s.Auto, "an operator's rate replaces the controller's")
+	require.Equal(t, 300.0, s.Rate)
+}

@@ -35,6 +35,10 @@ type Estimate struct {
 	// without a rate.
 	AtRate    time.Duration `json:"at_rate"`
 	OneWorker time.Duration `json:"one_worker"`
+	// AtAutoStart and AtAutoMax bound a rate: auto job's duration: at its
+	// rate_start, where it begins, and at its rate_max (0 without one).
+	AtAutoStart time.Duration `json:"at_auto_start,omitempty"`
+	AtAutoMax   time.Duration `json:"at_auto_max,omitempty"`
 	// WALTotal is the WAL the whole job will write; WALPerSecond its WAL
 	// rate at the job's rate (at one worker's speed without one).
 	WALTotal     float64 `json:"wal_bytes_total"`
@@ -153,6 +157,13 @@ func (e *Estimate) predict(spec *jobspec.Spec) {
 	if spec.Rate > 0 {
 		e.AtRate = time.Duration(pending / spec.Rate * float64(time.Second))
 		e.WALPerSecond = e.WALPerRow * spec.Rate
+	}
+	if spec.AutoRate && spec.RateStart > 0 {
+		e.AtAutoStart = time.Duration(pending / spec.RateStart * float64(time.Second))
+		if spec.RateMax > 0 {
+			e.AtAutoMax = time.Duration(pending / spec.RateMax * float64(time.Second))
+			e.WALPerSecond = e.WALPerRow * spec.RateMax
+		}
 	}
 }
 

@@ -46,6 +46,20 @@ type Status struct {
 	MaxWorkers int               `json:"max_workers"`
 	Overrides  map[string]string `json:"overrides,omitempty"`
 	Guard      *GuardStatus      `json:"guard,omitempty"`
+	// Auto is set for a rate: auto job the operator has not overridden:
+	// Rate is then the rate its controller set at the last check.
+	Auto *AutoStatus `json:"auto,omitempty"`
+}
+
+// AutoStatus is rate: auto as status shows it.
+type AutoStatus struct {
+	Objective jobspec.Objective `json:"objective"`
+	RateMax   float64           `json:"rate_max,omitempty"`
+	// Rate is the controller's rate, Why its last step; Ceiling the rate
+	// that was too much at its last cut (0: none yet).
+	Rate    float64 `json:"rate"`
+	Ceiling float64 `json:"ceiling,omitempty"`
+	Why     string  `json:"why,omitempty"`
 }
 
 // Job states.

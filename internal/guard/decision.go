@@ -32,6 +32,10 @@ type Decision struct {
 	Expires time.Time    `json:"expires"`
 	// Rules is the rule memory the next leader resumes from.
 	Rules map[string]*RuleState `json:"rules,omitempty"`
+	// Auto is the rate: auto controller's rate and memory; nil for a job
+	// with a static rate. Factor then carries the schedule's multiplier
+	// only: the slow rules act through the controller.
+	Auto *AutoState `json:"auto,omitempty"`
 }
 
 // UnlimitedFactor is the cut applied to Base for a job without a rate:
@@ -66,6 +70,11 @@ type Check struct {
 	Leader     string
 	Now        time.Time
 	CheckEvery time.Duration
+	// Auto is set for a rate: auto job: its limits, the controller's
+	// previous state, and the fleet's rows/s since the last check.
+	Auto     *AutoSettings
+	AutoPrev AutoState
+	Observed float64
 }
 
 // Decide turns one check into the decision the leader publishes. It is pure:
@@ -74,6 +83,9 @@ type Check struct {
 func Decide(c Check) *Decision {
 	v := c.Verdict
 	gf := stepFactor(c.GuardFactor, v.State)
+	if c.Auto != nil {
+		gf = 1
+	}
 	d := &Decision{
 		State: v.State, GuardFactor: gf, Factor: gf * c.Schedule, Window: c.Window,
 		Reasons: v.Reasons, Signals: v.Signals, Leader: c.Leader,
@@ -84,6 +96,10 @@ func Decide(c Check) *Decision {
 	}
 	if d.State == StateRun && gf < 1 {
 		d.Reasons = append(d.Reasons, fmt.Sprintf("restoring rate after a slow-down (x%.3g)", gf))
+	}
+	if c.Auto != nil {
+		st := stepAuto(c.AutoPrev, *c.Auto, v.State, objectiveView(v.Signals), c.Observed, c.Now, c.CheckEvery)
+		d.Auto = &st
 	}
 	if c.Schedule == 0 && d.State != StatePause {
 		d.State = StatePause
@@ -151,21 +167,48 @@ type Change struct {
 	From  State     `json:"from"`
 	State State     `json:"state"`
 	// FromFactor and Factor are the rate multiplier before and after.
-	FromFactor float64  `json:"from_factor"`
-	Factor     float64  `json:"factor"`
-	Reasons    []string `json:"reasons,omitempty"`
+	FromFactor float64 `json:"from_factor"`
+	Factor     float64 `json:"factor"`
+	// FromRate and Rate are rate: auto's rows/s before and after, and
+	// RateWhy the controller's reason.
+	FromRate float64  `json:"from_rate,omitempty"`
+	Rate     float64  `json:"rate,omitempty"`
+	RateWhy  string   `json:"rate_why,omitempty"`
+	Reasons  []string `json:"reasons,omitempty"`
 	// Signals are the rules' values at the change, by rule.
 	Signals map[string]float64 `json:"signals,omitempty"`
 	Leader  string             `json:"leader"`
 }
 
-// ChangeFrom is the history entry for d after a decision in state from
-// with rate factor fromFactor; ok is false when d changes neither.
-func ChangeFrom(from State, fromFactor float64, d *Decision) (c Change, ok bool) {
-	if d.State == from && d.Factor == fromFactor {
+// Published is what the history last recorded of a job's decisions.
+type Published struct {
+	State  State
+	Factor float64
+	// Rate is rate: auto's rows/s when last recorded.
+	Rate float64
+}
+
+// autoRecordRise is how far rate: auto's rate must have risen since the
+// last entry to be recorded: every cut is kept, but the steady additive
+// climb, one small step a check, would crowd out the capped history.
+const autoRecordRise = 1.2
+
+// ChangeFrom is the history entry for d after prev; ok is false when d
+// changes neither the state, the rate factor, nor rate: auto's rate by a
+// cut or a rise of autoRecordRise since prev.
+func ChangeFrom(prev Published, d *Decision) (c Change, ok bool) {
+	rate := prev.Rate
+	if d.Auto != nil {
+		rate = d.Auto.Rate
+	}
+	rateMoved := rate < prev.Rate || rate >= prev.Rate*autoRecordRise && rate != prev.Rate
+	if d.State == prev.State && d.Factor == prev.Factor && !rateMoved {
 		return Change{}, false
 	}
-	c = Change{At: d.At, From: from, State: d.State, FromFactor: fromFactor, Factor: d.Factor, Reasons: d.Reasons, Leader: d.Leader}
+	c = Change{At: d.At, From: prev.State, State: d.State, FromFactor: prev.Factor, Factor: d.Factor, Reasons: d.Reasons, Leader: d.Leader}
+	if d.Auto != nil {
+		c.FromRate, c.Rate, c.RateWhy = prev.Rate, d.Auto.Rate, d.Auto.Why
+	}
 	for _, s := range d.Signals {
 		if s.Value != nil {
 			if c.Signals == nil {

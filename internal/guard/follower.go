@@ -41,6 +41,12 @@ func NewFollower() *Follower { return &Follower{} }
 // Limits computes the limits for job at now.
 func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) Limits {
 	lim := withOverrides(spec, c.Overrides)
+	// rate: auto follows the leader's rate unless an operator set one; the
+	// start rate stands in while no decision carries one.
+	auto := spec.AutoRate && c.Overrides.Rate == nil
+	if auto {
+		lim.Rate = spec.RateStart
+	}
 	if !Watched(spec) {
 		// Nothing to watch means nothing can object: without Green the
 		// batch sizer of such a job would stay at its first size forever.
@@ -60,7 +66,7 @@ func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) 
 	case !now.Before(d.Expires):
 		return stale(lim, spec, now.Sub(d.Expires))
 	}
-	return follow(lim, d)
+	return follow(lim, d, auto)
 }
 
 // Watched reports whether the job has anything for the guard to watch. A
@@ -112,8 +118,9 @@ func stale(lim Limits, spec *jobspec.Spec, age time.Duration) Limits {
 	return lim
 }
 
-// follow is lim under a fresh decision d.
-func follow(lim Limits, d *Decision) Limits {
+// follow is lim under a fresh decision d; auto when the leader's rate: auto
+// rate applies.
+func follow(lim Limits, d *Decision, auto bool) Limits {
 	switch d.State {
 	case StatePause:
 		lim.Paused = true
@@ -123,6 +130,11 @@ func follow(lim Limits, d *Decision) Limits {
 		lim.Reason = pause.GuardReason(string(d.State), d.Reasons)
 	}
 	switch {
+	case auto:
+		if d.Auto != nil && d.Auto.Rate > 0 {
+			lim.Rate = d.Auto.Rate
+		}
+		lim.Rate *= d.Factor
 	case lim.Rate > 0:
 		lim.Rate *= d.Factor
 	case d.Base > 0 && d.UnlimitedFactor() < 1:

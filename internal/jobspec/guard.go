@@ -405,6 +405,7 @@ func (s *Spec) applyGuardDefaults(lines map[string]int) {
 			r.ClearBelow = lowest(r.SlowAbove, r.PauseAbove)
 		}
 	}
+	s.applyAutoDefaults()
 }
 
 // lowest is the lower of the set thresholds: a rule clears when its signal
@@ -428,6 +429,7 @@ type addFunc func(field, format string, args ...any)
 // file, in the order the errors are reported.
 func (s *Spec) validateGuard(add addFunc) {
 	s.validateLimits(add)
+	s.validateAuto(add)
 	s.validateBatch(add)
 	s.Guard.validateSettings(add)
 	s.Guard.validateRules(add)

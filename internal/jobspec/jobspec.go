@@ -45,8 +45,15 @@ type Spec struct {
 	Timeouts    Timeouts  `yaml:"timeouts" json:"timeouts"`
 	Retries     int       `yaml:"retries" json:"retries"`
 	DatabaseEnv string    `yaml:"database_env" json:"database_env"`
-	// Rate is rows per second for the whole fleet; 0 is unlimited.
-	Rate float64 `yaml:"rate" json:"rate"`
+	// Rate is rows per second for the whole fleet; 0 is unlimited. The job
+	// file's rate: auto leaves it 0 and sets AutoRate.
+	Rate float64 `yaml:"-" json:"rate"`
+	// AutoRate lets the guard leader steer the fleet's rate toward
+	// Objective, from RateStart, never above RateMax (0: no cap).
+	AutoRate  bool       `yaml:"-" json:"auto_rate,omitempty"`
+	Objective *Objective `yaml:"objective,omitempty" json:"objective,omitempty"`
+	RateMax   float64    `yaml:"rate_max,omitempty" json:"rate_max,omitempty"`
+	RateStart float64    `yaml:"rate_start,omitempty" json:"rate_start,omitempty"`
 	// MaxWorkers caps batches in flight across the fleet; 0 is unlimited.
 	MaxWorkers int       `yaml:"max_workers" json:"max_workers"`
 	Guard      Guard     `yaml:"guard" json:"guard"`
@@ -126,12 +133,18 @@ func Parse(data []byte) (*Spec, error) {
 	}
 	lines := fieldLines(root.Content[0], "")
 
-	var spec Spec
+	// rate is a number or auto: read apart from the rest of the spec.
+	var file struct {
+		Spec `yaml:",inline"`
+		Rate rateValue `yaml:"rate"`
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&spec); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
 		return nil, decodeError(err, lines)
 	}
+	spec := file.Spec
+	spec.Rate, spec.AutoRate = file.Rate.rows, file.Rate.auto
 	spec.applyDefaults(lines)
 	if err := spec.validate(lines); err != nil {
 		return nil, err

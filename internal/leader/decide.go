@@ -23,8 +23,9 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 	// a rate the fleet reached unthrottled is a base: refreshing it from
 	// rows/s already cut by a x0.25 window (then cut again by the follower)
 	// decayed the rate toward zero, one check at a time.
+	var observed float64
 	if dt := now.Sub(cur.rowsAt).Seconds(); dt > 0 {
-		observed := float64(prog.Rows-cur.rows) / dt
+		observed = float64(prog.Rows-cur.rows) / dt
 		if !cur.throttled && observed > 0 {
 			cur.base = observed
 		}
@@ -32,10 +33,19 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 	cur.rows, cur.rowsAt = prog.Rows, now
 
 	sched, window := spec.Schedule.Factor(now)
-	d := guard.Decide(guard.Check{
+	chk := guard.Check{
 		Verdict: v, GuardFactor: cur.factor, Base: cur.base, Schedule: sched, Window: window,
 		Rules: cur.eval.States(), Leader: g.cfg.ID, Now: now, CheckEvery: spec.Guard.CheckEvery.D(),
-	})
+	}
+	if spec.AutoRate {
+		chk.Auto = &guard.AutoSettings{Start: spec.RateStart, Max: spec.RateMax}
+		chk.AutoPrev, chk.Observed = cur.auto, observed
+	}
+	d := guard.Decide(chk)
+	if d.Auto != nil {
+		g.steered(ctx, job, cur.auto, *d.Auto, observed)
+		cur.auto = *d.Auto
+	}
 	cur.factor = d.GuardFactor
 	if d.State != cur.state {
 		level := slog.LevelInfo
@@ -49,6 +59,19 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 	cur.throttled = d.Throttled()
 	g.export(job, v.Signals)
 	return d
+}
+
+// steered logs a change of rate: auto's rate with the numbers behind it,
+// and exports the rate the fleet now follows.
+func (g *Leader) steered(ctx context.Context, job string, prev, next guard.AutoState, observed float64) {
+	if m := g.cfg.Metrics; m != nil {
+		m.AutoRate.WithLabelValues(job).Set(next.Rate)
+	}
+	if next.Rate == prev.Rate {
+		return
+	}
+	g.log.InfoContext(ctx, "auto rate changed", slog.String("job", job), slog.Float64("from", prev.Rate),
+		slog.Float64("to", next.Rate), slog.Float64("observed_rows_per_sec", observed), slog.String("why", next.Why))
 }
 
 // export sets the job's signal and limit gauges from one check, when the

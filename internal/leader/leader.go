@@ -77,9 +77,10 @@ type leading struct {
 	// under 1): rows/s observed after it are not the fleet's full speed.
 	throttled bool
 	baseline  map[string]float64
-	// published is the rate factor of the last decision published, for
-	// the history of changes.
-	published float64
+	// published is what the history last recorded.
+	published guard.Published
+	// auto is the rate: auto controller's state after the last check.
+	auto guard.AutoState
 }
 
 // New returns a Leader. It closes nothing it is given: the ledger and the
@@ -143,6 +144,7 @@ func (g *Leader) drop(job string) {
 	if m := g.cfg.Metrics; m != nil {
 		m.GuardSignal.DeletePartialMatch(prometheus.Labels{"job": job})
 		m.GuardThreshold.DeletePartialMatch(prometheus.Labels{"job": job})
+		m.AutoRate.DeleteLabelValues(job)
 	}
 }
 
@@ -196,22 +198,21 @@ func (g *Leader) check(ctx context.Context, job string) error {
 		return err
 	}
 	cur.last = now
-	from, fromFactor := cur.state, cur.published
 	d := g.decide(ctx, job, cur, prog, now)
 	if err := g.publish(ctx, job, d); err != nil || g.jobs[job] != cur {
 		return err // or the lease was lost: the successor keeps the history
 	}
-	cur.published = d.Factor
-	return g.record(ctx, job, from, fromFactor, d)
+	return g.record(ctx, job, cur, d)
 }
 
-// record keeps a change of the guard's state or rate factor in the job's
-// history, and counts it.
-func (g *Leader) record(ctx context.Context, job string, from guard.State, fromFactor float64, d *guard.Decision) error {
-	c, ok := guard.ChangeFrom(from, fromFactor, d)
+// record keeps a change of the guard's state, rate factor or auto rate in
+// the job's history, and counts it.
+func (g *Leader) record(ctx context.Context, job string, cur *leading, d *guard.Decision) error {
+	c, ok := guard.ChangeFrom(cur.published, d)
 	if !ok {
 		return nil
 	}
+	cur.published = guard.Published{State: d.State, Factor: d.Factor, Rate: c.Rate}
 	if m := g.cfg.Metrics; m != nil {
 		m.GuardChanges.WithLabelValues(job, string(d.State)).Inc()
 	}
@@ -326,7 +327,7 @@ func (g *Leader) cannotLead(ctx context.Context, job string, spec *jobspec.Spec,
 	}
 	if raw, rerr := l.Decision(ctx, job); rerr == nil && raw != nil {
 		if prev, perr := guard.ParseDecision(raw); perr == nil {
-			d.Rules, d.GuardFactor, d.Base, d.Factor = prev.Rules, prev.GuardFactor, prev.Base, prev.Factor
+			d.Rules, d.GuardFactor, d.Base, d.Factor, d.Auto = prev.Rules, prev.GuardFactor, prev.Base, prev.Factor, prev.Auto
 		}
 	}
 	b, merr := json.Marshal(d)
@@ -370,11 +371,15 @@ func (g *Leader) lead(ctx context.Context, job string, spec *jobspec.Spec, prog 
 	if err != nil {
 		return nil, err
 	}
-	cur := &leading{spec: spec, sampler: sampler, factor: 1, state: guard.StateRun, published: 1}
+	cur := &leading{spec: spec, sampler: sampler, factor: 1, state: guard.StateRun, published: guard.Published{State: guard.StateRun, Factor: 1}}
 	var prior map[string]*guard.RuleState
 	if raw, err := l.Decision(ctx, job); err == nil && raw != nil {
 		if d, err := guard.ParseDecision(raw); err == nil {
-			prior, cur.factor, cur.base, cur.state, cur.published = d.Rules, d.GuardFactor, d.Base, d.State, d.Factor
+			prior, cur.factor, cur.base, cur.state = d.Rules, d.GuardFactor, d.Base, d.State
+			cur.published = guard.Published{State: d.State, Factor: d.Factor}
+			if d.Auto != nil && spec.AutoRate {
+				cur.auto, cur.published.Rate = *d.Auto, d.Auto.Rate
+			}
 		}
 	}
 	if cur.factor <= 0 || cur.factor > 1 {

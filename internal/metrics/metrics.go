@@ -30,6 +30,9 @@ type Metrics struct {
 	// factor, by the state changed to: each is also kept in the job's
 	// decision history (enqueuer status JOB --history).
 	GuardChanges *prometheus.CounterVec
+	// AutoRate is the fleet rate rate: auto's controller set, on the
+	// worker that leads the guard.
+	AutoRate *prometheus.GaugeVec
 }
 
 // Threshold kinds of ebb_guard_threshold, one per limit of a guard rule.
@@ -93,8 +96,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		GuardChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_guard_changes_total", Help: "Changes of the guard's state or rate factor made by the worker that leads the guard, by the state changed to.",
 		}, []string{"job", "state"}),
+		AutoRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_auto_rate_rows_per_second", Help: "The fleet rate (rows/s) that rate: auto's controller set at its last check, exported by the worker that leads the guard.",
+		}, []string{"job"}),
 	}
-	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold, m.GuardChanges} {
+	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold, m.GuardChanges, m.AutoRate} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

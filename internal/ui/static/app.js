@@ -216,10 +216,11 @@
     $('.eta', card).textContent = s.eta_seconds === 0 ? 'done' : fmtDuration(s.eta_seconds);
     $('.pace', card).textContent = s.expected_rows > 0
       ? `${fmtInt(s.expected_rows)} rows expected by now at the rate limit`
-      : 'no rate limit';
+      : s.auto ? 'rate: auto sets the pace' : 'no rate limit';
 
     const limits = [
-      s.rate > 0 ? `rate ${fmtNum(s.rate)} rows/s` : 'rate unlimited',
+      s.auto ? `rate auto, now ${fmtNum(s.rate)} rows/s (keeps ${s.auto.objective.signal} <= ${s.auto.objective.max}; ${s.auto.why})`
+        : s.rate > 0 ? `rate ${fmtNum(s.rate)} rows/s` : 'rate unlimited',
       s.max_workers > 0 ? `max workers ${s.max_workers}` : 'max workers unlimited',
     ];
     if (s.overrides) {

@@ -1,0 +1,117 @@
+package guard_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/guard"
+	"github.com/ebbhq/ebb/internal/jobspec"
+)
+
+// autoCheck is one rate: auto check: the rules' state, the objective's
+// value against max 10, and the fleet's rows/s since the last check.
+func autoCheck(prev guard.AutoState, state guard.State, objective *float64, observed float64, now time.Time, max float64) *guard.Decision {
+	limit := 10.0
+	v := guard.Verdict{State: state, Signals: []guard.SignalView{{Rule: jobspec.ObjectiveRule, Value: objective, Slow: &limit}}}
+	return guard.Decide(guard.Check{
+		Verdict: v, GuardFactor: 1, Schedule: 1, Now: now, CheckEvery: 5 * time.Second,
+		Auto: &guard.AutoSettings{Start: 1000, Max: max}, AutoPrev: prev, Observed: observed,
+	})
+}
+
+func ptr(v float64) *float64 { return &v }
+
+// TestAutoRateSteps: each branch of the controller, as a user reads it in
+// status: doubled while the objective holds with margin, cut to 70 % of
+// what the fleet really ran when it is crossed or a slow rule fires, cuts
+// spaced three checks apart, additive growth after a cut, and held within
+// the margin, under a pause, without a value, at rate_max, or when the
+// fleet does not use its rate.
+func TestAutoRateSteps(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 3, 12, 0, 0, time.UTC)
+	cut := guard.AutoState{Rate: 7000, Ceiling: 10000, CutAt: now.Add(-time.Minute)}
+	for _, tc := range []struct {
+		name      string
+		prev      guard.AutoState
+		state     guard.State
+		objective *float64
+		observed  float64
+		max       float64
+		want      float64
+		ceiling   float64
+		why       string
+	}{
+		{"first check starts at rate_start and doubles", guard.AutoState{}, guard.StateRun, ptr(2), 1000, 0, 2000, 0, "raised"},
+		{"slow start doubles", guard.AutoState{Rate: 4000}, guard.StateRun, ptr(2), 3900, 0, 8000, 0, "raised"},
+		{"capped at rate_max", guard.AutoState{Rate: 4000}, guard.StateRun, ptr(2), 3900, 5000, 5000, 0, "raised"},
+		{"held at rate_max", guard.AutoState{Rate: 5000}, guard.StateRun, ptr(2), 5000, 5000, 5000, 0, "at rate_max"},
+		{"objective crossed: cut from what the fleet ran", guard.AutoState{Rate: 16000}, guard.StateSlow, ptr(12), 10000, 0, 7000, 10000, "objective 12 above its max 10"},
+		{"slow rule without the objective crossed: cut", guard.AutoState{Rate: 10000}, guard.StateSlow, ptr(3), 10000, 0, 7000, 10000, "a slow rule fired"},
+		{"a second cut waits three checks", guard.AutoState{Rate: 7000, Ceiling: 10000, CutAt: now.Add(-10 * time.Second)}, guard.StateSlow, ptr(12), 7000, 0, 7000, 10000, "held: cut less than"},
+		{"after a cut: additive growth, 5 % of the ceiling", cut, guard.StateRun, ptr(2), 7000, 0, 7500, 10000, "raised"},
+		{"within 15 % of max: held", cut, guard.StateRun, ptr(9), 7000, 0, 7000, 10000, "within 15% of its max"},
+		{"a pause holds the rate", cut, guard.StatePause, ptr(2), 0, 0, 7000, 10000, "a pause rule holds"},
+		{"no value: held", cut, guard.StateRun, nil, 7000, 0, 7000, 10000, "no fresh value"},
+		{"the fleet does not use its rate: held", cut, guard.StateRun, ptr(2), 2000, 0, 7000, 10000, "under half of the rate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := autoCheck(tc.prev, tc.state, tc.objective, tc.observed, now, tc.max)
+			require.NotNil(t, d.Auto)
+			require.InDelta(t, tc.want, d.Auto.Rate, 1e-9)
+			require.InDelta(t, tc.ceiling, d.Auto.Ceiling, 1e-9)
+			require.Contains(t, d.Auto.Why, tc.why)
+			require.Equal(t, 1.0, d.GuardFactor, "under rate: auto the slow rules act through the controller, not twice")
+		})
+	}
+}
+
+// TestAutoRateConverges: against a database whose live p95 rises with the
+// backfill's rate (p95 = 2 ms × (1 + (rate/40,000)³), so 1.5× the baseline
+// is crossed at 31,748 rows/s), the controller climbs from 1,000 rows/s,
+// then holds the p95 under the objective on most checks while running at
+// a useful fraction of the best rate that meets it, as the live-latency
+// objective of a real job does, one check at a time.
+func TestAutoRateConverges(t *testing.T) {
+	t.Parallel()
+	const baseline, capacity = 2.0, 40000.0
+	p95 := func(rate float64) float64 { return baseline * (1 + math.Pow(rate/capacity, 3)) }
+	best := capacity * math.Cbrt(0.5) // p95 = 1.5 × baseline
+	now := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	var st guard.AutoState
+	rate := 1000.0 // what the fleet ran in the last check
+	var over, checks int
+	var sum float64
+	limit := 1.5 * baseline
+	for i := range 240 { // 20 minutes of 5 s checks
+		v := p95(rate)
+		state := guard.StateRun
+		if v > limit {
+			state = guard.StateSlow
+		}
+		d := guard.Decide(guard.Check{
+			Verdict:     guard.Verdict{State: state, Signals: []guard.SignalView{{Rule: jobspec.ObjectiveRule, Value: &v, Slow: &limit}}},
+			GuardFactor: 1, Schedule: 1, Now: now, CheckEvery: 5 * time.Second,
+			Auto: &guard.AutoSettings{Start: 1000}, AutoPrev: st, Observed: rate,
+		})
+		st = *d.Auto
+		rate = st.Rate
+		now = now.Add(5 * time.Second)
+		if i >= 60 { // after the first five minutes
+			checks++
+			sum += rate
+			if p95(rate) > limit {
+				over++
+			}
+		}
+	}
+	mean := sum / float64(checks)
+	t.Logf("mean %.0f rows/s = %.2f of the best %.0f; objective crossed on %d of %d checks", mean, mean/best, best, over, checks)
+	require.Greater(t, mean, 0.7*best, "runs at a useful fraction of the best rate that meets the objective (%.0f rows/s)", best)
+	require.Less(t, mean, best, "on average under the rate that breaks the objective")
+	require.Less(t, float64(over)/float64(checks), 0.25, "the objective holds on most checks")
+}
