@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ebbhq/ebb/internal/child"
 	"github.com/ebbhq/ebb/internal/ebbtest"
 )
 
@@ -37,7 +38,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		// embedded one a developer's shell may ask for.
 		"EBB_PREFIX": rdb.Prefix, "EBB_EMBEDDED_REDIS": "",
 	} {
-		environ = setEnv(environ, k, v)
+		environ = child.SetEnv(environ, k, v)
 	}
 	// 60,000 rows take the fleet at least 3 s at the job's rate: the 1 s
 	// status polls see it running past 20 % and pause it.

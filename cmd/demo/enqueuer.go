@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/ebbhq/ebb/internal/child"
 )
 
 const (
@@ -36,7 +38,7 @@ type enqueuer struct {
 // show runs one command, printing "$ enqueuer ARGS" and what it printed.
 func (e *enqueuer) show(ctx context.Context, timeout time.Duration, args ...string) error {
 	fmt.Fprintf(e.out, "\n$ %s %s\n", filepath.Base(e.bin), strings.Join(args, " "))
-	out, err := runTool(ctx, timeout, e.bin, args, e.env)
+	out, err := child.Run(ctx, timeout, e.bin, args, e.env)
 	fmt.Fprint(e.out, indent(string(out), "  "))
 	return err
 }
@@ -44,7 +46,7 @@ func (e *enqueuer) show(ctx context.Context, timeout time.Duration, args ...stri
 // status runs `enqueuer status JOB --json` without showing it and decodes
 // the part the demo reads.
 func (e *enqueuer) status(ctx context.Context, job string) (jobStatus, error) {
-	out, err := runTool(ctx, statusTimeout, e.bin, []string{"status", job, "--json"}, e.env)
+	out, err := child.Run(ctx, statusTimeout, e.bin, []string{"status", job, "--json"}, e.env)
 	if err != nil {
 		return jobStatus{}, err
 	}

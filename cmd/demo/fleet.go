@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ebbhq/ebb/internal/child"
 )
 
 // binaries are the ebb commands the demo runs.
@@ -45,7 +47,7 @@ func findBinary(dir, name string) (string, error) {
 
 // fleet is the set of worker processes of one run.
 type fleet struct {
-	workers []*child
+	workers []*child.Process
 	once    sync.Once
 }
 
@@ -63,14 +65,14 @@ func (d *demo) startWorkers(ctx context.Context, r *jobRun) (*fleet, error) {
 		name := "worker-" + strconv.Itoa(i)
 		logPath := filepath.Join(r.logDir, name+".log")
 		args := []string{"-queue", r.queue, "-concurrency", strconv.Itoa(d.cfg.concurrency), "-metrics-addr", addr}
-		c, err := startChild(name, r.workerBin, args, r.enq.env, logPath)
+		c, err := child.Start(name, r.workerBin, args, r.enq.env, logPath)
 		if err != nil {
 			return f, err
 		}
 		f.workers = append(f.workers, c)
 		addrs = append(addrs, addr)
 		d.printf("%s: pid %d, %s %s, metrics http://%s/metrics, log %s\n",
-			name, c.cmd.Process.Pid, filepath.Base(r.workerBin), strings.Join(args, " "), addr, logPath)
+			name, c.Pid(), filepath.Base(r.workerBin), strings.Join(args, " "), addr, logPath)
 	}
 	for i, c := range f.workers {
 		if err := d.waitHealthy(ctx, c, addrs[i]); err != nil {
@@ -83,7 +85,7 @@ func (d *demo) startWorkers(ctx context.Context, r *jobRun) (*fleet, error) {
 // waitHealthy polls a worker's /healthz until it answers 200. A worker that
 // exits meanwhile is an error; one that never answers only earns a warning,
 // since the queue holds the ranges until it does.
-func (d *demo) waitHealthy(ctx context.Context, c *child, addr string) error {
+func (d *demo) waitHealthy(ctx context.Context, c *child.Process, addr string) error {
 	// No keep-alive: an idle connection to a worker would outlive the
 	// worker's readiness and leave a goroutine behind.
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -92,12 +94,12 @@ func (d *demo) waitHealthy(ctx context.Context, c *child, addr string) error {
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	for {
-		if exited, werr := c.exited(); exited {
-			return fmt.Errorf("%s exited during startup (%v); last lines of %s:\n%s", c.name, werr, c.logPath, tailFile(c.logPath, 20))
+		if exited, werr := c.Exited(); exited {
+			return fmt.Errorf("%s exited during startup (%v); last lines of %s:\n%s", c.Name(), werr, c.LogPath(), child.Tail(c.LogPath(), 20))
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			return fmt.Errorf("%s healthz request: %w", c.name, err)
+			return fmt.Errorf("%s healthz request: %w", c.Name(), err)
 		}
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
@@ -106,7 +108,7 @@ func (d *demo) waitHealthy(ctx context.Context, c *child, addr string) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			d.log.LogAttrs(ctx, slog.LevelWarn, "worker not healthy yet, going on", slog.String("worker", c.name),
+			d.log.LogAttrs(ctx, slog.LevelWarn, "worker not healthy yet, going on", slog.String("worker", c.Name()),
 				slog.String("url", url), slog.Duration("waited", d.cfg.readyTimeout))
 			return nil
 		}
@@ -122,8 +124,8 @@ func (d *demo) waitHealthy(ctx context.Context, c *child, addr string) error {
 // otherwise wait for ranges nobody processes.
 func (f *fleet) checkAlive() error {
 	for _, c := range f.workers {
-		if exited, werr := c.exited(); exited {
-			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", c.name, werr, c.logPath, tailFile(c.logPath, 20))
+		if exited, werr := c.Exited(); exited {
+			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", c.Name(), werr, c.LogPath(), child.Tail(c.LogPath(), 20))
 		}
 	}
 	return nil
@@ -137,9 +139,9 @@ func (f *fleet) stop(grace time.Duration, logger *slog.Logger) {
 		var wg sync.WaitGroup
 		for _, c := range f.workers {
 			wg.Go(func() {
-				if err := c.stop(grace); err != nil {
+				if err := c.Stop(grace); err != nil {
 					logger.LogAttrs(context.Background(), slog.LevelWarn, "worker did not stop cleanly",
-						slog.String("worker", c.name), slog.Any("err", err))
+						slog.String("worker", c.Name()), slog.Any("err", err))
 				}
 			})
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ebbhq/ebb/internal/child"
 	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -139,7 +140,7 @@ func (d *demo) backfill(ctx context.Context, pool *pgxpool.Pool, r *jobRun) (err
 // urls returns DATABASE_URL and REDIS_URL; REDIS_URL may be empty only with
 // -seed-only, which needs no Redis.
 func (d *demo) urls() (dbURL, redisURL string, err error) {
-	dbURL, redisURL = getenv(d.environ, "DATABASE_URL"), getenv(d.environ, "REDIS_URL")
+	dbURL, redisURL = child.Getenv(d.environ, "DATABASE_URL"), child.Getenv(d.environ, "REDIS_URL")
 	if dbURL == "" {
 		return "", "", errors.New(`DATABASE_URL is not set; run: eval "$(scripts/services.sh)"`)
 	}
@@ -152,7 +153,7 @@ func (d *demo) urls() (dbURL, redisURL string, err error) {
 // embeddedRedis hosts Redis inside the demo when scripts/services.sh found
 // no redis-server (EBB_EMBEDDED_REDIS=1). The returned func closes it.
 func (d *demo) embeddedRedis(redisURL string) (closeFunc func(), err error) {
-	if getenv(d.environ, "EBB_EMBEDDED_REDIS") != "1" {
+	if child.Getenv(d.environ, "EBB_EMBEDDED_REDIS") != "1" {
 		return func() {}, nil
 	}
 	m, err := startEmbeddedRedis(redisURL)
@@ -212,7 +213,7 @@ func (d *demo) newJobRun(bins binaries, demoURL, redisURL string) (*jobRun, erro
 		return nil, err
 	}
 	d.printf("job %s, queue %s\njob file %s\nlogs in %s (kept after the run)\n", job, queue, jobPath, logDir)
-	env := setEnv(setEnv(d.environ, "DATABASE_URL", demoURL), "REDIS_URL", redisURL)
+	env := child.SetEnv(child.SetEnv(d.environ, "DATABASE_URL", demoURL), "REDIS_URL", redisURL)
 	return &jobRun{
 		job: job, queue: queue, jobPath: jobPath, logDir: logDir, workerBin: bins.worker, redisURL: redisURL,
 		enq: &enqueuer{bin: bins.enqueuer, env: env, out: d.out},

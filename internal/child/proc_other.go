@@ -1,11 +1,11 @@
 //go:build unix && !linux
 
-package main
+package child
 
 import "syscall"
 
 // childSysProcAttr puts a child in its own process group, so the terminal's
-// Ctrl-C reaches only the demo, which stops children in order.
+// Ctrl-C reaches only the parent, which stops children in order.
 func childSysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

@@ -1,4 +1,4 @@
-package main
+package child
 
 import (
 	"context"
@@ -9,18 +9,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ebbhq/ebb/internal/clock"
+	"github.com/ebbhq/ebb/internal/ebbtest"
 )
+
+// waitTimeout bounds every wait on a condition in these tests.
+var waitTimeout = ebbtest.WaitTimeout
 
 func TestSetEnv(t *testing.T) {
 	t.Parallel()
 	in := []string{"A=1", "DATABASE_URL=old", "B=2", "DATABASE_URL=older", "NOEQUALS"}
-	got := setEnv(in, "DATABASE_URL", "new")
+	got := SetEnv(in, "DATABASE_URL", "new")
 	want := []string{"A=1", "B=2", "NOEQUALS", "DATABASE_URL=new"}
 	if !slices.Equal(got, want) {
-		t.Fatalf("setEnv = %q, want %q", got, want)
+		t.Fatalf("SetEnv = %q, want %q", got, want)
 	}
 	if in[1] != "DATABASE_URL=old" {
-		t.Fatalf("setEnv modified its input")
+		t.Fatalf("SetEnv modified its input")
 	}
 }
 
@@ -28,8 +34,8 @@ func TestGetenv(t *testing.T) {
 	t.Parallel()
 	env := []string{"A=1", "REDIS_URL=first", "EMPTY=", "REDIS_URL=last", "NOEQUALS"}
 	for key, want := range map[string]string{"REDIS_URL": "last", "A": "1", "EMPTY": "", "NOEQUALS": "", "MISSING": ""} {
-		if got := getenv(env, key); got != want {
-			t.Errorf("getenv(%s) = %q, want %q", key, got, want)
+		if got := Getenv(env, key); got != want {
+			t.Errorf("Getenv(%s) = %q, want %q", key, got, want)
 		}
 	}
 }
@@ -44,63 +50,63 @@ func TestLastLines(t *testing.T) {
 	}
 }
 
-func TestRunTool(t *testing.T) {
+func TestRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	out, err := runTool(ctx, waitTimeout, "/bin/sh", []string{"-c", `echo "$DEMO_X"; echo note >&2`}, []string{"DEMO_X=hello"})
+	out, err := Run(ctx, waitTimeout, "/bin/sh", []string{"-c", `echo "$CHILD_X"; echo note >&2`}, []string{"CHILD_X=hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(out) != "hello\nnote\n" {
 		t.Fatalf("stdout+stderr = %q", out)
 	}
-	_, err = runTool(ctx, waitTimeout, "/bin/sh", []string{"-c", "echo why it failed >&2; exit 3"}, nil)
+	_, err = Run(ctx, waitTimeout, "/bin/sh", []string{"-c", "echo why it failed >&2; exit 3"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "why it failed") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("err = %v, want the exit status and stderr", err)
 	}
 }
 
-func TestChildStopGraceful(t *testing.T) {
+func TestProcessStopGraceful(t *testing.T) {
 	t.Parallel()
 	logPath := filepath.Join(t.TempDir(), "child.log")
 	// Exits on SIGTERM after saying so, like a worker's graceful shutdown,
 	// but leaves a helper behind in its group, which must die with it.
 	script := `trap 'echo got TERM; exit 0' TERM; sleep 1000 & echo "started $!"; while :; do sleep 0.01; done`
-	c, err := startChild("graceful", "/bin/sh", []string{"-c", script}, nil, logPath)
+	p, err := Start("graceful", "/bin/sh", []string{"-c", script}, nil, logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitLog(t, logPath, "started")
-	if done, _ := c.exited(); done {
+	if done, _ := p.Exited(); done {
 		t.Fatal("child exited before stop")
 	}
-	if err := c.stop(waitTimeout); err != nil {
+	if err := p.Stop(waitTimeout); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if !strings.Contains(tailFile(logPath, 5), "got TERM") {
-		t.Fatalf("child did not see SIGTERM; log:\n%s", tailFile(logPath, 5))
+	if !strings.Contains(Tail(logPath, 5), "got TERM") {
+		t.Fatalf("child did not see SIGTERM; log:\n%s", Tail(logPath, 5))
 	}
-	if err := c.stop(waitTimeout); err != nil {
+	if err := p.Stop(waitTimeout); err != nil {
 		t.Fatalf("second stop: %v", err)
 	}
 	waitHelperDead(t, logPath)
 }
 
-func TestChildStopKillsStubbornGroup(t *testing.T) {
+func TestProcessStopKillsStubbornGroup(t *testing.T) {
 	t.Parallel()
 	logPath := filepath.Join(t.TempDir(), "child.log")
 	// It also leaves a helper behind in its group, which must die with it.
 	script := `trap '' TERM; sleep 1000 & echo "started $!"; while :; do sleep 0.01; done`
-	c, err := startChild("stubborn", "/bin/sh", []string{"-c", script}, nil, logPath)
+	p, err := Start("stubborn", "/bin/sh", []string{"-c", script}, nil, logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitLog(t, logPath, "started")
-	err = c.stop(50 * time.Millisecond)
+	err = p.Stop(50 * time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("stop = %v, want a killed error", err)
 	}
-	if done, _ := c.exited(); !done {
+	if done, _ := p.Exited(); !done {
 		t.Fatal("child still running after stop")
 	}
 	waitHelperDead(t, logPath)
@@ -111,15 +117,15 @@ func TestChildStopKillsStubbornGroup(t *testing.T) {
 func waitHelperDead(t *testing.T, logPath string) {
 	t.Helper()
 	var helper int
-	if _, err := fmt.Sscanf(strings.TrimSpace(firstLine(tailFile(logPath, 5))), "started %d", &helper); err != nil {
-		t.Fatalf("helper pid in %q: %v", tailFile(logPath, 5), err)
+	if _, err := fmt.Sscanf(strings.TrimSpace(firstLine(Tail(logPath, 5))), "started %d", &helper); err != nil {
+		t.Fatalf("helper pid in %q: %v", Tail(logPath, 5), err)
 	}
 	deadline := time.Now().Add(waitTimeout)
 	for processAlive(helper) {
 		if time.Now().After(deadline) {
 			t.Fatalf("helper %d of the stopped child still alive after %s", helper, waitTimeout)
 		}
-		if err := waitFor(context.Background(), 5*time.Millisecond); err != nil {
+		if err := clock.Sleep(context.Background(), 5*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,12 +148,22 @@ func processAlive(pid int) bool {
 func waitLog(t *testing.T, path, s string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
-	for !strings.Contains(tailFile(path, 5), s) {
+	for !strings.Contains(Tail(path, 5), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%q not in %s after %s", s, path, waitTimeout)
 		}
-		if err := waitFor(context.Background(), 5*time.Millisecond); err != nil {
+		if err := clock.Sleep(context.Background(), 5*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// firstLine returns the first line of s, trimmed: the helper's "started
+// PID" line comes before anything else the test child logs.
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
