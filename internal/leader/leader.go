@@ -53,6 +53,11 @@ type Leader struct {
 	// cannot remembers jobs this worker failed to lead, so it steps back for
 	// a check interval and lets a healthy worker take the lease.
 	cannot map[string]leadFailure
+	// standby is, per job another worker leads, when this worker next
+	// asks for the lease: half a check interval after it last found it
+	// taken. Asking every tick cost each standing-by worker a progress
+	// read, the spec and a lease script every second, for nothing.
+	standby map[string]time.Time
 }
 
 // leadFailure is when and why this worker could not lead a job.
@@ -90,7 +95,7 @@ func New(cfg Config) (*Leader, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}, cannot: map[string]leadFailure{}}, nil
+	return &Leader{cfg: cfg, log: cfg.Logger, jobs: map[string]*leading{}, lastErr: map[string]string{}, cannot: map[string]leadFailure{}, standby: map[string]time.Time{}}, nil
 }
 
 func (c Config) validate() error {
@@ -137,6 +142,7 @@ func (g *Leader) Run(ctx context.Context) error {
 // gauge on a former leader would draw a second, frozen line.
 func (g *Leader) drop(job string) {
 	delete(g.cannot, job)
+	delete(g.standby, job)
 	if _, ok := g.jobs[job]; !ok {
 		return
 	}
@@ -232,6 +238,9 @@ func (g *Leader) due(ctx context.Context, job string, now time.Time) (*jobspec.S
 	if cur != nil && now.Sub(cur.last) < cur.spec.Guard.CheckEvery.D() {
 		return nil, ledger.Progress{}, nil
 	}
+	if until, ok := g.standby[job]; ok && cur == nil && now.Before(until) {
+		return nil, ledger.Progress{}, nil
+	}
 	prog, err := l.Progress(ctx, job)
 	if errors.Is(err, ledger.ErrNotFound) {
 		g.drop(job)
@@ -271,8 +280,10 @@ func (g *Leader) acquire(ctx context.Context, job string, spec *jobspec.Spec, pr
 	}
 	if !ok {
 		g.drop(job)
+		g.standby[job] = now.Add(every / 2)
 		return nil, nil
 	}
+	delete(g.standby, job)
 	if cur == nil || !sameSpec(cur.spec, spec) {
 		next, err := g.lead(ctx, job, spec, prog, now)
 		if err != nil {

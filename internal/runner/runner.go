@@ -105,6 +105,9 @@ type Runner struct {
 	// paused remembers, per job, the last pause reason this worker saw, so
 	// pause and resume are logged once per transition, not per batch.
 	paused sync.Map
+	// rateTurns holds, per job, a one-slot channel: the turn at the fleet's
+	// rate limit that this worker's goroutines take one at a time.
+	rateTurns sync.Map
 }
 
 // New returns a Runner.

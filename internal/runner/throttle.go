@@ -18,6 +18,11 @@ import (
 // before it looks at the pause keys and the guard again.
 const limitPoll = time.Second
 
+// recheckAfter is how long a batch waits for the rate limit before it
+// looks at the pause keys and the guard again: the gate before every batch
+// looks anyway, so only a long wait needs to.
+const recheckAfter = 250 * time.Millisecond
+
 // throttle waits until the fleet may write n rows of job: the fleet-wide
 // rate limit (GCRA in Redis, cost = rows) and then a concurrency slot. It
 // returns a release func for the slot. recheck is called between waits and
@@ -43,6 +48,19 @@ func (r *Runner) throttle(ctx context.Context, spec *jobspec.Spec, slot string, 
 // It returns the limits as of its last recheck, or errRecut when they
 // shrank under n while it waited.
 func (r *Runner) waitRate(ctx context.Context, spec *jobspec.Spec, n int, lim guard.Limits, recheck func() (guard.Limits, error)) (guard.Limits, error) {
+	if lim.Rate <= 0 {
+		return lim, nil
+	}
+	// One goroutine of this worker asks the limiter at a time. They would
+	// wake together after the same retryAfter, and all but one be turned
+	// away again: each such turn is a script of several commands, and a
+	// rate-limited batch paid five of them before this queue.
+	release, err := r.rateTurn(ctx, spec.Name)
+	if err != nil {
+		return lim, err
+	}
+	defer release()
+	checked := time.Now()
 	for lim.Rate > 0 {
 		// The burst always fits n: redis_rate never grants a cost above it.
 		ok, retryAfter, err := r.cfg.Ledger.AllowN(ctx, spec.Name, ledger.RateLimit{RowsPerSec: lim.Rate, Burst: max(n, burst(spec, lim))}, n)
@@ -55,6 +73,14 @@ func (r *Runner) waitRate(ctx context.Context, spec *jobspec.Spec, n int, lim gu
 		if err := clock.Sleep(ctx, min(retryAfter, limitPoll)); err != nil {
 			return lim, err
 		}
+		if time.Since(checked) < recheckAfter {
+			// A short wait for the budget: the batch runs next, and the
+			// gate before the batch after it sees any pause. Reading the
+			// pause keys after every short wait cost a rate-limited
+			// batch more Redis commands than its checkpoint.
+			continue
+		}
+		checked = time.Now()
 		if lim, err = recheck(); err != nil {
 			return lim, err
 		}
@@ -65,6 +91,19 @@ func (r *Runner) waitRate(ctx context.Context, spec *jobspec.Spec, n int, lim gu
 		}
 	}
 	return lim, nil
+}
+
+// rateTurn waits for this worker's turn at job's rate limit and returns
+// the func that passes it on.
+func (r *Runner) rateTurn(ctx context.Context, job string) (func(), error) {
+	v, _ := r.rateTurns.LoadOrStore(job, make(chan struct{}, 1))
+	turn := v.(chan struct{})
+	select {
+	case turn <- struct{}{}:
+		return func() { <-turn }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // takeSlot waits for one of the job's max_workers slots, when it has a
