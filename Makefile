@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: build test demo bench vet fmt asynqmon
+.PHONY: build test demo bench bench-quick microbench vet fmt asynqmon
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -15,7 +15,19 @@ test:
 demo: build
 	eval "$$(scripts/services.sh)" && bin/demo -bin bin
 
-bench:
+# The open-loop benchmark (bench/): ebb against the hand-written ways of
+# filling a table, under live traffic, on a throwaway PostgreSQL cluster and
+# redis-server of its own (or BENCH_DATABASE_URL). ROWS sets the table size.
+ROWS ?= 2000000
+bench: build
+	$(GO) run ./bench -rows $(ROWS)
+
+bench-quick: build
+	$(GO) run ./bench -quick
+
+# Go micro-benchmarks (range slicing, the batch sizer, the guard's check,
+# Redis commands per batch) against the local services.
+microbench:
 	eval "$$(scripts/services.sh)" && $(GO) test -run '^$$' -bench . -benchmem ./...
 
 vet:
