@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
 )
 
 // browserPath finds a Chromium-family browser. Without one the page test
@@ -106,6 +108,12 @@ func TestBrowser(t *testing.T) {
 	// A rule that cannot fire on a shared test server, so the page has a
 	// signal to show but other tests' load cannot pause this job.
 	b.start("rate: 2000\nguard: {check_every: 1s, rules: [{signal: lock_waits, slow_above: 100000, pause_above: 200000}]}\n")
+	// A slow-down the guard recorded, as the leader writes it: the page
+	// charts it and lists it with its reason.
+	slow, err := json.Marshal(guard.Change{At: time.Now().Add(-time.Minute), From: guard.StateRun, State: guard.StateSlow,
+		FromFactor: 1, Factor: 0.5, Reasons: []string{"replication_lag_seconds 3.2 above slow_above 2"}, Leader: "w1"})
+	require.NoError(t, err)
+	require.NoError(t, b.ledger.RecordHistory(context.Background(), b.job, slow))
 	b.worker(2)
 
 	card := fmt.Sprintf(`section.job[data-job=%q]`, b.job)
@@ -116,6 +124,11 @@ func TestBrowser(t *testing.T) {
 			pageText(ctx, card+" .rate-now") != "—"
 	})
 	require.Equal(t, "run", pageText(ctx, card+" .guard-state"))
+	ebbtest.Eventually(t, "the page showing the guard history", func() bool {
+		return pageText(ctx, card+" .history-table tr.to-slow .why") == "replication_lag_seconds 3.2 above slow_above 2" &&
+			pageText(ctx, card+" .history-table tr.to-slow .rate") == "×0.5" &&
+			pageText(ctx, card+" .history-chart rect.span-slow title") != ""
+	})
 	screenshot(t, ctx, "ui.png")
 
 	// Pause: the job's key is set and the fleet stops writing.
@@ -194,7 +207,7 @@ func TestBrowser(t *testing.T) {
 
 	// The rest at full speed; the page follows the job to the end.
 	zero := 0.0
-	_, err := b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: &zero}, false)
+	_, err = b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: &zero}, false)
 	require.NoError(t, err)
 	ebbtest.Eventually(t, "the page showing the job done", func() bool {
 		return pageText(ctx, card+" .state") == control.StateDone && pageText(ctx, card+" .pct") == "100.0%"

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -28,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/ledger"
 )
 
 // MonitoringPath is where Asynqmon is mounted; its API is under
@@ -103,6 +105,7 @@ func New(ctl *control.Control, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /api/info", s.info)
 	mux.HandleFunc("GET /api/jobs", s.jobs)
 	mux.HandleFunc("GET /api/jobs/{job}", s.job)
+	mux.HandleFunc("GET /api/jobs/{job}/history", s.history)
 	mux.Handle("POST /api/jobs/{job}/pause", s.mutating(s.setJobPause(true)))
 	mux.Handle("POST /api/jobs/{job}/resume", s.mutating(s.setJobPause(false)))
 	mux.Handle("POST /api/pause", s.mutating(s.setGlobalPause(true)))
@@ -220,6 +223,32 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// historyShown is how many guard changes the page asks for by default: a
+// few hours of an ordinary job, enough to answer "why was it slow at 03:12?".
+const historyShown = 200
+
+// history answers a job's guard changes, newest first: ?n= of them (at most
+// ledger.HistoryKept, which is what is kept).
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	n := historyShown
+	if v := r.URL.Query().Get("n"); v != "" {
+		parsed, err := strconv.Atoi(v)
+		if err != nil || parsed < 1 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n must be a positive number of history entries"})
+			return
+		}
+		n = min(parsed, ledger.HistoryKept)
+	}
+	changes, err := s.ctl.History(ctx, r.PathValue("job"), n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, changes)
 }
 
 // setJobPause pauses or resumes one job and answers with its status, so

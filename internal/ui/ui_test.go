@@ -19,6 +19,7 @@ import (
 
 	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/guard"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/leader"
 	"github.com/ebbhq/ebb/internal/ledger"
@@ -214,6 +215,39 @@ func TestJobs(t *testing.T) {
 	res, raw = b.get("/api/jobs/no-such-job")
 	require.Equal(t, http.StatusNotFound, res.StatusCode)
 	require.Contains(t, decode[map[string]string](t, raw)["error"], `unknown job "no-such-job"`)
+}
+
+// TestHistory: the page's history endpoint answers the job's guard
+// changes newest first, at most ?n= of them, and names a bad n or an
+// unknown job.
+func TestHistory(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	b.seed(20_000)
+	b.start("")
+	ctx := context.Background()
+	at := time.Date(2026, 12, 3, 3, 12, 0, 0, time.UTC)
+	for i, state := range []guard.State{guard.StateSlow, guard.StateRun} {
+		entry, err := json.Marshal(guard.Change{At: at.Add(time.Duration(i) * time.Minute), From: guard.StateRun, State: state, Factor: 0.5, Reasons: []string{fmt.Sprintf("change %d", i)}})
+		require.NoError(t, err)
+		require.NoError(t, b.ledger.RecordHistory(ctx, b.job, entry))
+	}
+
+	res, raw := b.get("/api/jobs/" + b.job + "/history")
+	require.Equal(t, http.StatusOK, res.StatusCode, string(raw))
+	changes := decode[[]guard.Change](t, raw)
+	require.Len(t, changes, 2)
+	require.Equal(t, []string{"change 1"}, changes[0].Reasons, "newest first")
+
+	_, raw = b.get("/api/jobs/" + b.job + "/history?n=1")
+	require.Len(t, decode[[]guard.Change](t, raw), 1)
+
+	res, raw = b.get("/api/jobs/" + b.job + "/history?n=zero")
+	require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	require.Contains(t, decode[map[string]string](t, raw)["error"], "n must be a positive number")
+
+	res, _ = b.get("/api/jobs/no-such-job/history")
+	require.Equal(t, http.StatusNotFound, res.StatusCode)
 }
 
 // TestJobsEmpty: with no job the list is an empty array, not null, so the

@@ -176,6 +176,84 @@
     renderSignals(card, g);
   }
 
+  // The guard history of each job is read every historyEvery ms, not every
+  // poll: it changes at most once a guard check, and each read lists it.
+  const historyEvery = 10000;
+  const historyRead = new Map();
+
+  async function refreshHistory(card, job, now) {
+    if (now - (historyRead.get(job) || 0) < historyEvery) return;
+    historyRead.set(job, now);
+    try {
+      const res = await fetch(`api/jobs/${encodeURIComponent(job)}/history`, { cache: 'no-store', headers: { 'Accept': 'application/json' } });
+      if (!res.ok) throw new Error(await errorText(res));
+      renderHistory(card, await res.json());
+    } catch (e) {
+      historyRead.delete(job);
+      showError(`cannot read the guard history of ${job}: ${e.message}`);
+    }
+  }
+
+  // rateOf is what a change let through: rate: auto's rows/s, else the
+  // factor the job's rate was multiplied by.
+  function rateOf(c) { return c.rate ? c.rate : c.factor; }
+  function fmtRateOf(c) { return c.rate ? `${fmtNum(c.rate)} rows/s` : `×${fmtNum(c.factor)}`; }
+
+  function renderHistory(card, changes) {
+    const box = $('.history', card);
+    box.hidden = changes.length === 0;
+    if (changes.length === 0) return;
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = $('.history-chart', card);
+    svg.replaceChildren();
+    const oldest = changes.slice().reverse(); // the API answers newest first
+    const t0 = Date.parse(oldest[0].at);
+    const t1 = Math.max(Date.now(), t0 + 1000);
+    const top = Math.max(...oldest.map(rateOf), 1e-9) * 1.1;
+    const x = (t) => ((t - t0) / (t1 - t0)) * 600;
+    const y = (v) => 90 - (v / top) * 86;
+    let path = '';
+    oldest.forEach((c, i) => {
+      const from = Date.parse(c.at);
+      const to = i + 1 < oldest.length ? Date.parse(oldest[i + 1].at) : t1;
+      path += `${i === 0 ? 'M' : 'L'}${x(from).toFixed(1)},${y(rateOf(c)).toFixed(1)} L${x(to).toFixed(1)},${y(rateOf(c)).toFixed(1)} `;
+      if (c.state === 'slow' || c.state === 'pause') {
+        const rect = document.createElementNS(ns, 'rect');
+        rect.setAttribute('class', `span-${c.state}`);
+        rect.setAttribute('x', x(from).toFixed(1));
+        rect.setAttribute('width', Math.max(x(to) - x(from), 1).toFixed(1));
+        rect.setAttribute('y', '0');
+        rect.setAttribute('height', '90');
+        const title = document.createElementNS(ns, 'title');
+        title.textContent = `${new Date(from).toLocaleTimeString()}: ${c.state} — ${(c.reasons || []).join('; ')}`;
+        rect.appendChild(title);
+        svg.appendChild(rect);
+      }
+    });
+    const line = document.createElementNS(ns, 'path');
+    line.setAttribute('class', 'line');
+    line.setAttribute('d', path);
+    svg.appendChild(line);
+    const peak = oldest.reduce((a, c) => (rateOf(c) > rateOf(a) ? c : a));
+    $('.history-scale', card).textContent = `top of the chart: ${fmtRateOf(peak)}; from ${new Date(t0).toLocaleTimeString()} to now`;
+
+    const body = $('.history-table tbody', card);
+    body.replaceChildren();
+    for (const c of changes.slice(0, 8)) {
+      const tr = document.createElement('tr');
+      tr.className = `to-${c.state}`;
+      const change = c.from === c.state ? c.state : `${c.from || 'start'} → ${c.state}`;
+      const why = c.rate_why || (c.reasons || []).join('; ');
+      for (const [text, cls] of [[new Date(Date.parse(c.at)).toLocaleTimeString(), 'when'], [change, 'change'], [fmtRateOf(c), 'rate'], [why, 'why']]) {
+        const td = document.createElement('td');
+        td.className = cls;
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+  }
+
   function renderCard(card, s, now) {
     card.dataset.state = s.state;
     card.className = `job state-${s.state}`;
@@ -264,6 +342,7 @@
       let card = main.querySelector(`section.job[data-job="${CSS.escape(s.job)}"]`);
       if (!card) card = newCard(s.job);
       renderCard(card, s, now);
+      refreshHistory(card, s.job, now);
       // Keep the server's (name) order, moving a card only when it is out
       // of place: a moved node loses focus and a half-done click.
       const at = main.children[i];
@@ -272,6 +351,7 @@
     for (const card of Array.from(main.children)) {
       if (!seen.has(card.dataset.job)) {
         samples.delete(card.dataset.job);
+        historyRead.delete(card.dataset.job);
         card.remove();
       }
     }
