@@ -178,6 +178,10 @@ func (e *Executor) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx)
 
 // inTxOn is inTx on pool: the job's database, or a copy's target.
 func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	// BEGIN and the batch settings go in one round trip (beginQuery), and
+	// before the batch's statement is even parsed: a Parse takes the
+	// table's lock, and must already wait under lock_timeout.
+	opts.BeginQuery = beginQuery(opts, e.lockTO, e.stmtTO)
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
@@ -186,16 +190,6 @@ func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOp
 	// ends the transaction so no lock outlives this call. It runs detached
 	// from ctx because a cancelled ctx must still release the locks.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// enable_seqscan off (for this transaction only): every statement of a
-	// batch is meant to be an index range scan, and the planner can be
-	// talked out of one. It estimates a row value (a, b) >= (42, 1001) from
-	// its first column alone, so a batch inside a tenant holding 90 % of
-	// the rows looked like 90 % of the table and the write scanned it all.
-	// The setting only prices a sequential scan out; a table with no usable
-	// index (a lookup in the job's own SQL) is still scanned.
-	if err := setLocal(ctx, tx, e.lockTO, e.stmtTO); err != nil {
-		return err
-	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -208,17 +202,47 @@ func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOp
 	return tx.Commit(ctx)
 }
 
-// SetLocal gives tx a job's batch settings, for this transaction only: its
-// lock and statement timeouts, and sequential scans priced out (see inTxOn
-// for why). Every transaction ebb runs on a job's table sets them this
-// way: a batch, a verify chunk, an estimate's sample batch.
-func SetLocal(ctx context.Context, tx pgx.Tx, spec *jobspec.Spec) error {
-	return setLocal(ctx, tx, millis(spec.Timeouts.Lock.D()), millis(spec.Timeouts.Statement.D()))
+// beginQuery is the statement that begins a batch's transaction with opts
+// and gives it the batch settings, for this transaction only: the lock and
+// statement timeouts, and enable_seqscan off. pgx sends a BeginQuery
+// without arguments as one simple-protocol message, so this is one round
+// trip where BEGIN and a set_config statement were two, on every batch
+// and every read. The timeouts are millis' digits and "ms", safe inline.
+//
+// enable_seqscan off: every statement of a batch is meant to be an index
+// range scan, and the planner can be talked out of one. It estimates a row
+// value (a, b) >= (42, 1001) from its first column alone, so a batch
+// inside a tenant holding 90 % of the rows looked like 90 % of the table
+// and the write scanned it all. The setting only prices a sequential scan
+// out; a table with no usable index (a lookup in the job's own SQL) is
+// still scanned.
+func beginQuery(opts pgx.TxOptions, lockTO, stmtTO string) string {
+	q := "BEGIN"
+	if opts.IsoLevel != "" {
+		q += " ISOLATION LEVEL " + string(opts.IsoLevel)
+	}
+	if opts.AccessMode != "" {
+		q += " " + string(opts.AccessMode)
+	}
+	if opts.DeferrableMode != "" {
+		q += " " + string(opts.DeferrableMode)
+	}
+	return q + "; " + settingsSQL(lockTO, stmtTO)
 }
 
-func setLocal(ctx context.Context, tx pgx.Tx, lockTO, stmtTO string) error {
-	_, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), set_config('enable_seqscan', 'off', true)", lockTO, stmtTO)
+// SetLocal gives tx a job's batch settings, for this transaction only
+// (see beginQuery for what and why). A batch gets them as it begins; a
+// verify chunk and an estimate's sample batch, which begin their own
+// transactions, get them from this.
+func SetLocal(ctx context.Context, tx pgx.Tx, spec *jobspec.Spec) error {
+	_, err := tx.Exec(ctx, settingsSQL(millis(spec.Timeouts.Lock.D()), millis(spec.Timeouts.Statement.D())))
 	return err
+}
+
+// settingsSQL sets the batch settings for the transaction it runs in.
+func settingsSQL(lockTO, stmtTO string) string {
+	return "SELECT set_config('lock_timeout', '" + lockTO + "', true), set_config('statement_timeout', '" + stmtTO +
+		"', true), set_config('enable_seqscan', 'off', true)"
 }
 
 func millis(d time.Duration) string {
