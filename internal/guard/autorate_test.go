@@ -49,10 +49,14 @@ func TestAutoRateSteps(t *testing.T) {
 		{"slow start doubles", guard.AutoState{Rate: 4000}, guard.StateRun, ptr(2), 3900, 0, 8000, 0, "raised"},
 		{"capped at rate_max", guard.AutoState{Rate: 4000}, guard.StateRun, ptr(2), 3900, 5000, 5000, 0, "raised"},
 		{"held at rate_max", guard.AutoState{Rate: 5000}, guard.StateRun, ptr(2), 5000, 5000, 5000, 0, "at rate_max"},
-		{"objective crossed: cut from what the fleet ran", guard.AutoState{Rate: 16000}, guard.StateSlow, ptr(12), 10000, 0, 7000, 10000, "objective 12 above its max 10"},
+		{"objective crossed: cut from what the fleet ran, deeper the further over", guard.AutoState{Rate: 16000}, guard.StateSlow, ptr(12), 10000, 0, 10000 * 0.7 * 10 / 12, 10000, "objective 12 above its max 10"},
+		{"far over: cut to half", guard.AutoState{Rate: 10000}, guard.StateSlow, ptr(40), 10000, 0, 5000, 10000, "cut x0.5"},
+		{"a crossing right after a raise is cut at once", guard.AutoState{Rate: 8000, ChangedAt: now.Add(-time.Second)}, guard.StateSlow, ptr(11), 8000, 0, 8000 * 0.7 * 10 / 11, 8000, "above its max"},
+		{"a raise waits for the last change to show", guard.AutoState{Rate: 4000, ChangedAt: now.Add(-10 * time.Second)}, guard.StateRun, ptr(2), 4000, 0, 4000, 0, "needs 15s to show"},
 		{"slow rule without the objective crossed: cut", guard.AutoState{Rate: 10000}, guard.StateSlow, ptr(3), 10000, 0, 7000, 10000, "a slow rule fired"},
 		{"a second cut waits three checks", guard.AutoState{Rate: 7000, Ceiling: 10000, CutAt: now.Add(-10 * time.Second)}, guard.StateSlow, ptr(12), 7000, 0, 7000, 10000, "held: cut less than"},
 		{"after a cut: additive growth, 5 % of the ceiling", cut, guard.StateRun, ptr(2), 7000, 0, 7500, 10000, "raised"},
+		{"after a cut, far under a rate that held: x1.5", guard.AutoState{Rate: 2000, Ceiling: 3000, CutAt: now.Add(-time.Minute), Good: 9000}, guard.StateRun, ptr(6), 2000, 0, 3000, 3000, "raised"},
 		{"within 15 % of max: held", cut, guard.StateRun, ptr(9), 7000, 0, 7000, 10000, "within 15% of its max"},
 		{"a pause holds the rate", cut, guard.StatePause, ptr(2), 0, 0, 7000, 10000, "a pause rule holds"},
 		{"no value: held", cut, guard.StateRun, nil, 7000, 0, 7000, 10000, "no fresh value"},
@@ -72,10 +76,11 @@ func TestAutoRateSteps(t *testing.T) {
 
 // TestAutoRateConverges: against a database whose live p95 rises with the
 // backfill's rate (p95 = 2 ms × (1 + (rate/40,000)³), so 1.5× the baseline
-// is crossed at 31,748 rows/s), the controller climbs from 1,000 rows/s,
-// then holds the p95 under the objective on most checks while running at
-// a useful fraction of the best rate that meets it, as the live-latency
-// objective of a real job does, one check at a time.
+// is crossed at 31,748 rows/s), and shows it only as the mean over the
+// last three checks (a percentile over a window lags its cause), the
+// controller climbs from 1,000 rows/s, then holds the p95 under the
+// objective on most checks while running at a useful fraction of the best
+// rate that meets it, one check at a time.
 func TestAutoRateConverges(t *testing.T) {
 	t.Parallel()
 	const baseline, capacity = 2.0, 40000.0
@@ -87,8 +92,16 @@ func TestAutoRateConverges(t *testing.T) {
 	var over, checks int
 	var sum float64
 	limit := 1.5 * baseline
+	var recent []float64 // the true p95 of the last checks: the signal lags
 	for i := range 240 { // 20 minutes of 5 s checks
-		v := p95(rate)
+		recent = append(recent, p95(rate))
+		if len(recent) > 3 {
+			recent = recent[1:]
+		}
+		var v float64
+		for _, r := range recent {
+			v += r / float64(len(recent))
+		}
 		state := guard.StateRun
 		if v > limit {
 			state = guard.StateSlow
@@ -114,4 +127,48 @@ func TestAutoRateConverges(t *testing.T) {
 	require.Greater(t, mean, 0.7*best, "runs at a useful fraction of the best rate that meets the objective (%.0f rows/s)", best)
 	require.Less(t, mean, best, "on average under the rate that breaks the objective")
 	require.Less(t, float64(over)/float64(checks), 0.25, "the objective holds on most checks")
+}
+
+// TestAutoRateRecovers: a burst that has nothing to do with the rate (a
+// checkpoint, a vacuum, someone's report) keeps the objective far over its
+// max for ten checks, and the controller cuts again and again while it
+// lasts. Once it is over, the rate climbs back to a useful fraction of the
+// best within five minutes, not a twentieth of a collapsed ceiling a check.
+func TestAutoRateRecovers(t *testing.T) {
+	t.Parallel()
+	const baseline, capacity = 2.0, 40000.0
+	p95 := func(rate float64) float64 { return baseline * (1 + math.Pow(rate/capacity, 3)) }
+	best := capacity * math.Cbrt(0.5)
+	limit := 1.5 * baseline
+	now := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	var st guard.AutoState
+	rate := 1000.0
+	var after []float64
+	for i := range 200 {
+		v := p95(rate)
+		if i >= 60 && i < 70 {
+			v = 20 * baseline // the burst
+		}
+		state := guard.StateRun
+		if v > limit {
+			state = guard.StateSlow
+		}
+		d := guard.Decide(guard.Check{
+			Verdict:     guard.Verdict{State: state, Signals: []guard.SignalView{{Rule: jobspec.ObjectiveRule, Value: &v, Slow: &limit}}},
+			GuardFactor: 1, Schedule: 1, Now: now, CheckEvery: 5 * time.Second,
+			Auto: &guard.AutoSettings{Start: 1000}, AutoPrev: st, Observed: rate,
+		})
+		st = *d.Auto
+		rate = st.Rate
+		now = now.Add(5 * time.Second)
+		if i >= 130 { // five minutes after the burst
+			after = append(after, rate)
+		}
+	}
+	var mean float64
+	for _, r := range after {
+		mean += r / float64(len(after))
+	}
+	t.Logf("mean %.0f rows/s = %.2f of the best %.0f, five minutes after the burst", mean, mean/best, best)
+	require.Greater(t, mean, 0.6*best)
 }

@@ -23,6 +23,11 @@ type Objective struct {
 	// Max is absolute (0.05) or relative to the signal's level before the
 	// job started (1.2x).
 	Max Threshold `yaml:"max" json:"max"`
+	// Settle is how long a change of rate takes to show in the signal: a
+	// percentile over a 1m window needs about 1m. The controller raises
+	// the rate only once the last change has had it. Default: three
+	// checks (guard.check_every).
+	Settle Duration `yaml:"settle,omitempty" json:"settle,omitempty"`
 }
 
 // ObjectiveRule is the name of the guard rule rate: auto reads its
@@ -89,6 +94,9 @@ func (r *rateValue) UnmarshalYAML(n *yaml.Node) error {
 func (s *Spec) applyAutoDefaults() {
 	if !s.AutoRate || s.Objective == nil {
 		return
+	}
+	if s.Objective.Settle == 0 {
+		s.Objective.Settle = 3 * s.Guard.CheckEvery
 	}
 	if s.RateStart == 0 {
 		s.RateStart = DefaultRateStart
@@ -166,6 +174,8 @@ func (s *Spec) validateAuto(add addFunc) {
 		add("objective.signal", "%q is neither a guard rule's name nor a built-in signal (%s)", o.Signal, strings.Join(Signals, ", "))
 	case !o.Max.Set || o.Max.Value <= 0 || math.IsNaN(o.Max.Value):
 		add("objective.max", "must be above 0: an absolute limit (0.25) or a multiple of the level before the job (1.5x)")
+	case o.Settle < 0:
+		add("objective.settle", "must not be negative: how long a change of rate takes to show in the signal")
 	default:
 		if obj, ok := s.ruleNamed(ObjectiveRule); !ok || obj != s.objectiveRule() {
 			add("guard.rules", "rule %q is the one rate: auto makes from objective; rename a rule of that name (or start the job from its file again)", ObjectiveRule)

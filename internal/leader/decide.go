@@ -39,6 +39,9 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 	}
 	if spec.AutoRate {
 		chk.Auto = &guard.AutoSettings{Start: spec.RateStart, Max: spec.RateMax}
+		if spec.Objective != nil {
+			chk.Auto.Settle = spec.Objective.Settle.D()
+		}
 		chk.AutoPrev, chk.Observed = cur.auto, observed
 	}
 	d := guard.Decide(chk)
