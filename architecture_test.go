@@ -19,6 +19,7 @@ const module = "github.com/ebbhq/ebb/"
 // core. Operator and worker never import each other, and core imports
 // neither.
 var layers = map[string]string{
+	"bench":        "cmd",
 	"cmd/demo":     "cmd",
 	"cmd/enqueuer": "cmd",
 	"cmd/worker":   "cmd",
@@ -46,6 +47,7 @@ var layers = map[string]string{
 	"internal/clock":     "core",
 	"internal/dial":      "core",
 	"internal/logger":    "core",
+	"internal/child":     "core",
 
 	"internal/ebbtest": "test",
 }

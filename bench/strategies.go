@@ -65,6 +65,9 @@ type run struct {
 	seq      int
 	// commandstats prints each ebb strategy's Redis commands by name.
 	commandstats bool
+	// baselineP95 is the live p95 (ms) the baseline measured: the
+	// rate: auto strategies' objectives are multiples of it.
+	baselineP95 float64
 }
 
 // sqlChunks fills by key range, n keys a commit, sleeping between commits:
@@ -172,13 +175,13 @@ func parallelUpdates(n int) func(context.Context, *run) (fillStats, error) {
 // ebbJob runs the job file body (without its name) with workers worker
 // processes of concurrency ranges each, until the job is done or the
 // budget is spent.
-func ebbJob(body string, workers, concurrency int) func(context.Context, *run) (fillStats, error) {
+func ebbJob(body func(*run) string, workers, concurrency int) func(context.Context, *run) (fillStats, error) {
 	return func(ctx context.Context, r *run) (fillStats, error) {
 		r.seq++
 		name := fmt.Sprintf("bench-%d", r.seq)
 		queue := name
 		path := filepath.Join(r.dir, name+".yaml")
-		job := fmt.Sprintf("name: %s\ntable: %s\nkey: id\npending: %s\nset: %s\n%s", name, table, pendingSQL, fillSet, strings.ReplaceAll(body, "P95_URL", r.p95URL))
+		job := fmt.Sprintf("name: %s\ntable: %s\nkey: id\npending: %s\nset: %s\n%s", name, table, pendingSQL, fillSet, strings.ReplaceAll(body(r), "P95_URL", r.p95URL))
 		if err := os.WriteFile(path, []byte(job), 0o600); err != nil {
 			return fillStats{}, fmt.Errorf("write job file: %w", err)
 		}
