@@ -117,7 +117,10 @@ func stepAuto(prev AutoState, set AutoSettings, verdict State, objective *Signal
 		s.Why = "held: at rate_max"
 	default:
 		switch {
-		case s.Ceiling == 0:
+		case s.Ceiling == 0 || s.Good == 0:
+			// Slow start, also after a cut that came before any rate
+			// held the objective (the database was slow before the fleet
+			// wrote a row): that cut says nothing about the rate.
 			s.Rate *= autoGrowth
 		case s.Rate < autoComfort*s.Good:
 			// Far under a rate the objective held at before: a burst
