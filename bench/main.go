@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +45,8 @@ type config struct {
 	bin      string
 	keep     bool
 	cmdstats bool
+	// report rewrites the outputs from an earlier run's latest.json.
+	report string
 }
 
 func main() {
@@ -57,6 +60,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if cfg.report != "" {
+		if err := rewrite(cfg, stdout); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -81,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.only, "only", "", "comma-separated strategy names to run (default all)")
 	fs.StringVar(&cfg.out, "out", "bench/results", "directory for latest.json and latest.png")
 	fs.StringVar(&cfg.bin, "bin", "bin", "directory holding the worker and enqueuer binaries (make build)")
+	fs.StringVar(&cfg.report, "report", "", "no run: print and rewrite the outputs (-out) from this earlier latest.json")
 	fs.BoolVar(&cfg.cmdstats, "commandstats", false, "print each ebb strategy's Redis commands by name")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the run's directory (job files, worker logs, PostgreSQL's log) and print where")
 	if err := fs.Parse(args); err != nil {
@@ -229,6 +240,22 @@ func bench(ctx context.Context, cfg config, stdout io.Writer) error {
 
 // wants says whether -only selects the strategy; the baseline always runs:
 // every multiple is of its p95.
+// rewrite judges an earlier run's report again and writes its outputs.
+func rewrite(cfg config, stdout io.Writer) error {
+	b, err := os.ReadFile(cfg.report)
+	if err != nil {
+		return fmt.Errorf("read the report: %w", err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s is not a bench report: %w", cfg.report, err)
+	}
+	rep.Targets = nil
+	rep.judge()
+	rep.print(stdout)
+	return rep.write(cfg.out, func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) })
+}
+
 func (c config) wants(name string) bool {
 	if c.only == "" || name == "baseline" {
 		return true

@@ -195,10 +195,52 @@ func (rep *report) write(dir string, say func(string, ...any)) error {
 	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", jsonPath, err)
 	}
+	mdPath := filepath.Join(dir, "latest.md")
+	if err := os.WriteFile(mdPath, []byte(rep.markdown()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", mdPath, err)
+	}
 	pngPath := filepath.Join(dir, "latest.png")
 	if err := rep.chart(pngPath); err != nil {
 		return err
 	}
-	say("wrote %s and %s", jsonPath, pngPath)
+	say("wrote %s, %s and %s", jsonPath, mdPath, pngPath)
 	return nil
+}
+
+// markdown is the table and the targets as README.md shows them.
+func (rep *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d rows, %d live requests/s (open loop), budget %s per strategy, on %s, %s.\n\n",
+		rep.Rows, rep.LiveRate, rep.Budget, rep.Machine, rep.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	b.WriteString("| strategy | rows/s | filled | wrong | live p50 / p95 / p99 ms | p95, p99 × baseline | late, failed | Redis cmds/batch |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rep.Results {
+		live, mult, lf := "-", "-", "-"
+		if r.Live {
+			live = fmt.Sprintf("%.1f / %.1f / %.1f", r.P50, r.P95, r.P99)
+			lf = fmt.Sprintf("%d, %d", r.Late, r.Failed)
+			if r.Name != "baseline" {
+				mult = fmt.Sprintf("%.2f×, %.2f×", r.P95x, r.P99x)
+			}
+		}
+		rate, filled := "-", "-"
+		if r.Name != "baseline" {
+			rate = fmt.Sprintf("%.0f", r.RowsPerSec)
+			filled = fmt.Sprintf("%.0f%%", 100*float64(r.Rows)/float64(rep.Rows))
+		}
+		redis := "-"
+		if r.Batches > 0 {
+			redis = fmt.Sprintf("%.1f", r.RedisPerBatch)
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %d | %s | %s | %s | %s |\n", r.Name, rate, filled, r.Wrong, live, mult, lf, redis)
+	}
+	b.WriteString("\n")
+	for _, t := range rep.Targets {
+		verdict := "**met**"
+		if !t.Met {
+			verdict = "**missed**"
+		}
+		fmt.Fprintf(&b, "- %s %s: %s\n", verdict, t.Name, t.Detail)
+	}
+	return b.String()
 }
