@@ -81,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	quick := fs.Bool("quick", false, "200,000 rows, 15 s budgets, one ceiling: under 3 minutes")
+	quick := fs.Bool("quick", false, "200,000 rows, 12 s budgets, one ceiling: under 3 minutes")
 	fs.Int64Var(&cfg.rows, "rows", 2_000_000, "rows in the table (ROWS)")
 	fs.IntVar(&cfg.live, "live", 400, "live requests a second, open loop")
 	fs.DurationVar(&cfg.budget, "budget", 3*time.Minute, "longest one strategy may fill; rows/s is measured over what it filled")
@@ -107,16 +107,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			cfg.rows = 200_000
 		}
 		if !set["budget"] {
-			cfg.budget = 15 * time.Second
+			cfg.budget = 12 * time.Second
 		}
 		if !set["baseline"] {
-			cfg.baseline = 8 * time.Second
+			cfg.baseline = 6 * time.Second
 		}
 		if !set["ceilings"] {
 			*ceilings = "2"
 		}
 		if !set["narrow"] {
 			cfg.narrow = false
+		}
+		if !set["out"] {
+			// The full run's files are the ones README.md shows.
+			cfg.out = "bench/results/quick"
 		}
 		cfg.warmup = 6 * time.Second
 	}
