@@ -235,6 +235,9 @@ func TestBadInput(t *testing.T) {
 		{"bad schedule", func() []string {
 			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\nschedule: {timezone: Europe/Berlinn, windows: [{days: mon-fri, from: '11:30', to: '14:00', rate: 0.25}]}\n", orders))}
 		}, nil, 2, `"Europe/Berlinn" is not a time zone`},
+		{"malformed yaml", func() []string {
+			return []string{"plan", "-job", b.jobFile("name: x\ntable: orders\n  key: id\n")}
+		}, nil, 2, "job file line 3: not valid YAML"},
 		{"verify unknown job", func() []string { return []string{"verify", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"cleanup unknown job", func() []string { return []string{"cleanup", "no-such-job"} }, nil, 2, `unknown job "no-such-job"`},
 		{"set unknown job", func() []string { return []string{"set", "no-such-job", "--rate", "5"} }, nil, 2, `unknown job "no-such-job"`},

@@ -102,6 +102,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	switch {
+	case e.Field == "" && e.Line > 0:
+		return fmt.Sprintf("job file line %d: %s", e.Line, e.Msg)
+	case e.Field == "":
+		return "job file: " + e.Msg
+	}
 	if e.Line > 0 {
 		return fmt.Sprintf("job file line %d: field %q: %s", e.Line, e.Field, e.Msg)
 	}
@@ -126,7 +132,14 @@ func Load(path string) (*Spec, error) {
 func Parse(data []byte) (*Spec, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("job file is not valid YAML: %w", err)
+		// An *Error like every other problem of the file, so callers treat
+		// it as bad input (enqueuer exits 2, as documented), with its line.
+		e := &Error{Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ") + "; check the indentation, brackets and quotes there"}
+		if m := lineMsgRE.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = "not valid YAML: " + m[2] + "; check the indentation, brackets and quotes there"
+		}
+		return nil, e
 	}
 	if len(root.Content) == 0 {
 		return nil, &Error{Field: "name", Msg: "job file is empty; see README for a complete example"}

@@ -328,8 +328,11 @@ func TestParseReportsEveryProblem(t *testing.T) {
 
 func TestParseNotYAML(t *testing.T) {
 	t.Parallel()
-	_, err := jobspec.Parse([]byte("name: [orders\n"))
-	require.ErrorContains(t, err, "job file is not valid YAML")
+	_, err := jobspec.Parse([]byte("name: x\ntable: orders\n  key: id\n"))
+	var fe *jobspec.Error
+	require.ErrorAs(t, err, &fe, "bad input like any other problem of the file")
+	require.Equal(t, 3, fe.Line)
+	require.ErrorContains(t, err, "job file line 3: not valid YAML")
 }
 
 func TestParseDefaults(t *testing.T) {
