@@ -235,6 +235,12 @@ func TestBadInput(t *testing.T) {
 		{"bad schedule", func() []string {
 			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\nschedule: {timezone: Europe/Berlinn, windows: [{days: mon-fri, from: '11:30', to: '14:00', rate: 0.25}]}\n", orders))}
 		}, nil, 2, `"Europe/Berlinn" is not a time zone`},
+		{"a typo in range.to: too many range tasks", func() []string {
+			return []string{"start", "-job", b.jobFile(fmt.Sprintf("name: typo-%s\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\nrange: {from: 1, to: 250000000000}\n", ebbtest.Suffix(), orders)), "-queue", b.redis.Queue}
+		}, nil, 2, "makes 2500000 range tasks, over max_ranges 50000"},
+		{"max_ranges in the job file", func() []string {
+			return []string{"plan", "-job", b.jobFile(fmt.Sprintf("name: x\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\ntask_span: 1000\nmax_ranges: 10\n", orders))}
+		}, nil, 2, "makes 25 range tasks, over max_ranges 10"},
 		{"malformed yaml", func() []string {
 			return []string{"plan", "-job", b.jobFile("name: x\ntable: orders\n  key: id\n")}
 		}, nil, 2, "job file line 3: not valid YAML"},

@@ -146,7 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		var je *jobspec.Error
 		if errors.As(err, &ue) || errors.As(err, &je) || preflight.IsRefused(err) ||
 			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, rangetask.ErrBadQueue) || errors.Is(err, control.ErrBadGuard) ||
-			errors.Is(err, control.ErrDryRunMismatch) || errors.Is(err, control.ErrJobActive) || errors.Is(err, control.ErrKeyChanged) {
+			errors.Is(err, control.ErrDryRunMismatch) || errors.Is(err, control.ErrJobActive) || errors.Is(err, control.ErrKeyChanged) ||
+			errors.Is(err, control.ErrTooManyRanges) {
 			return exitBadInput
 		}
 		return exitFailed

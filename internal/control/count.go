@@ -83,6 +83,9 @@ func firstSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) (
 	if err != nil {
 		return keyspace.Space{}, nil, err
 	}
+	if err := checkRanges(spec, from, to, sl.Ranges()); err != nil {
+		return keyspace.Space{}, nil, err
+	}
 	ranges := make([]keyspace.Range, 0, sl.Ranges())
 	for i := range sl.Ranges() {
 		r, err := sl.Range(i)

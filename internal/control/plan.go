@@ -42,6 +42,20 @@ type PlanReport struct {
 // ErrEmpty means the job's key range holds no rows: nothing to backfill.
 var ErrEmpty = errors.New("the table has no rows in the job's key range; nothing to backfill")
 
+// ErrTooManyRanges means the job's key range slices into more range tasks
+// than its max_ranges: plan and start refuse it before anything is stored
+// or enqueued.
+var ErrTooManyRanges = errors.New("too many range tasks")
+
+// checkRanges refuses a slicing of more ranges than the job allows.
+func checkRanges(spec *jobspec.Spec, from, to keyspace.Key, ranges int64) error {
+	if ranges <= spec.RangeCap() {
+		return nil
+	}
+	return fmt.Errorf("%w: the key range [%s, %s] in steps of task_span %d makes %d range tasks, over max_ranges %d; check range.from and range.to (a typo?), raise task_span, or raise max_ranges; nothing was stored or enqueued",
+		ErrTooManyRanges, from, to, spec.TaskSpan, ranges, spec.RangeCap())
+}
+
 // Plan validates the job against the database without writing anything. A
 // preflight refusal is a *preflight.RefusedError. target is the database
 // of a copy into another database (copy.database_env), nil for any other
@@ -69,6 +83,9 @@ func Plan(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, target *p
 			return nil, err
 		}
 		p.Ranges = sl.Ranges()
+		if err := checkRanges(spec, from, to, p.Ranges); err != nil {
+			return nil, err
+		}
 		if p.Slices, err = someRanges(sl); err != nil {
 			return nil, err
 		}

@@ -158,6 +158,9 @@ func planSlicing(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, sp
 	if err != nil {
 		return ledger.Meta{}, err
 	}
+	if err := checkRanges(spec, from, to, sl.Ranges()); err != nil {
+		return ledger.Meta{}, err
+	}
 	meta := ledger.Meta{Queue: queue, Slicing: sl, Ranges: sl.Ranges(), Created: time.Now(), DryRun: spec.DryRun}
 	if meta.Estimate, err = estimatePending(ctx, pool, spec, space, from, to); err != nil {
 		return ledger.Meta{}, err

@@ -35,10 +35,13 @@ type Spec struct {
 	SQL     string    `yaml:"sql,omitempty" json:"sql,omitempty"`
 	// Copy makes the job a copy into another table; Delete a chunked
 	// delete of the rows that match pending. Neither: a fill (set, sql).
-	Copy        *Copy     `yaml:"copy,omitempty" json:"copy,omitempty"`
-	Delete      bool      `yaml:"delete,omitempty" json:"delete,omitempty"`
-	Range       Range     `yaml:"range" json:"range"`
-	TaskSpan    int64     `yaml:"task_span" json:"task_span"`
+	Copy     *Copy `yaml:"copy,omitempty" json:"copy,omitempty"`
+	Delete   bool  `yaml:"delete,omitempty" json:"delete,omitempty"`
+	Range    Range `yaml:"range" json:"range"`
+	TaskSpan int64 `yaml:"task_span" json:"task_span"`
+	// MaxRanges caps the range tasks one job may enqueue: a typo in
+	// range.to must not fill Redis with tasks.
+	MaxRanges   int64     `yaml:"max_ranges" json:"max_ranges,omitempty"`
 	ReadBatch   int       `yaml:"read_batch" json:"read_batch"`
 	Batch       BatchSize `yaml:"batch" json:"batch"`
 	Sleep       Duration  `yaml:"sleep" json:"sleep"`
@@ -91,6 +94,9 @@ const (
 	DefaultLockTimeout = time.Second
 	DefaultStmtTimeout = 5 * time.Second
 	DefaultRetries     = 5
+	// DefaultMaxRanges is 5 billion rows at the default task_span: more
+	// than any table a fleet fills, and far under what fills a Redis.
+	DefaultMaxRanges   = 50_000
 	DefaultDatabaseEnv = "DATABASE_URL"
 )
 
@@ -213,6 +219,15 @@ func (s *Spec) QuotedKey() string {
 	return strings.Join(q, ", ")
 }
 
+// RangeCap is the most range tasks the job may enqueue: max_ranges, or
+// DefaultMaxRanges for a spec stored before the field existed.
+func (s *Spec) RangeCap() int64 {
+	if s.MaxRanges > 0 {
+		return s.MaxRanges
+	}
+	return DefaultMaxRanges
+}
+
 // RawSQL reports whether the job gives its own write statement.
 func (s *Spec) RawSQL() bool { return s.SQL != "" }
 
@@ -243,6 +258,9 @@ func (s *Spec) applyDefaults(lines map[string]int) {
 	}
 	if absent("retries") {
 		s.Retries = DefaultRetries
+	}
+	if absent("max_ranges") {
+		s.MaxRanges = DefaultMaxRanges
 	}
 	if absent("database_env") {
 		s.DatabaseEnv = DefaultDatabaseEnv
@@ -317,6 +335,9 @@ func (s *Spec) validateBounds(add addFunc) {
 	}
 	if s.TaskSpan < 1 {
 		add("task_span", "must be at least 1 (keys per range task), got %d", s.TaskSpan)
+	}
+	if s.MaxRanges < 0 {
+		add("max_ranges", "must not be negative (0 is the default, %d), got %d", DefaultMaxRanges, s.MaxRanges)
 	}
 	if s.ReadBatch < 1 {
 		add("read_batch", "must be at least 1, got %d", s.ReadBatch)
