@@ -62,7 +62,7 @@ func run() int {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	queue := fs.String("queue", "ebb", "asynq queue to serve (no { or } in the name)")
 	concurrency := fs.Int("concurrency", 1, "ranges this process works on at once")
-	metricsAddr := fs.String("metrics-addr", ":9090", "address for /metrics, /healthz and /readyz (empty to disable)")
+	metricsAddr := fs.String("metrics-addr", defaultMetricsAddr, "address for /metrics, /healthz and /readyz (empty to disable); :9090 for every interface, as the container manifests set it for Prometheus and the probes")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for batches in flight; keep it above the jobs' timeouts.statement plus margin")
 	logFormat := logger.Text
 	fs.Var(&logFormat, "log-format", logger.Usage)
@@ -85,6 +85,11 @@ func run() int {
 	}
 	return 0
 }
+
+// defaultMetricsAddr is loopback: /metrics, /healthz and /readyz say what
+// the fleet is doing and must not be open to the network unless asked
+// for (deploy/ asks for :9090, where Prometheus and the probes reach it).
+const defaultMetricsAddr = "127.0.0.1:9090"
 
 // options are the worker's flags.
 type options struct {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -192,4 +193,14 @@ func TestJobProgressMatchesStatus(t *testing.T) {
 	}, got)
 	_, err = feed(context.Background(), "no-such-job")
 	require.ErrorIs(t, err, ledger.ErrNotFound)
+}
+
+// TestMetricsLoopbackByDefault: without -metrics-addr the worker serves
+// /metrics, /healthz and /readyz on loopback only; a deployment that wants
+// them on the network says :9090, as deploy/ does.
+func TestMetricsLoopbackByDefault(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(workerBinary(t), "-h").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), `(default "127.0.0.1:9090")`)
 }
