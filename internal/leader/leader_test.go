@@ -122,8 +122,16 @@ guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM `+knob+`", slo
 
 	// Every change is in the job's history, oldest last, with what the
 	// guard saw: "why was it slow at 03:12?" has an answer afterwards.
-	raw, err := l.History(ctx, spec.Name, 0)
-	require.NoError(t, err)
+	// The leader records a change just after it publishes the decision,
+	// so the last entry may land a moment after the decision was seen.
+	var raw [][]byte
+	ebbtest.Eventually(t, "the restore to the full rate in the history", func() bool {
+		var err error
+		raw, err = l.History(ctx, spec.Name, 0)
+		require.NoError(t, err)
+		var newest guard.Change
+		return len(raw) > 0 && json.Unmarshal(raw[0], &newest) == nil && newest.Factor == 1
+	})
 	changes := make([]guard.Change, len(raw))
 	for i, b := range raw {
 		require.NoError(t, json.Unmarshal(b, &changes[len(raw)-1-i]))
