@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/ebbhq/ebb/internal/clock"
 )
 
 // The strategies of one run, in the order they run, and how each is
@@ -49,7 +51,7 @@ guard: {rules: []}
 func liveStrategies(cfg config) []strategy {
 	return []strategy{
 		{Name: "baseline", Live: true, Note: "no fill: the live latency the others are compared with", run: func(ctx context.Context, _ *run) (fillStats, error) {
-			return fillStats{}, sleepCtx(ctx, cfg.baseline)
+			return fillStats{}, clock.Sleep(ctx, cfg.baseline)
 		}},
 		{Name: "big-update", Live: true, Note: "one UPDATE of every pending row", run: bigUpdate},
 		{Name: "commits-50k", Live: true, Note: "a loop of 50,000-row commits by key range", run: sqlChunks(50_000, 0)},
@@ -91,7 +93,7 @@ func measure(ctx context.Context, r *run, rec *recorder, cfg config, s strategy,
 		tctx, cancel := context.WithCancel(ctx)
 		wait := traffic(tctx, r.pool, cfg.rows, cfg.live, rec)
 		stopTraffic = func() { cancel(); wait() }
-		if err := sleepCtx(ctx, cfg.warmup); err != nil {
+		if err := clock.Sleep(ctx, cfg.warmup); err != nil {
 			stopTraffic()
 			return res, err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ebbhq/ebb/internal/child"
+	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
 
@@ -81,7 +82,7 @@ func sqlChunks(n int64, sleep time.Duration) func(context.Context, *run) (fillSt
 				return fillStats{}, fmt.Errorf("chunk at %d: %w", lo, err)
 			}
 			if sleep > 0 {
-				if err := sleepCtx(ctx, sleep); err != nil {
+				if err := clock.Sleep(ctx, sleep); err != nil {
 					return fillStats{}, err
 				}
 			}
@@ -186,11 +187,13 @@ func ebbJob(body func(*run) string, workers, concurrency int) func(context.Conte
 			return fillStats{}, fmt.Errorf("write job file: %w", err)
 		}
 		env := child.SetEnv(child.SetEnv(child.SetEnv(os.Environ(), "DATABASE_URL", r.dsn), "REDIS_URL", r.redisURL), "EBB_PREFIX", "bench:")
+		// Read before the total, so this INFO is not among the commands
+		// counted.
+		statsBefore, _ := commandStats(ctx, r.rdb)
 		before, err := commandCalls(ctx, r.rdb)
 		if err != nil {
 			return fillStats{}, err
 		}
-		statsBefore, _ := commandStats(ctx, r.rdb)
 		var procs []*child.Process
 		defer func() {
 			for _, p := range procs {
@@ -218,7 +221,7 @@ func ebbJob(body func(*run) string, workers, concurrency int) func(context.Conte
 		polls, statusPolls := 0, 0
 		var st jobStatus
 		for i := 1; ; i++ {
-			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			if err := clock.Sleep(ctx, 100*time.Millisecond); err != nil {
 				return fillStats{}, err
 			}
 			prog, err := led.Progress(ctx, name)
@@ -382,15 +385,4 @@ func commandStats(ctx context.Context, rdb *redis.Client) (map[string]int64, err
 		out[strings.TrimPrefix(name, "cmdstat_")] = n
 	}
 	return out, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
