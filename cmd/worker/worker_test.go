@@ -146,9 +146,9 @@ table: %s
 key: %s
 pending: status IS NULL
 %s
-read_batch: 500
+%s
 database_env: EBB_TEST_DSN
-%s`, b.job, orders, key, setLine(extra), extra)))
+%s`, b.job, orders, key, setLine(extra), readLine(extra), strings.ReplaceAll(extra, "ORDERS", orders))))
 	require.NoError(t, err)
 	b.env = []string{"REDIS_URL=" + ebbtest.RedisURL(), "EBB_PREFIX=" + b.redis.Prefix, "EBB_TEST_DSN=" + ebbtest.DatabaseURL(), "DATABASE_URL="}
 	_, err = b.ctl.Start(context.Background(), b.db.Pool, spec, b.redis.Queue)
@@ -158,10 +158,18 @@ database_env: EBB_TEST_DSN
 
 // setLine is the job's set, unless extra brings its own.
 func setLine(extra string) string {
-	if strings.Contains(extra, "set:") {
+	if strings.Contains(extra, "set:") || strings.Contains(extra, "sql:") {
 		return ""
 	}
 	return "set: hits = hits + 1, status = 's' || legacy_state"
+}
+
+// readLine is the job's read_batch, unless extra brings its own.
+func readLine(extra string) string {
+	if strings.Contains(extra, "read_batch:") {
+		return ""
+	}
+	return "read_batch: 500"
 }
 
 func (b *bundle) worker(t *testing.T) *proc {

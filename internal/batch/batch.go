@@ -67,6 +67,10 @@ type Executor struct {
 	dryRun bool
 	// across is set for a copy into another database (CopyAcross).
 	across *acrossCopy
+	// fence is this run's claim on its range (Claim), checked by every
+	// write in fenceTable; nil writes unfenced.
+	fence      *Fence
+	fenceTable string
 }
 
 // NewExecutor returns an executor for spec, whose key is space, on pool.
@@ -119,7 +123,11 @@ func (e *Executor) Write(ctx context.Context, lo, hi keyspace.Key) (int64, error
 		return n, nil
 	}
 	var n int64
-	err = e.inTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	var check string
+	if e.fence != nil && !e.dryRun {
+		check = fenceSQL(e.fenceTable, e.fence, hi.Encode())
+	}
+	err = e.inTxOn(ctx, e.pool, pgx.TxOptions{}, check, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, e.st.Write, args...)
 		if err != nil {
 			return err
@@ -173,15 +181,20 @@ func (e *Executor) read(ctx context.Context, sql string, lower, hi keyspace.Key,
 }
 
 func (e *Executor) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
-	return e.inTxOn(ctx, e.pool, opts, fn)
+	return e.inTxOn(ctx, e.pool, opts, "", fn)
 }
 
-// inTxOn is inTx on pool: the job's database, or a copy's target.
-func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+// inTxOn is inTx on pool: the job's database, or a copy's target. A
+// non-empty check (fenceSQL) runs right after the settings, in the same
+// round trip.
+func (e *Executor) inTxOn(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, check string, fn func(pgx.Tx) error) error {
 	// BEGIN and the batch settings go in one round trip (beginQuery), and
 	// before the batch's statement is even parsed: a Parse takes the
 	// table's lock, and must already wait under lock_timeout.
 	opts.BeginQuery = beginQuery(opts, e.lockTO, e.stmtTO)
+	if check != "" {
+		opts.BeginQuery += "; " + check
+	}
 	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
@@ -239,10 +252,20 @@ func SetLocal(ctx context.Context, tx pgx.Tx, spec *jobspec.Spec) error {
 	return err
 }
 
+// IdleInTransaction ends a batch's transaction (and its session) when the
+// worker stops talking in the middle of it: a worker frozen by a GC pause,
+// SIGSTOP or a suspended VM would otherwise hold its rows' locks until it
+// woke, and the worker that took its range over (after asynq's 30 s lease)
+// would time out on them over and over. It is well below the lease, and
+// far above the milliseconds a live batch is ever idle between its
+// statements.
+const IdleInTransaction = 10 * time.Second
+
 // settingsSQL sets the batch settings for the transaction it runs in.
 func settingsSQL(lockTO, stmtTO string) string {
 	return "SELECT set_config('lock_timeout', '" + lockTO + "', true), set_config('statement_timeout', '" + stmtTO +
-		"', true), set_config('enable_seqscan', 'off', true)"
+		"', true), set_config('enable_seqscan', 'off', true), set_config('idle_in_transaction_session_timeout', '" +
+		millis(IdleInTransaction) + "', true)"
 }
 
 func millis(d time.Duration) string {

@@ -167,7 +167,7 @@ func (e *Executor) writeAcross(ctx context.Context, args []any) (int64, error) {
 		return 0, nil
 	}
 	var n int64
-	err := e.inTxOn(ctx, a.target, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err := e.inTxOn(ctx, a.target, pgx.TxOptions{}, "", func(tx pgx.Tx) error {
 		if err := PortableText(ctx, tx); err != nil {
 			return err
 		}

@@ -75,6 +75,9 @@ func Classify(ctx context.Context, err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		if pgErr.Code == fencedState {
+			return fmt.Errorf("%w: %w", ErrFenced, err)
+		}
 		if transientStates[pgErr.Code] || strings.HasPrefix(pgErr.Code, "08") {
 			return &TransientError{Err: err}
 		}

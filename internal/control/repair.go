@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ebbhq/ebb/internal/batch"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/verify"
 )
@@ -74,6 +75,11 @@ func (c *Control) Repair(ctx context.Context, pool *pgxpool.Pool, job string, op
 		return res, err
 	}
 	slices.Sort(res.Reopened)
+	// The fence table's cursors go first: a range reopened in Redis but
+	// still holding its cursor there would resume past the rows to redo.
+	if err := batch.ForgetCursors(ctx, pool, spec.QuotedFenceTable(), job, res.Reopened); err != nil {
+		return res, err
+	}
 	if err := c.ledger.Reopen(ctx, job, res.Reopened); err != nil {
 		return res, err
 	}

@@ -432,3 +432,18 @@ func decodeError(err error, lines map[string]int) error {
 	}
 	return errors.Join(errs...)
 }
+
+// FenceTableName is the table, beside the job's table, where workers
+// claim ranges and every batch checks its fencing token (batch.Fence): in
+// the table's schema, like gh-ost's _ghc changelog table, so it is created
+// with the privileges the backfill already has there and dropped with it.
+const FenceTableName = "_ebb_fence"
+
+// QuotedFenceTable is FenceTableName in the job table's schema, quoted.
+func (s *Spec) QuotedFenceTable() string {
+	schema, _ := s.TableName()
+	if schema == "" {
+		return pgx.Identifier{FenceTableName}.Sanitize()
+	}
+	return pgx.Identifier{schema, FenceTableName}.Sanitize()
+}

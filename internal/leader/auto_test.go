@@ -75,7 +75,7 @@ guard:
 		require.Equal(t, lim.Rate, testutil.ToFloat64(m.AutoRate.WithLabelValues(spec.Name)), "check %d: the rate is exported", i)
 
 		rows := int64(lim.Rate) // the fleet keeps up, for one second
-		require.NoError(t, l.Commit(ctx, spec.Name, 0, keyspace.Int(int64(i+1)), rows, 10*time.Millisecond, time.Minute))
+		require.NoError(t, l.Commit(ctx, spec.Name, 0, 0, keyspace.Int(int64(i+1)), rows, 10*time.Millisecond, time.Minute))
 		clock = clock.Add(time.Second)
 	}
 	require.InDeltaSlice(t, want, got, 1e-9, "fleet rate after each check")

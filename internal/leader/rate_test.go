@@ -86,7 +86,7 @@ schedule: {timezone: UTC, windows: [{days: mon, from: "00:00", to: "24:00", rate
 					rowsPerSec = min(lim.Rate, capacity)
 				}
 				rows := int64(rowsPerSec * every.Seconds())
-				require.NoError(t, l.Commit(ctx, spec.Name, 0, keyspace.Int(int64(i+1)), rows, 10*time.Millisecond, time.Minute))
+				require.NoError(t, l.Commit(ctx, spec.Name, 0, 0, keyspace.Int(int64(i+1)), rows, 10*time.Millisecond, time.Minute))
 				clock = clock.Add(every)
 			}
 			require.InDeltaSlice(t, tc.want, got, 1e-9, "fleet rate allowed after each check")

@@ -390,10 +390,15 @@ func (l *Ledger) CommitTimes(ctx context.Context, job string) ([]time.Duration, 
 // work (idempotent) instead of losing it. A parent split before gets its
 // first halves back: a retry after a failed enqueue must not leave orphan
 // range IDs that no task will ever finish. Those halves cover what the
-// retry would split, since a range's checkpoint only moves forward.
-func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2]keyspace.Range) ([2]int64, error) {
-	ids, err := splitScript.Run(ctx, l.rdb, []string{l.MetaKey(job), l.SplitsKey(job)},
-		encodeBounds(halves[0]), encodeBounds(halves[1]), parent).Int64Slice()
+// retry would split, since a range's checkpoint only moves forward. A
+// newer fencing token than token (0: unfenced) refuses the split with
+// ErrFenced: a worker that stalled must not cut a range it no longer owns.
+func (l *Ledger) Split(ctx context.Context, job string, parent, token int64, halves [2]keyspace.Range) ([2]int64, error) {
+	ids, err := splitScript.Run(ctx, l.rdb, []string{l.MetaKey(job), l.SplitsKey(job), l.FenceKey(job)},
+		encodeBounds(halves[0]), encodeBounds(halves[1]), parent, token).Int64Slice()
+	if err == nil && len(ids) == 1 {
+		return [2]int64{}, fmt.Errorf("split %s range %d (token %d): %w", job, parent, token, ErrFenced)
+	}
 	if err != nil || len(ids) != 2 {
 		return [2]int64{}, fmt.Errorf("split %s range %d: %w", job, parent, err)
 	}
@@ -402,12 +407,17 @@ func (l *Ledger) Split(ctx context.Context, job string, parent int64, halves [2]
 
 // splitScript allots two range IDs to the halves of a split parent, once per
 // parent.
-// KEYS[1] meta, KEYS[2] splits.
+// KEYS[1] meta, KEYS[2] splits, KEYS[3] fence.
 // ARGV[1], ARGV[2] the bounds of each half, "[lo,hi]" (encodeBounds);
-// ARGV[3] the parent's range ID.
+// ARGV[3] the parent's range ID; ARGV[4] its fencing token (0: unfenced).
 // Returns the halves' IDs: new ones (HINCRBY meta ranges 2), or those of the
-// parent's earlier split, kept in the splits field "parent:ID" as "a,b".
+// parent's earlier split, kept in the splits field "parent:ID" as "a,b";
+// {-1} when fenced out.
 var splitScript = redis.NewScript(`
+local tok = tonumber(ARGV[4])
+if tok > 0 and tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0') > tok then
+  return {-1}
+end
 local before = redis.call('HGET', KEYS[2], 'parent:' .. ARGV[3])
 if before then
   local a, b = string.match(before, '^(%d+),(%d+)$')

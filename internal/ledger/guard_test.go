@@ -213,7 +213,7 @@ func TestBaselineAndCommitTimes(t *testing.T) {
 	require.Equal(t, map[string]float64{"p95": 0.25}, bl)
 
 	for i := 1; i <= 3; i++ {
-		require.NoError(t, b.l.Commit(ctx, "j", 0, keyspace.Int(int64(i)), 1, time.Duration(i)*100*time.Millisecond, time.Minute))
+		require.NoError(t, b.l.Commit(ctx, "j", 0, 0, keyspace.Int(int64(i)), 1, time.Duration(i)*100*time.Millisecond, time.Minute))
 	}
 	ct, err := b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
@@ -238,7 +238,7 @@ func TestCommitTimesOnlyRecent(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ct, "commits older than the window do not count")
 
-	require.NoError(t, b.l.Commit(ctx, "j", 0, keyspace.Int(10), 1, 40*time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "j", 0, 0, keyspace.Int(10), 1, 40*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{40 * time.Millisecond}, ct)
@@ -250,14 +250,14 @@ func TestCommitTimesOnlyRecent(t *testing.T) {
 	// recent, and an old one is still dropped by the next trim.
 	_, err = b.l.Controls(ctx, "j", b.env.Queue)
 	require.NoError(t, err)
-	require.NoError(t, b.l.Commit(ctx, "j", 2, keyspace.Int(10), 1, 50*time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "j", 2, 0, keyspace.Int(10), 1, 50*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{50 * time.Millisecond, 40 * time.Millisecond}, ct)
 	require.NoError(t, b.rdb.ZRem(ctx, b.l.CommitsKey("j"), "50.000:2:"+keyspace.Int(10).Encode()).Err())
 
 	// Two commits with the same time in the same range are both counted.
-	require.NoError(t, b.l.Commit(ctx, "j", 1, keyspace.Int(10), 1, 40*time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "j", 1, 0, keyspace.Int(10), 1, 40*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Len(t, ct, 2)
@@ -273,7 +273,7 @@ func TestCommitReplacesLegacyList(t *testing.T) {
 	ct, err := b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Empty(t, ct)
-	require.NoError(t, b.l.Commit(ctx, "j", 0, keyspace.Int(1), 1, 25*time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "j", 0, 0, keyspace.Int(1), 1, 25*time.Millisecond, time.Minute))
 	ct, err = b.l.CommitTimes(ctx, "j")
 	require.NoError(t, err)
 	require.Equal(t, []time.Duration{25 * time.Millisecond}, ct)
@@ -284,7 +284,7 @@ func TestSplit(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	b.saveJob(t, "j") // ranges 0..9
-	ids, err := b.l.Split(ctx, "j", 3, halves(350, 374, 375, 400))
+	ids, err := b.l.Split(ctx, "j", 3, 0, halves(350, 374, 375, 400))
 	require.NoError(t, err)
 	require.Equal(t, [2]int64{10, 11}, ids)
 	m, err := b.l.Meta(ctx, "j")
@@ -296,7 +296,7 @@ func TestSplit(t *testing.T) {
 
 	// The parent's retry (its enqueue failed) splits again: it gets the same
 	// halves, and the job counts no orphan range that nothing would finish.
-	again, err := b.l.Split(ctx, "j", 3, halves(360, 380, 381, 400))
+	again, err := b.l.Split(ctx, "j", 3, 0, halves(360, 380, 381, 400))
 	require.NoError(t, err)
 	require.Equal(t, ids, again)
 	m, err = b.l.Meta(ctx, "j")
@@ -307,7 +307,7 @@ func TestSplit(t *testing.T) {
 	require.Equal(t, map[int64]keyspace.Range{10: ir(10, 350, 374), 11: ir(11, 375, 400)}, sp)
 
 	// Another parent gets halves of its own.
-	other, err := b.l.Split(ctx, "j", 5, halves(550, 574, 575, 600))
+	other, err := b.l.Split(ctx, "j", 5, 0, halves(550, 574, 575, 600))
 	require.NoError(t, err)
 	require.Equal(t, [2]int64{12, 13}, other)
 }

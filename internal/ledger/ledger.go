@@ -10,6 +10,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -104,7 +105,7 @@ func (l *Ledger) jobKeys(job string) []string {
 		l.DoneKey(job), l.FailedKey(job), l.StatsKey(job), l.AliveKey(job),
 		l.OverridesKey(job), l.SlotsKey(job), l.RateStoredKey(job), l.LeaderKey(job),
 		l.DecisionKey(job), l.BaselineKey(job), l.CommitsKey(job), l.SplitsKey(job),
-		l.VerifyKey(job), l.HistoryKey(job),
+		l.VerifyKey(job), l.HistoryKey(job), l.FenceKey(job),
 	}
 }
 
@@ -132,6 +133,11 @@ type Meta struct {
 	// Finished is when the last range was marked done (Redis time), zero
 	// while the job is not finished. Status freezes its averages there.
 	Finished time.Time
+	// Run names this start of the job: set with the meta, so a job
+	// started again after cleanup (or after Redis lost its keys) is a new
+	// run, and a range's cursor kept in the database's fence table by an
+	// earlier run is not resumed from. "" for a job started before it.
+	Run string
 }
 
 // SaveJob stores the spec (JSON) and, when the job has no meta yet, its
@@ -144,6 +150,7 @@ func (l *Ledger) SaveJob(ctx context.Context, job string, spec []byte, m Meta) (
 	_, err = l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if created {
 			p.HSet(ctx, l.MetaKey(job), map[string]any{
+				"run":      rand.Text(),
 				"queue":    m.Queue,
 				"slicing":  m.Slicing.Encode(),
 				"created":  m.Created.UTC().Format(time.RFC3339),
@@ -176,7 +183,7 @@ func (l *Ledger) Meta(ctx context.Context, job string) (Meta, error) {
 	if len(h) == 0 {
 		return Meta{}, fmt.Errorf("job %s: %w", job, ErrNotFound)
 	}
-	m := Meta{Queue: h["queue"]}
+	m := Meta{Queue: h["queue"], Run: h["run"]}
 	if m.Ranges, err = strconv.ParseInt(h["ranges"], 10, 64); err != nil {
 		return Meta{}, fmt.Errorf("job %s meta field ranges=%q is not a number; was %s edited by hand?", job, h["ranges"], l.MetaKey(job))
 	}
@@ -199,6 +206,16 @@ func readSlicing(h map[string]string) (keyspace.Slicing, error) {
 		return keyspace.DecodeSlicing(s)
 	}
 	return keyspace.LegacySlicing(h["from"], h["to"], h["span"])
+}
+
+// Run returns the job's run (Meta.Run) alone: what a worker needs of the
+// meta when it claims a range. "" for a job started before runs existed.
+func (l *Ledger) Run(ctx context.Context, job string) (string, error) {
+	run, err := l.rdb.HGet(ctx, l.MetaKey(job), "run").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("read job %s run: %w", job, err)
+	}
+	return run, nil
 }
 
 // Spec returns the stored spec JSON, or ErrNotFound.
@@ -258,18 +275,26 @@ func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key
 // it wrote, the batch's commit time for the fleet's p95, and marks the job
 // alive for aliveTTL, all in one script (atomic, one round trip). Call it
 // only after the database COMMIT returned.
-func (l *Ledger) Commit(ctx context.Context, job string, rangeID int64, key keyspace.Key, rows int64, took, aliveTTL time.Duration) error {
+//
+// token is the range's fencing token (Fence): a newer one stored refuses
+// the checkpoint with ErrFenced, so a worker that stalled past its lease
+// never writes its older cursor over the new owner's. Zero skips the check
+// (a dry run, whose batches roll back, is not fenced).
+func (l *Ledger) Commit(ctx context.Context, job string, rangeID, token int64, key keyspace.Key, rows int64, took, aliveTTL time.Duration) error {
 	enc := key.Encode()
 	var nowMS int64 // 0: the script asks Redis
 	if now, ok := l.clock.now(); ok {
 		nowMS = now.UnixMilli()
 	}
-	err := commitBatch.Run(ctx, l.rdb, []string{l.CursorKey(job), l.StatsKey(job), l.AliveKey(job), l.CommitsKey(job)},
+	res, err := commitBatch.Run(ctx, l.rdb, []string{l.CursorKey(job), l.StatsKey(job), l.AliveKey(job), l.CommitsKey(job), l.FenceKey(job)},
 		id(rangeID), enc, rows, max(aliveTTL.Milliseconds(), 1),
 		strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64),
-		CommitWindow.Milliseconds(), commitsKept, trimEvery, nowMS).Err()
+		CommitWindow.Milliseconds(), commitsKept, trimEvery, nowMS, token).Int()
 	if err != nil {
 		return fmt.Errorf("checkpoint %s range %d at key %s: %w", job, rangeID, key, err)
+	}
+	if res < 0 {
+		return fmt.Errorf("checkpoint %s range %d at key %s (token %d): %w", job, rangeID, key, token, ErrFenced)
 	}
 	return nil
 }
@@ -287,13 +312,14 @@ func (l *Ledger) Commit(ctx context.Context, job string, rangeID int64, key keys
 // and the three trims were a third of the script's commands. The expiry is
 // two windows, so an idle job's set still goes away by itself.
 //
-//	KEYS[1] cursor hash, KEYS[2] stats hash, KEYS[3] alive key, KEYS[4] commits
+//	KEYS[1] cursor hash, KEYS[2] stats hash, KEYS[3] alive key, KEYS[4] commits,
+//	KEYS[5] fence hash
 //	ARGV[1] range ID, ARGV[2] encoded key, ARGV[3] rows, ARGV[4] alive TTL ms,
 //	ARGV[5] commit time in ms (decimal), ARGV[6] window in ms, ARGV[7] commits kept,
 //	ARGV[8] trimEvery, ARGV[9] Redis's time in ms as the worker knows it from
-//	its last Controls (0: ask Redis)
-//	returns 1
-var commitBatch = redis.NewScript(`
+//	its last Controls (0: ask Redis), ARGV[10] fencing token (0: unfenced)
+//	returns 1, or -1 when fenced out (nothing written)
+var commitBatch = redis.NewScript(fencedLua("KEYS[5]", "ARGV[1]", "ARGV[10]") + `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'rows', ARGV[3])
 local batches = redis.call('HINCRBY', KEYS[2], 'batches', 1)
@@ -341,10 +367,10 @@ func (l *Ledger) Touch(ctx context.Context, job string, ttl time.Duration) error
 // hand to redo ranges) loses its stamp. A missing meta (the job was cleaned
 // up) is not recreated.
 //
-// KEYS[1] done set, KEYS[2] failed hash, KEYS[3] meta hash
-// ARGV[1] range ID
-// Returns 1 when every range is done, else 0.
-var markDone = redis.NewScript(`
+// KEYS[1] done set, KEYS[2] failed hash, KEYS[3] meta hash, KEYS[4] fence hash
+// ARGV[1] range ID, ARGV[2] fencing token (0: unfenced)
+// Returns 1 when every range is done, else 0; -1 when fenced out.
+var markDone = redis.NewScript(fencedLua("KEYS[4]", "ARGV[1]", "ARGV[2]") + `
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 local ranges = tonumber(redis.call('HGET', KEYS[3], 'ranges'))
@@ -360,11 +386,15 @@ return 0
 `)
 
 // MarkDone marks a range finished and clears any old failure of it; the
-// last range also records when the job finished (Meta.Finished).
-func (l *Ledger) MarkDone(ctx context.Context, job string, rangeID int64) error {
-	err := markDone.Run(ctx, l.rdb, []string{l.DoneKey(job), l.FailedKey(job), l.MetaKey(job)}, id(rangeID)).Err()
+// last range also records when the job finished (Meta.Finished). A newer
+// fencing token than token (0: unfenced) refuses it with ErrFenced.
+func (l *Ledger) MarkDone(ctx context.Context, job string, rangeID, token int64) error {
+	res, err := markDone.Run(ctx, l.rdb, []string{l.DoneKey(job), l.FailedKey(job), l.MetaKey(job), l.FenceKey(job)}, id(rangeID), token).Int()
 	if err != nil {
 		return fmt.Errorf("mark %s range %d done: %w", job, rangeID, err)
+	}
+	if res < 0 {
+		return fmt.Errorf("mark %s range %d done (token %d): %w", job, rangeID, token, ErrFenced)
 	}
 	return nil
 }

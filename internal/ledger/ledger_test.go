@@ -121,27 +121,27 @@ func TestCheckpoint(t *testing.T) {
 		{
 			name: "other range only",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 4, keyspace.Int(99), 1, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 4, 0, keyspace.Int(99), 1, time.Millisecond, time.Minute))
 			},
 		},
 		{
 			name: "present",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, keyspace.Int(250), 10, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, 0, keyspace.Int(250), 10, time.Millisecond, time.Minute))
 			},
 			wantKey: keyspace.Int(250), wantOK: true,
 		},
 		{
 			name: "lowest key",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, keyspace.Int(math.MinInt64), 1, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, 0, keyspace.Int(math.MinInt64), 1, time.Millisecond, time.Minute))
 			},
 			wantKey: keyspace.Int(math.MinInt64), wantOK: true,
 		},
 		{
 			name: "highest key",
 			prepare: func(t *testing.T, b *testBundle) {
-				require.NoError(t, b.l.Commit(context.Background(), job, 3, keyspace.Int(math.MaxInt64), 1, time.Millisecond, time.Minute))
+				require.NoError(t, b.l.Commit(context.Background(), job, 3, 0, keyspace.Int(math.MaxInt64), 1, time.Millisecond, time.Minute))
 			},
 			wantKey: keyspace.Int(math.MaxInt64), wantOK: true,
 		},
@@ -190,9 +190,9 @@ func TestCommit(t *testing.T) {
 	b := setup(t)
 	b.saveJob(t, "c")
 
-	require.NoError(t, b.l.Commit(ctx, "c", 2, keyspace.Int(100), 40, time.Millisecond, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "c", 2, keyspace.Int(200), 60, time.Millisecond, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "c", 5, keyspace.Int(550), 7, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 2, 0, keyspace.Int(100), 40, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 2, 0, keyspace.Int(200), 60, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "c", 5, 0, keyspace.Int(550), 7, time.Millisecond, time.Minute))
 
 	key, ok, err := b.l.Checkpoint(ctx, "c", 2)
 	require.NoError(t, err)
@@ -233,7 +233,7 @@ func TestCommitAtomic(t *testing.T) {
 	go func() {
 		defer close(exited)
 		for i := int64(1); i <= commits; i++ {
-			if err := b.l.Commit(wctx, job, 0, keyspace.Int(i), 1, time.Millisecond, time.Minute); err != nil {
+			if err := b.l.Commit(wctx, job, 0, 0, keyspace.Int(i), 1, time.Millisecond, time.Minute); err != nil {
 				done <- err
 				return
 			}
@@ -289,7 +289,9 @@ func TestSaveJobKeepsSlicing(t *testing.T) {
 	// or done marks would point at other keys; the queue may move.
 	got, err := b.l.SaveJob(ctx, "s", []byte(`{"v":2}`), ledger.Meta{Queue: "elsewhere", Slicing: slicing(t, 5, 50, 1), Ranges: 46, Created: time.Now()})
 	require.NoError(t, err)
-	require.Equal(t, ledger.Meta{Queue: "elsewhere", Slicing: slicing(t, 1, 1000, 100), Ranges: 10, Created: first.Created}, got)
+	require.NotEmpty(t, first.Run, "the first start names its run")
+	require.Equal(t, ledger.Meta{Queue: "elsewhere", Slicing: slicing(t, 1, 1000, 100), Ranges: 10, Created: first.Created, Run: first.Run}, got,
+		"a later start keeps the slicing and the run")
 
 	spec, err := b.l.Spec(ctx, "s")
 	require.NoError(t, err)
@@ -327,14 +329,14 @@ func TestSnapshot(t *testing.T) {
 	b := setup(t)
 	meta := b.saveJob(t, "snap")
 
-	require.NoError(t, b.l.Commit(ctx, "snap", 0, keyspace.Int(100), 5, time.Millisecond, time.Minute))
-	require.NoError(t, b.l.Commit(ctx, "snap", 1, keyspace.Int(150), 7, time.Millisecond, time.Minute))
-	require.NoError(t, b.l.MarkDone(ctx, "snap", 0))
-	require.NoError(t, b.l.MarkDone(ctx, "snap", 0), "marking done twice counts once")
+	require.NoError(t, b.l.Commit(ctx, "snap", 0, 0, keyspace.Int(100), 5, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.Commit(ctx, "snap", 1, 0, keyspace.Int(150), 7, time.Millisecond, time.Minute))
+	require.NoError(t, b.l.MarkDone(ctx, "snap", 0, 0))
+	require.NoError(t, b.l.MarkDone(ctx, "snap", 0, 0), "marking done twice counts once")
 	require.NoError(t, b.l.MarkFailed(ctx, "snap", 7, "permanent: division by zero"))
 	require.NoError(t, b.l.MarkFailed(ctx, "snap", 2, "gave up after 5 attempts"))
 	require.NoError(t, b.l.MarkFailed(ctx, "snap", 3, "boom"))
-	require.NoError(t, b.l.MarkDone(ctx, "snap", 3), "done clears an old failure")
+	require.NoError(t, b.l.MarkDone(ctx, "snap", 3, 0), "done clears an old failure")
 	require.NoError(t, b.l.MarkFailed(ctx, "snap", 4, "boom"))
 	require.NoError(t, b.l.ClearFailed(ctx, "snap", 4))
 	require.NoError(t, b.l.SetPause(ctx, "snap", "1"))
@@ -486,8 +488,8 @@ func TestDeleteJob(t *testing.T) {
 	b := setup(t)
 	for _, job := range []string{"gone", "kept"} {
 		b.saveJob(t, job)
-		require.NoError(t, b.l.Commit(ctx, job, 0, keyspace.Int(10), 10, time.Millisecond, time.Minute))
-		require.NoError(t, b.l.MarkDone(ctx, job, 0))
+		require.NoError(t, b.l.Commit(ctx, job, 0, 0, keyspace.Int(10), 10, time.Millisecond, time.Minute))
+		require.NoError(t, b.l.MarkDone(ctx, job, 0, 0))
 		require.NoError(t, b.l.MarkFailed(ctx, job, 1, "boom"))
 		require.NoError(t, b.l.SetPause(ctx, job, "1"))
 	}
@@ -547,7 +549,7 @@ func TestLegacyFormats(t *testing.T) {
 	}, sp)
 
 	// A new split of the old job is written in the lossless form.
-	ids, err := b.l.Split(ctx, job, 5, [2]keyspace.Range{{Lo: keyspace.Int(550), Hi: keyspace.Int(574)}, {Lo: keyspace.Int(575), Hi: keyspace.Int(600)}})
+	ids, err := b.l.Split(ctx, job, 5, 0, [2]keyspace.Range{{Lo: keyspace.Int(550), Hi: keyspace.Int(574)}, {Lo: keyspace.Int(575), Hi: keyspace.Int(600)}})
 	require.NoError(t, err)
 	require.Equal(t, [2]int64{12, 13}, ids)
 	v, err := b.rdb.HGet(ctx, b.l.SplitsKey(job), "12").Result()

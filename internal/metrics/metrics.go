@@ -59,6 +59,9 @@ const (
 	OutcomeRetried    = "retried"
 	OutcomeFailed     = "failed"
 	OutcomeRolledBack = "rolled_back"
+	// OutcomeFenced is a batch refused because a newer worker claimed its
+	// range (runner's fencing).
+	OutcomeFenced = "fenced"
 )
 
 // New creates the collectors and registers them on reg.

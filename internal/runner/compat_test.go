@@ -45,7 +45,7 @@ func TestResumeLegacyJob(t *testing.T) {
 	require.NoError(t, rdb.HSet(ctx, l.CursorKey(b.job), "0", "5000").Err())
 	require.NoError(t, rdb.HSet(ctx, l.StatsKey(b.job), "rows", 4999, "batches", 25).Err())
 	require.NoError(t, rdb.HSet(ctx, l.SplitsKey(b.job), "2", "10001:15000", "3", "15001:20000", "parent:1", "2,3").Err())
-	require.NoError(t, l.MarkDone(ctx, b.job, 1))
+	require.NoError(t, l.MarkDone(ctx, b.job, 1, 0))
 	client := asynq.NewClientFromRedisClient(rdb)
 	for _, task := range []struct{ id, lo, hi int64 }{{0, 1, 10_000}, {2, 10_001, 15_000}, {3, 15_001, 20_000}} {
 		body := fmt.Sprintf(`{"job":%q,"range":%d,"lo":%d,"hi":%d}`, b.job, task.id, task.lo, task.hi)

@@ -243,8 +243,8 @@ func TestFinishedStatus(t *testing.T) {
 	require.Contains(t, b.status().PauseReason, "no fresh decision", "an unfinished job with a dead fleet is an alarm")
 
 	for r := int64(0); r < 3; r++ {
-		require.NoError(t, b.ledger.Commit(ctx, b.job, r, keyspace.Int((r+1)*1000), 1000, time.Millisecond, time.Second))
-		require.NoError(t, b.ledger.MarkDone(ctx, b.job, r))
+		require.NoError(t, b.ledger.Commit(ctx, b.job, r, 0, keyspace.Int((r+1)*1000), 1000, time.Millisecond, time.Second))
+		require.NoError(t, b.ledger.MarkDone(ctx, b.job, r, 0))
 	}
 	require.NoError(t, b.ctl.Pause(ctx, b.job, "someone who forgot"))
 	meta, err := b.ledger.Meta(ctx, b.job)
@@ -284,8 +284,8 @@ func TestEstimateInRange(t *testing.T) {
 	require.Equal(t, control.BasisRows, s.ProgressBasis)
 
 	// Range 0 wrote far more rows than the whole job was estimated to.
-	require.NoError(t, b.ledger.Commit(ctx, b.job, 0, keyspace.Int(1000), 3*s.EstimatedRows, time.Millisecond, time.Second))
-	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0))
+	require.NoError(t, b.ledger.Commit(ctx, b.job, 0, 0, keyspace.Int(1000), 3*s.EstimatedRows, time.Millisecond, time.Second))
+	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0, 0))
 	s = b.status()
 	require.Equal(t, control.BasisRanges, s.ProgressBasis)
 	require.Equal(t, 0.5, s.Progress, "one of two ranges done")

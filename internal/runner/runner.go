@@ -108,6 +108,8 @@ type Runner struct {
 	// rateTurns holds, per job, a one-slot channel: the turn at the fleet's
 	// rate limit that this worker's goroutines take one at a time.
 	rateTurns sync.Map
+	// fences remembers the fence tables this worker made sure exist.
+	fences sync.Map
 }
 
 // New returns a Runner.
@@ -244,6 +246,14 @@ func (r *Runner) outcome(ctx context.Context, p rangetask.Payload, err error) er
 		}
 		r.log.Log(ctx, level, "range handed back", append(attrs, slog.String("reason", y.Reason))...)
 		return err
+	case fenced(err):
+		// Another run of this range claimed it while this one stalled
+		// (asynq's lease ran out): that run owns the range now, and
+		// nothing of this one's was written after the claim.
+		r.log.WarnContext(ctx, "range fenced out: a newer worker took it over; this worker's stale batch was refused and the range is left to it",
+			append(attrs, slog.Any("err", err))...)
+		r.count(p.Job, metrics.OutcomeFenced)
+		return nil
 	case batch.IsPermanent(err), errors.As(err, &gaveUp):
 		r.fail(ctx, p, err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -263,6 +273,25 @@ func (r *Runner) outcome(ctx context.Context, p rangetask.Payload, err error) er
 		r.log.WarnContext(ctx, "range will be retried", append(attrs, slog.Any("err", err))...)
 	}
 	return err
+}
+
+// ensureFence creates the job's fence table once per table and worker.
+func (r *Runner) ensureFence(ctx context.Context, exec *batch.Executor, dbEnv, table string) error {
+	key := dbEnv + " " + table
+	if _, ok := r.fences.Load(key); ok {
+		return nil
+	}
+	if err := exec.EnsureFenceTable(ctx, table); err != nil {
+		return err
+	}
+	r.fences.Store(key, true)
+	return nil
+}
+
+// fenced reports whether err is a refusal of a stale fencing token, by
+// the database (a batch) or the ledger (a checkpoint, done mark, split).
+func fenced(err error) bool {
+	return errors.Is(err, batch.ErrFenced) || errors.Is(err, ledger.ErrFenced)
 }
 
 func (r *Runner) fail(ctx context.Context, p rangetask.Payload, cause error) {

@@ -271,7 +271,7 @@ func TestRestartAfterQueueLoss(t *testing.T) {
 	// The queue is lost (e.g. Redis restarted without persistence) but the
 	// ledger survived: start must re-enqueue exactly the ranges not done.
 	ctx := context.Background()
-	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0))
+	require.NoError(t, b.ledger.MarkDone(ctx, b.job, 0, 0))
 	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
 	_, err := insp.DeleteAllPendingTasks(b.redis.Queue)
 	require.NoError(t, err)

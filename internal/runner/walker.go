@@ -38,6 +38,8 @@ type walker struct {
 	// slot names this walker's batches in the max_workers slots.
 	slot  string
 	start time.Time
+	// token is this run's fencing token on the range (claim); 0 unfenced.
+	token int64
 
 	// pos is the lower bound of the next read: the range's first key,
 	// read inclusive, until a batch commits; from then on the last
@@ -67,6 +69,9 @@ func (w *walker) Run(ctx context.Context) error {
 		return err
 	}
 	if err := w.open(ctx); err != nil {
+		return err
+	}
+	if done, err := w.claim(ctx); err != nil || done {
 		return err
 	}
 	for {
@@ -111,9 +116,52 @@ func (w *walker) resume(ctx context.Context) (done bool, err error) {
 		return false, err
 	}
 	if cp.Equal(w.p.Hi) {
-		return true, l.MarkDone(ctx, w.p.Job, w.p.Range)
+		return true, l.MarkDone(ctx, w.p.Job, w.p.Range, 0)
 	}
 	w.pos, w.past = cp, true
+	return false, nil
+}
+
+// claim takes the range for this run: a fencing token newer than any
+// earlier run's, from the fence table beside the job's table, mirrored in
+// the ledger. Every batch, checkpoint, split and done mark of the run
+// carries it, and each is refused once a newer run has claimed the range,
+// so a worker that stalled past its lease and woke up cannot write into
+// the range its successor owns. The claim also returns the last key
+// committed under any earlier token, written in the same transaction as
+// the batch itself: the walk resumes after it even when the worker died
+// between its COMMIT and its checkpoint in Redis, so a batch is never
+// applied twice. done is true when that key is the range's last.
+//
+// A dry run is not fenced: its batches roll back, so there is nothing a
+// stale worker could apply twice.
+func (w *walker) claim(ctx context.Context) (done bool, err error) {
+	if w.spec.DryRun {
+		return false, nil
+	}
+	table := w.spec.QuotedFenceTable()
+	if err := w.r.ensureFence(ctx, w.exec, w.spec.DatabaseEnv, table); err != nil {
+		return false, fmt.Errorf("job %s: %w", w.p.Job, err)
+	}
+	run, err := w.r.cfg.Ledger.Run(ctx, w.p.Job)
+	if err != nil {
+		return false, err
+	}
+	f, cursor, ok, err := w.exec.Claim(ctx, table, w.p.Job, run, w.p.Range)
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", w.p.Job, err)
+	}
+	if err := w.r.cfg.Ledger.Fence(ctx, w.p.Job, w.p.Range, f.Token); err != nil {
+		return false, err
+	}
+	w.token = f.Token
+	if !ok {
+		return false, nil
+	}
+	if cursor.Equal(w.p.Hi) {
+		return true, w.r.cfg.Ledger.MarkDone(ctx, w.p.Job, w.p.Range, w.token)
+	}
+	w.pos, w.past = cursor, true
 	return false, nil
 }
 
@@ -234,6 +282,9 @@ func (w *walker) batch(ctx context.Context, keys []keyspace.Key) (int, error) {
 	rows, err := w.exec.Write(ctx, lo, hi)
 	took := time.Since(began)
 	release()
+	if errors.Is(err, batch.ErrFenced) {
+		return 0, err
+	}
 	if err != nil {
 		return 0, w.writeFailed(ctx, err, size, took, lo)
 	}
@@ -298,7 +349,7 @@ func (w *walker) checkpoint(ctx context.Context, hi keyspace.Key, rows int64, to
 	// Redis outage cannot hang the worker.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := w.r.cfg.Ledger.Commit(cctx, w.p.Job, w.p.Range, hi, rows, took, w.r.cfg.AliveTTL); err != nil {
+	if err := w.r.cfg.Ledger.Commit(cctx, w.p.Job, w.p.Range, w.token, hi, rows, took, w.r.cfg.AliveTTL); err != nil {
 		// Redoing from the older checkpoint is safe: the pending predicate
 		// turns the committed rows into a no-op.
 		return err
@@ -334,7 +385,7 @@ func (w *walker) advance(last keyspace.Key) bool {
 
 // finish marks the range done.
 func (w *walker) finish(ctx context.Context) error {
-	if err := w.r.cfg.Ledger.MarkDone(ctx, w.p.Job, w.p.Range); err != nil {
+	if err := w.r.cfg.Ledger.MarkDone(ctx, w.p.Job, w.p.Range, w.token); err != nil {
 		return err
 	}
 	w.r.log.InfoContext(ctx, "range done", append(w.attrs, slog.Int64("rows", w.rows), slog.Duration("elapsed", time.Since(w.start)))...)
@@ -362,7 +413,7 @@ func (w *walker) split(ctx context.Context, from keyspace.Key, gaveUp *GaveUpErr
 		return gaveUp
 	}
 	halves := [2]keyspace.Range{first, second}
-	ids, err := w.r.cfg.Ledger.Split(ctx, p.Job, p.Range, halves)
+	ids, err := w.r.cfg.Ledger.Split(ctx, p.Job, p.Range, w.token, halves)
 	if err != nil {
 		return err
 	}
@@ -371,7 +422,7 @@ func (w *walker) split(ctx context.Context, from keyspace.Key, gaveUp *GaveUpErr
 			return fmt.Errorf("requeue half of split %s range %d: %w", p.Job, p.Range, err)
 		}
 	}
-	if err := w.r.cfg.Ledger.MarkDone(ctx, p.Job, p.Range); err != nil {
+	if err := w.r.cfg.Ledger.MarkDone(ctx, p.Job, p.Range, w.token); err != nil {
 		return err
 	}
 	w.r.log.WarnContext(ctx, "range split after repeated timeouts at one spot",
