@@ -113,6 +113,9 @@ func printStatus(w io.Writer, s *control.Status) {
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "  range %d failed: %s\n", f.Range, f.Reason)
 	}
+	if len(s.Lost) > 0 {
+		fmt.Fprintf(w, "  lost:   ranges %v have no task in asynq (deleted, or lost with Redis's data): nothing will run them; run enqueuer start -job FILE again\n", s.Lost)
+	}
 	if s.RangesFailed > 0 {
 		fmt.Fprintf(w, "  fix the cause, then run enqueuer start -job FILE again to retry failed ranges\n")
 	}

@@ -21,6 +21,11 @@ func deriveStatus(snap statusSnapshot, now time.Time) *Status {
 		RangesFailed: int64(len(l.Failed)), RowsDone: l.Rows, Batches: l.Batches, Retries: l.Retries,
 		Failures: l.Failed, Created: l.Meta.Created, DryRun: l.Meta.DryRun,
 	}
+	if q := snap.queue; len(q.archived) > 0 || len(q.lost) > 0 {
+		s.Failures = append(append([]ledger.Failure(nil), s.Failures...), q.archived...)
+		s.RangesFailed += int64(len(q.archived))
+		s.Lost = q.lost
+	}
 	s.Overrides = overridesView(snap.overrides, snap.overridesErr)
 	s.Guard = guardView(snap)
 	s.Rate, s.MaxWorkers = limitsInForce(snap.spec, s.Overrides)
@@ -150,6 +155,8 @@ func jobState(s *Status, alive bool) string {
 		return StateDone
 	case s.RangesFailed > 0 && s.RangesDone+s.RangesFailed >= s.RangesTotal:
 		return StateFailed
+	case len(s.Lost) > 0 && s.RangesDone+s.RangesFailed+int64(len(s.Lost)) >= s.RangesTotal:
+		return StateLost
 	case s.PauseReason != "":
 		return StatePaused
 	case alive:

@@ -26,6 +26,10 @@ type Status struct {
 	Retries      int64            `json:"retries"`
 	PauseReason  string           `json:"pause_reason,omitempty"`
 	Failures     []ledger.Failure `json:"failures,omitempty"`
+	// Lost are unfinished ranges asynq holds no task for (deleted in
+	// Asynqmon, or lost with Redis's data): nothing will run them until
+	// enqueuer start runs again with the job file.
+	Lost []int64 `json:"lost,omitempty"`
 	Created      time.Time        `json:"created"`
 	// Finished is when the last range was done; the average rate and pace
 	// stop there instead of decaying while the finished job sits in Redis.
@@ -69,6 +73,9 @@ const (
 	StatePaused  = "paused"
 	StateDone    = "done"
 	StateFailed  = "failed"
+	// StateLost is a job whose every unfinished range has no task left
+	// in asynq: it cannot finish by itself.
+	StateLost = "lost"
 )
 
 // Progress bases, the values of Status.ProgressBasis.
@@ -123,6 +130,8 @@ type statusSnapshot struct {
 	baseline map[string]float64
 	// globalPauseKey and jobPauseKey name the flags in a pause reason.
 	globalPauseKey, jobPauseKey string
+	// queue is what asynq holds of the unfinished ranges (reconcile).
+	queue queueView
 }
 
 // readStatus gathers the snapshot status derives from: the ledger snapshot
@@ -142,6 +151,9 @@ func (c *Control) readStatus(ctx context.Context, job string) (statusSnapshot, e
 		snap.spec, _ = jobspec.FromJSON(raw)
 	}
 	if snap.redisNow, err = c.ledger.Now(ctx); err != nil {
+		return snap, err
+	}
+	if snap.queue, err = c.reconcile(ctx, job, snap.ledger, snap.redisNow); err != nil {
 		return snap, err
 	}
 	snap.overrides, snap.overridesErr = c.ledger.Overrides(ctx, job)

@@ -509,3 +509,34 @@ func (l *Ledger) Reopen(ctx context.Context, job string, rangeIDs []int64) error
 	}
 	return nil
 }
+
+// asynqTaskKeyFormat is asynq's key, not ebb's: hibiken/asynq's
+// internal/base builds a task's hash as TaskKey(qname, id) =
+// "asynq:{" + qname + "}:t:" + id, with the task's state in its "state"
+// field. The ledger only reads it, to tell status which unfinished ranges
+// asynq still holds.
+const asynqTaskKeyFormat = "asynq:{%s}:t:%s"
+
+// TaskStates returns asynq's state ("pending", "active", "scheduled",
+// "retry", "archived", "completed") of each task ID of queue, "" for a
+// task asynq does not hold. One pipelined round trip per thousand IDs.
+func (l *Ledger) TaskStates(ctx context.Context, queue string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		cmds := make([]*redis.StringCmd, len(chunk))
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				cmds[i] = p.HGet(ctx, fmt.Sprintf(asynqTaskKeyFormat, queue, id), "state")
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read asynq task states in queue %s: %w", queue, err)
+		}
+		for i, id := range chunk {
+			out[id], _ = cmds[i].Result()
+		}
+	}
+	return out, nil
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/batch"
@@ -69,4 +70,12 @@ func TestRetryPolicy(t *testing.T) {
 		require.GreaterOrEqual(t, wait, first[0])
 		require.LessOrEqual(t, wait, first[1])
 	})
+}
+
+// TestIsFailure: a yield and an expired lease are not failures of the
+// range: neither may count toward asynq archiving it.
+func TestIsFailure(t *testing.T) {
+	require.False(t, IsFailure(&YieldError{Reason: "paused"}))
+	require.False(t, IsFailure(fmt.Errorf("processor: %w", asynq.ErrLeaseExpired)), "a dead or stalled worker is not the range's fault")
+	require.True(t, IsFailure(errors.New("write batch: permission denied")))
 }

@@ -177,8 +177,15 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // IsFailure tells asynq which handler errors count as failures: a yield
-// (pause, drain) does not, so it neither burns a retry nor archives a range.
-func IsFailure(err error) bool { return !errors.Is(err, ErrYield) }
+// (pause, drain, fenced out) does not, so it neither burns a retry nor
+// archives a range, and neither does an expired lease. A lease expires
+// when a worker dies or stalls: that says nothing about the range, which
+// resumes from its checkpoint, and counted as failures enough kills
+// during one range made asynq archive it without ebb's handler ever
+// seeing the range fail.
+func IsFailure(err error) bool {
+	return !errors.Is(err, ErrYield) && !errors.Is(err, asynq.ErrLeaseExpired)
+}
 
 // RetryDelay is asynq's RetryDelayFunc: a yield comes back after its own
 // delay, anything else after asynq's default backoff.
@@ -250,10 +257,14 @@ func (r *Runner) outcome(ctx context.Context, p rangetask.Payload, err error) er
 		// Another run of this range claimed it while this one stalled
 		// (asynq's lease ran out): that run owns the range now, and
 		// nothing of this one's was written after the claim.
-		r.log.WarnContext(ctx, "range fenced out: a newer worker took it over; this worker's stale batch was refused and the range is left to it",
+		r.log.WarnContext(ctx, "range fenced out: a newer worker took it over; this worker's stale write was refused and it stops working on the range",
 			append(attrs, slog.Any("err", err))...)
 		r.count(p.Job, metrics.OutcomeFenced)
-		return nil
+		// Handed back, not finished: if asynq still counts this run's
+		// lease as valid, the task comes back later, and finds the range
+		// done, or claims it again from the newer run's cursor. Returning
+		// nil would mark the task completed while its range may not be.
+		return &YieldError{Reason: "fenced out by a newer worker", After: r.cfg.PauseRecheck}
 	case batch.IsPermanent(err), errors.As(err, &gaveUp):
 		r.fail(ctx, p, err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

@@ -316,6 +316,12 @@
       li.textContent = `range ${f.range} failed: ${f.reason}`;
       failures.appendChild(li);
     }
+    if ((s.lost || []).length > 0) {
+      const li = document.createElement('li');
+      li.className = 'lost';
+      li.textContent = `ranges ${s.lost.join(', ')} lost: asynq holds no task for them (deleted, or lost with Redis's data); run enqueuer start -job FILE again`;
+      failures.appendChild(li);
+    }
   }
 
   function renderFleet(jobs) {
