@@ -29,8 +29,8 @@ type Status struct {
 	// Lost are unfinished ranges asynq holds no task for (deleted in
 	// Asynqmon, or lost with Redis's data): nothing will run them until
 	// enqueuer start runs again with the job file.
-	Lost []int64 `json:"lost,omitempty"`
-	Created      time.Time        `json:"created"`
+	Lost    []int64   `json:"lost,omitempty"`
+	Created time.Time `json:"created"`
 	// Finished is when the last range was done; the average rate and pace
 	// stop there instead of decaying while the finished job sits in Redis.
 	Finished *time.Time `json:"finished,omitempty"`
