@@ -48,6 +48,7 @@ var layers = map[string]string{
 	"internal/dial":      "core",
 	"internal/logger":    "core",
 	"internal/child":     "core",
+	"internal/throwaway": "core",
 
 	"internal/ebbtest": "test",
 }

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ebbhq/ebb/internal/throwaway"
 )
 
 // config is the run's flags.
@@ -175,11 +177,12 @@ func bench(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer stopDB()
-	redisURL, rs, err := startRedis(ctx, dir)
+	rs, err := throwaway.Redis(ctx, dir, throwaway.RedisOptions{})
 	if err != nil {
 		return err
 	}
-	defer rs.stop()
+	defer rs.Stop()
+	redisURL := rs.URL
 	ropt, _ := redis.ParseURL(redisURL)
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
@@ -284,11 +287,13 @@ func database(ctx context.Context, dir string, say func(string, ...any)) (string
 		return benchDatabase(ctx, dsn)
 	}
 	say("starting a throwaway PostgreSQL cluster (shared_buffers=128MB)")
-	dsn, s, err := startPostgres(ctx, dir)
+	s, err := throwaway.Postgres(ctx, dir, throwaway.PostgresOptions{Settings: []string{
+		"shared_buffers=128MB", "fsync=on", "synchronous_commit=on", "track_io_timing=on", "max_wal_size=4GB", "checkpoint_timeout=15min",
+	}})
 	if err != nil {
 		return "", nil, err
 	}
-	return dsn, s.stop, nil
+	return s.URL, s.Stop, nil
 }
 
 // serveP95 serves the live p95 of the last five seconds in ms as plain

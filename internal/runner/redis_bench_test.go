@@ -3,13 +3,9 @@ package runner_test
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -20,6 +16,7 @@ import (
 	"github.com/ebbhq/ebb/internal/keyspace"
 	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
+	"github.com/ebbhq/ebb/internal/throwaway"
 )
 
 // BenchmarkRedisPerBatch counts the Redis commands one committed batch
@@ -65,32 +62,11 @@ func BenchmarkRedisPerBatch(b *testing.B) {
 	}
 }
 
-// throwawayRedis starts a redis-server of its own on a free loopback port,
-// stopped when the benchmark ends.
+// throwawayRedis starts a redis-server of its own, which only this
+// benchmark talks to.
 func throwawayRedis(b *testing.B) *redis.Client {
 	b.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		b.Skip("no redis-server binary to start a throwaway one")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(b, l.Close())
-	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	require.NoError(b, cmd.Start())
-	b.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	b.Cleanup(func() { _ = rdb.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
-		require.True(b, time.Now().Before(deadline), "throwaway redis-server on port %d did not answer", port)
-		time.Sleep(20 * time.Millisecond)
-	}
-	return rdb
+	return ebbtest.Client(b, ebbtest.ThrowawayRedis(b, throwaway.RedisOptions{}))
 }
 
 // commandCalls sums the calls of every command in INFO commandstats.
