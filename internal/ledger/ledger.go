@@ -273,7 +273,7 @@ func (l *Ledger) Checkpoint(ctx context.Context, job string, rangeID int64) (key
 
 // Commit records a committed batch: the range's new checkpoint and the rows
 // it wrote, the batch's commit time for the fleet's p95, and marks the job
-// alive for aliveTTL, all in one script (atomic, one round trip). Call it
+// alive for aliveTTL (0 leaves the mark as it is), all in one script (atomic, one round trip). Call it
 // only after the database COMMIT returned.
 //
 // token is the range's fencing token (Fence): a newer one stored refuses
@@ -287,7 +287,7 @@ func (l *Ledger) Commit(ctx context.Context, job string, rangeID, token int64, k
 		nowMS = now.UnixMilli()
 	}
 	res, err := commitBatch.Run(ctx, l.rdb, []string{l.CursorKey(job), l.StatsKey(job), l.AliveKey(job), l.CommitsKey(job), l.FenceKey(job)},
-		id(rangeID), enc, rows, max(aliveTTL.Milliseconds(), 1),
+		id(rangeID), enc, rows, max(aliveTTL.Milliseconds(), 0),
 		strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 3, 64),
 		CommitWindow.Milliseconds(), commitsKept, trimEvery, nowMS, token).Int()
 	if err != nil {
@@ -314,7 +314,8 @@ func (l *Ledger) Commit(ctx context.Context, job string, rangeID, token int64, k
 //
 //	KEYS[1] cursor hash, KEYS[2] stats hash, KEYS[3] alive key, KEYS[4] commits,
 //	KEYS[5] fence hash
-//	ARGV[1] range ID, ARGV[2] encoded key, ARGV[3] rows, ARGV[4] alive TTL ms,
+//	ARGV[1] range ID, ARGV[2] encoded key, ARGV[3] rows, ARGV[4] alive TTL ms
+//	(0: leave the alive key alone),
 //	ARGV[5] commit time in ms (decimal), ARGV[6] window in ms, ARGV[7] commits kept,
 //	ARGV[8] trimEvery, ARGV[9] Redis's time in ms as the worker knows it from
 //	its last Controls (0: ask Redis), ARGV[10] fencing token (0: unfenced)
@@ -323,7 +324,9 @@ var commitBatch = redis.NewScript(fencedLua("KEYS[5]", "ARGV[1]", "ARGV[10]") + 
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'rows', ARGV[3])
 local batches = redis.call('HINCRBY', KEYS[2], 'batches', 1)
-redis.call('SET', KEYS[3], 1, 'PX', ARGV[4])
+if ARGV[4] ~= '0' then
+  redis.call('SET', KEYS[3], 1, 'PX', ARGV[4])
+end
 local now = tonumber(ARGV[9])
 if now == 0 then
   local t = redis.call('TIME')

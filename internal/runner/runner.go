@@ -110,6 +110,9 @@ type Runner struct {
 	rateTurns sync.Map
 	// fences remembers the fence tables this worker made sure exist.
 	fences sync.Map
+	// touched holds, per job, when this worker last renewed its alive
+	// mark (time.Time).
+	touched sync.Map
 }
 
 // New returns a Runner.
@@ -297,6 +300,17 @@ func (r *Runner) ensureFence(ctx context.Context, exec *batch.Executor, dbEnv, t
 	}
 	r.fences.Store(key, true)
 	return nil
+}
+
+// aliveTTL is the alive mark a checkpoint renews: the job's AliveTTL when
+// this worker last renewed it a quarter of that ago or more, else 0 (leave
+// it): a SET on every batch was a tenth of a batch's Redis commands.
+func (r *Runner) aliveTTL(job string, now time.Time) time.Duration {
+	if v, ok := r.touched.Load(job); ok && now.Sub(v.(time.Time)) < r.cfg.AliveTTL/4 {
+		return 0
+	}
+	r.touched.Store(job, now)
+	return r.cfg.AliveTTL
 }
 
 // fenced reports whether err is a refusal of a stale fencing token, by

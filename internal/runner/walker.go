@@ -199,6 +199,7 @@ func (w *walker) open(ctx context.Context) error {
 	if err := w.r.cfg.Ledger.Touch(ctx, w.p.Job, w.r.cfg.AliveTTL); err != nil {
 		return err
 	}
+	w.r.touched.Store(w.p.Job, time.Now())
 	w.sizer = w.r.sizer(w.spec)
 	w.slot = fmt.Sprintf("%s:%d", w.r.cfg.ID, w.r.seq.Add(1))
 	w.start = time.Now()
@@ -349,7 +350,7 @@ func (w *walker) checkpoint(ctx context.Context, hi keyspace.Key, rows int64, to
 	// Redis outage cannot hang the worker.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := w.r.cfg.Ledger.Commit(cctx, w.p.Job, w.p.Range, w.token, hi, rows, took, w.r.cfg.AliveTTL); err != nil {
+	if err := w.r.cfg.Ledger.Commit(cctx, w.p.Job, w.p.Range, w.token, hi, rows, took, w.r.aliveTTL(w.p.Job, time.Now())); err != nil {
 		// Redoing from the older checkpoint is safe: the pending predicate
 		// turns the committed rows into a no-op.
 		return err
