@@ -123,19 +123,39 @@ type bundle struct {
 	ctl   *control.Control
 	job   string
 	env   []string
+	// spec is the job as started, for a test that starts it again.
+	spec *jobspec.Spec
 }
 
 func setup(t *testing.T, rows int, extra string) *bundle {
 	t.Helper()
-	return setupTable(t, fmt.Sprintf(`CREATE TABLE %%[1]s (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0, overlap boolean);
-		INSERT INTO %%[1]s (id, legacy_state) SELECT g, g %%%% 5 FROM generate_series(1, %d) g`, rows), "id", extra)
+	return setupTable(t, ordersDDL(rows), "id", extra)
+}
+
+// ordersDDL creates the orders table of setup with rows rows.
+func ordersDDL(rows int) string {
+	return fmt.Sprintf(`CREATE TABLE %%[1]s (id bigint PRIMARY KEY, legacy_state int NOT NULL, status text, hits int NOT NULL DEFAULT 0, overlap boolean);
+		INSERT INTO %%[1]s (id, legacy_state) SELECT g, g %%%% 5 FROM generate_series(1, %d) g`, rows)
 }
 
 // setupTable creates orders with ddl (the table is %[1]s; it needs
 // legacy_state, status and hits), starts a job keyed by key on it.
 func setupTable(t *testing.T, ddl, key, extra string) *bundle {
 	t.Helper()
-	b := &bundle{db: ebbtest.Schema(t), redis: ebbtest.Redis(t), job: "job-" + ebbtest.Suffix()}
+	return setupOn(t, ebbtest.DatabaseURL(), ddl, key, extra)
+}
+
+// setupOn is setupTable in the database dsn names.
+func setupOn(t *testing.T, dsn, ddl, key, extra string) *bundle {
+	t.Helper()
+	return setupServers(t, dsn, ebbtest.RedisURL(), ddl, key, extra)
+}
+
+// setupServers is setupTable on the database dsn and the Redis redisURL
+// name.
+func setupServers(t *testing.T, dsn, redisURL, ddl, key, extra string) *bundle {
+	t.Helper()
+	b := &bundle{db: ebbtest.SchemaOn(t, dsn), redis: ebbtest.RedisOn(t, redisURL), job: "job-" + ebbtest.Suffix()}
 	b.ctl = control.New(b.redis.Client, b.redis.Prefix, ebbtest.Logger(t))
 	t.Cleanup(func() { _ = b.ctl.Close() })
 	orders := b.db.Table("orders")
@@ -150,7 +170,8 @@ pending: status IS NULL
 database_env: EBB_TEST_DSN
 %s`, b.job, orders, key, setLine(extra), readLine(extra), strings.ReplaceAll(extra, "ORDERS", orders))))
 	require.NoError(t, err)
-	b.env = []string{"REDIS_URL=" + ebbtest.RedisURL(), "EBB_PREFIX=" + b.redis.Prefix, "EBB_TEST_DSN=" + ebbtest.DatabaseURL(), "DATABASE_URL="}
+	b.spec = spec
+	b.env = []string{"REDIS_URL=" + redisURL, "EBB_PREFIX=" + b.redis.Prefix, "EBB_TEST_DSN=" + dsn, "DATABASE_URL="}
 	_, err = b.ctl.Start(context.Background(), b.db.Pool, spec, b.redis.Queue)
 	require.NoError(t, err)
 	return b

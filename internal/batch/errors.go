@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -101,4 +104,57 @@ var contendedStates = map[string]bool{
 func IsContended(err error) bool {
 	var pgErr *pgconn.PgError
 	return IsTransient(err) && errors.As(err, &pgErr) && contendedStates[pgErr.Code]
+}
+
+// connectionStates mean the server went away or is not taking sessions:
+// a restart, a failover, an administrator ending backends.
+var connectionStates = map[string]bool{
+	"57P01": true, // admin_shutdown (also pg_terminate_backend)
+	"57P02": true, // crash_shutdown
+	"57P03": true, // cannot_connect_now: the server is starting
+}
+
+// IsConnection reports whether err means the database could not be
+// reached or dropped the session (a dial error, a broken connection,
+// SQLSTATE class 08 or 57P01-57P03), rather than that a statement failed:
+// an outage, which a range waits out instead of counting it against its
+// retries. A done context is never one. A broken connection counts only
+// as Classify saw it, so a Redis client's network error, which never
+// passes through Classify, is not taken for the database's.
+func IsConnection(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || connectionStates[pgErr.Code]
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var transient *TransientError
+	if !errors.As(err, &transient) {
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "conn closed")
+}
+
+// unwritableStates mean the database takes no writes at all for now: a
+// standby or a read-only switch, a full disk. Retrying a batch changes
+// nothing until someone fixes it.
+var unwritableStates = map[string]bool{
+	"25006": true, // read_only_sql_transaction
+	"53100": true, // disk_full
+}
+
+// IsUnwritable reports whether err says the database takes no writes
+// (read-only, or out of disk space): the job should pause, not retry.
+func IsUnwritable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && unwritableStates[pgErr.Code]
 }

@@ -114,3 +114,34 @@ func TestIsContended(t *testing.T) {
 	}
 	require.False(t, batch.IsContended(&pgconn.PgError{Code: "55P03"}), "only classified errors count")
 }
+
+// TestIsConnection: an outage (the server went away or will not take a
+// session) is told from a failed statement, and from Redis's errors.
+func TestIsConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := func(code string) error { return &pgconn.PgError{Code: code} }
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"admin shutdown (restart, pg_terminate_backend)", batch.Classify(ctx, pg("57P01")), true},
+		{"server starting", batch.Classify(ctx, pg("57P03")), true},
+		{"connection failure class", batch.Classify(ctx, pg("08006")), true},
+		{"broken connection mid-batch", fmt.Errorf("write batch: %w", batch.Classify(ctx, io.ErrUnexpectedEOF)), true},
+		{"dial refused", fmt.Errorf("write: %w", batch.Classify(ctx, refused)), true},
+		{"pool could not connect", &pgconn.ConnectError{}, true},
+		{"lock timeout", batch.Classify(ctx, pg("55P03")), false},
+		{"bad SQL", batch.Classify(ctx, pg("42703")), false},
+		{"read-only", batch.Classify(ctx, pg("25006")), false},
+		{"Redis down (never classified)", fmt.Errorf("read pause keys: %w", refused), false},
+		{"cancelled", context.Canceled, false},
+	} {
+		require.Equal(t, tc.want, batch.IsConnection(tc.err), tc.name)
+	}
+	require.True(t, batch.IsUnwritable(batch.Classify(ctx, pg("25006"))))
+	require.True(t, batch.IsUnwritable(batch.Classify(ctx, pg("53100"))))
+	require.False(t, batch.IsUnwritable(batch.Classify(ctx, pg("57P01"))))
+}

@@ -117,6 +117,11 @@ RETURNING f.token, f.cursor`, job, rangeID, run).Scan(&f.Token, &enc)
 	return f, cursor, true, nil
 }
 
+// Reset closes the connections of the executor's pool, leaving it open:
+// for a server whose state changed under them (it took no writes, and its
+// sessions keep the read-only default they began with).
+func (e *Executor) Reset() { e.pool.Reset() }
+
 // ForgetCursors clears the cursors of ranges that are to run again from
 // their start (enqueuer repair), keeping their tokens: a token must never
 // go down, or a stale worker's could match again.

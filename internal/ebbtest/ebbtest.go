@@ -69,10 +69,16 @@ func (d *DB) Table(name string) string { return d.Schema + "." + name }
 // the test: it is never skipped.
 func Schema(t testing.TB) *DB {
 	t.Helper()
+	return SchemaOn(t, DatabaseURL())
+}
+
+// SchemaOn is Schema in the database url names (a throwaway server's).
+func SchemaOn(t testing.TB, url string) *DB {
+	t.Helper()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, DatabaseURL())
+	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		t.Fatalf("ebbtest: open %s: %v", DatabaseURL(), err)
+		t.Fatalf("ebbtest: open %s: %v", url, err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
@@ -164,7 +170,13 @@ type RedisEnv struct {
 // keys: never FLUSHDB, which would hit parallel tests.
 func Redis(t testing.TB) *RedisEnv {
 	t.Helper()
-	opts, err := redis.ParseURL(RedisURL())
+	return RedisOn(t, RedisURL())
+}
+
+// RedisOn is Redis on the server url names (a throwaway one's).
+func RedisOn(t testing.TB, url string) *RedisEnv {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatalf("ebbtest: parse EBB_TEST_REDIS_URL: %v", err)
 	}

@@ -281,6 +281,11 @@ type Controls struct {
 	// worker whose clock is off neither pauses on a fresh decision nor runs
 	// on a stale one.
 	Now time.Time
+	// Run is the job's run (Meta.Run). Gone is set when the job has no
+	// meta at all: Redis lost its data or the job was cleaned up, and a
+	// worker must stop writing rather than rebuild a ledger nobody reads.
+	Run  string
+	Gone bool
 }
 
 // Controls reads everything a batch obeys in one round trip: it runs before
@@ -290,6 +295,7 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	var q *redis.IntCmd
 	var o *redis.MapStringStringCmd
 	var now *redis.TimeCmd
+	var m *redis.SliceCmd
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		now = p.Time(ctx)
 		g = p.Get(ctx, l.GlobalPauseKey())
@@ -297,6 +303,7 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 		q = p.Exists(ctx, QueuePausedKey(queue))
 		d = p.Get(ctx, l.DecisionKey(job))
 		o = p.HGetAll(ctx, l.OverridesKey(job))
+		m = p.HMGet(ctx, l.MetaKey(job), "run", "ranges")
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -305,7 +312,7 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	// A pipeline reports only its first failed command, and an absent key
 	// (redis.Nil) counts as failed: check every command, or an unreadable
 	// key behind an absent one would read as "not paused".
-	if err := firstErr(now, g, j, q, d, o); err != nil {
+	if err := firstErr(now, g, j, q, d, o, m); err != nil {
 		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
 	l.clock.observe(now.Val())
@@ -314,6 +321,9 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	if d.Err() == nil {
 		c.Decision = []byte(d.Val())
 	}
+	meta := m.Val()
+	c.Run, _ = meta[0].(string)
+	c.Gone = meta[1] == nil
 	return c, nil
 }
 

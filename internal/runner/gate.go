@@ -2,8 +2,11 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/ebbhq/ebb/internal/clock"
 	"github.com/ebbhq/ebb/internal/guard"
@@ -23,7 +26,7 @@ import (
 // paused (a pause key, asynq's queue pause, the guard) or the worker drains,
 // and the context's error when the lease is gone. It runs between batches
 // only, so a pause never cuts a transaction in half.
-func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p rangetask.Payload) (guard.Limits, error) {
+func (r *Runner) limits(ctx context.Context, queue, run string, spec *jobspec.Spec, p rangetask.Payload) (guard.Limits, error) {
 	if err := ctx.Err(); err != nil {
 		return guard.Limits{}, err
 	}
@@ -32,6 +35,9 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	}
 	c, err := r.controls.get(ctx, r.cfg.Ledger, p.Job, queue)
 	if err != nil {
+		return guard.Limits{}, err
+	}
+	if err := r.sameRun(ctx, p, run, c); err != nil {
 		return guard.Limits{}, err
 	}
 	held := r.pauser.Judge(ctx, p.Job, queue, c.Pause)
@@ -57,6 +63,25 @@ func (r *Runner) limits(ctx context.Context, queue string, spec *jobspec.Spec, p
 	}
 	r.transition(ctx, p.Job, "")
 	return lim, nil
+}
+
+// sameRun fails closed when the job's ledger is gone from Redis (Redis
+// lost its data, or the job was cleaned up): the walker stops writing,
+// instead of committing batches whose checkpoints would rebuild half a
+// ledger nobody reads, and the task is archived. A job started again from
+// scratch since this range began (another run) hands the range back: it
+// comes back under the new run's spec and cursor.
+func (r *Runner) sameRun(ctx context.Context, p rangetask.Payload, run string, c ledger.Controls) error {
+	switch {
+	case c.Gone:
+		r.log.ErrorContext(ctx, "job's ledger is gone from Redis: range stopped, nothing more is written",
+			slog.String("job", p.Job), slog.Int64("range", p.Range),
+			slog.String("hint", "Redis lost its data or the job was cleaned up; run enqueuer start -job FILE to start it again: done rows are skipped by its pending predicate"))
+		return fmt.Errorf("job %s has no meta in Redis any more (lost with Redis's data, or cleaned up): stopped writing; run enqueuer start -job FILE again: %w", p.Job, asynq.SkipRetry)
+	case c.Run != run:
+		return &YieldError{Reason: "job started again as a new run", After: time.Second}
+	}
+	return nil
 }
 
 // transition logs when this worker first sees job paused (with the reason)

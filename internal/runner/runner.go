@@ -113,6 +113,9 @@ type Runner struct {
 	// touched holds, per job, when this worker last renewed its alive
 	// mark (time.Time).
 	touched sync.Map
+	// outages holds, per job, the database outage this worker is waiting
+	// out (*outage); absent while the database answers.
+	outages sync.Map
 }
 
 // New returns a Runner.
@@ -268,6 +271,10 @@ func (r *Runner) outcome(ctx context.Context, p rangetask.Payload, err error) er
 		// done, or claims it again from the newer run's cursor. Returning
 		// nil would mark the task completed while its range may not be.
 		return &YieldError{Reason: "fenced out by a newer worker", After: r.cfg.PauseRecheck}
+	case batch.IsConnection(err):
+		return r.outage(ctx, p, err)
+	case batch.IsUnwritable(err):
+		return r.pauseUnwritable(ctx, p, err)
 	case batch.IsPermanent(err), errors.As(err, &gaveUp):
 		r.fail(ctx, p, err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)

@@ -40,6 +40,8 @@ type walker struct {
 	start time.Time
 	// token is this run's fencing token on the range (claim); 0 unfenced.
 	token int64
+	// run is the job's run the walk belongs to (ledger.Meta.Run).
+	run string
 
 	// pos is the lower bound of the next read: the range's first key,
 	// read inclusive, until a batch commits; from then on the last
@@ -136,18 +138,24 @@ func (w *walker) resume(ctx context.Context) (done bool, err error) {
 // A dry run is not fenced: its batches roll back, so there is nothing a
 // stale worker could apply twice.
 func (w *walker) claim(ctx context.Context) (done bool, err error) {
+	if w.run, err = w.r.cfg.Ledger.Run(ctx, w.p.Job); err != nil {
+		return false, err
+	}
 	if w.spec.DryRun {
 		return false, nil
 	}
 	table := w.spec.QuotedFenceTable()
 	if err := w.r.ensureFence(ctx, w.exec, w.spec.DatabaseEnv, table); err != nil {
+		if batch.IsUnwritable(err) {
+			w.exec.Reset()
+		}
 		return false, fmt.Errorf("job %s: %w", w.p.Job, err)
 	}
-	run, err := w.r.cfg.Ledger.Run(ctx, w.p.Job)
-	if err != nil {
-		return false, err
+	f, cursor, ok, err := w.exec.Claim(ctx, table, w.p.Job, w.run, w.p.Range)
+	if batch.IsUnwritable(err) {
+		// The next session must see the database as it is by then.
+		w.exec.Reset()
 	}
-	f, cursor, ok, err := w.exec.Claim(ctx, table, w.p.Job, run, w.p.Range)
 	if err != nil {
 		return false, fmt.Errorf("job %s: %w", w.p.Job, err)
 	}
@@ -220,7 +228,7 @@ func (w *walker) gate(ctx context.Context) error {
 
 // limits asks the pause switches and the guard what the range may do now.
 func (w *walker) limits(ctx context.Context) (guard.Limits, error) {
-	return w.r.limits(ctx, w.queue, w.spec, w.p)
+	return w.r.limits(ctx, w.queue, w.run, w.spec, w.p)
 }
 
 // read returns the next pending keys of the range from pos (after pos once
@@ -324,6 +332,15 @@ func (w *walker) writeFailed(ctx context.Context, err error, size int, took time
 // returns what ends the range: the error itself, or a *GaveUpError once the
 // job's retries in a row failed transiently.
 func (w *walker) failed(ctx context.Context, err error, attrs ...any) error {
+	if batch.IsUnwritable(err) {
+		// The next session must see the database as it is then.
+		w.exec.Reset()
+	}
+	if batch.IsConnection(err) || batch.IsUnwritable(err) {
+		// Neither is the range's failure, and no retry inside the range
+		// helps: the runner hands it back (outage.go).
+		return err
+	}
 	attempt, wait, retry := w.retry.failed(err)
 	if !retry {
 		w.r.count(w.p.Job, metrics.OutcomeFailed)
@@ -355,6 +372,7 @@ func (w *walker) checkpoint(ctx context.Context, hi keyspace.Key, rows int64, to
 		// turns the committed rows into a no-op.
 		return err
 	}
+	w.r.outageOver(ctx, w.p.Job)
 	if m := w.r.cfg.Metrics; m != nil {
 		// A dry run's batches rolled back: a dashboard must not read
 		// them as rows changed.

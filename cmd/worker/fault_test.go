@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/ebbtest"
+	"github.com/ebbhq/ebb/internal/throwaway"
+)
+
+// The fault tests: each breaks a server under a running fleet of worker
+// processes and checks the job still ends with every row written exactly
+// once. docs/reliability.md lists them with what ebb does in each.
+
+// TestPostgresOutage: PostgreSQL goes away for 30 s (a failover or a
+// restart) under two workers. Ranges are handed back with a growing
+// backoff instead of burning their retries, no range fails, and the job
+// finishes by itself once the database answers.
+func TestPostgresOutage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := ebbtest.ThrowawayPostgres(t, throwaway.PostgresOptions{})
+	b := setupServers(t, pg.URL, ebbtest.RedisURL(), ordersDDL(60_000), "id", "task_span: 5000\nbatch: 200\nsleep: 20ms\nretries: 3\n")
+	w1, w2 := b.worker(t), b.worker(t)
+	ebbtest.Eventually(t, "the fleet committed batches", func() bool { return b.status(t).Batches >= 10 })
+
+	pg.Stop()
+	down := time.Now()
+	ebbtest.Eventually(t, "a worker says the database is unreachable", func() bool {
+		return strings.Contains(w1.log()+w2.log(), "database unreachable")
+	})
+	// The outage lasts as long as a routine failover does.
+	time.Sleep(time.Until(down.Add(30 * time.Second)))
+	require.Zero(t, b.status(t).RangesFailed, "an outage fails no range")
+	require.NoError(t, pg.Start(ctx))
+
+	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+	require.Zero(t, b.status(t).RangesFailed)
+	b.assertExactlyOnce(t)
+	require.Contains(t, w1.log()+w2.log(), "database answers again")
+}
+
+// TestTerminateBackends: the workers' sessions are ended with
+// pg_terminate_backend ten times while they write. The batch in flight
+// rolls back and is redone; the job completes with every row written
+// once and no range failed.
+func TestTerminateBackends(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, 40_000, "task_span: 10000\nbatch: 100\nsleep: 10ms\nretries: 2\n")
+	b.worker(t)
+	b.worker(t)
+	var killed int64
+	for round := 0; round < 10; round++ {
+		before := b.status(t).Batches
+		ebbtest.Eventually(t, "the fleet commits again", func() bool {
+			s := b.status(t)
+			return s.Batches > before+3 || s.State == control.StateDone
+		})
+		var n int64
+		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE application_name = 'ebb' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, b.db.Schema).Scan(&n))
+		killed += n
+	}
+	require.Positive(t, killed, "sessions were ended")
+	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+	require.Zero(t, b.status(t).RangesFailed)
+	b.assertExactlyOnce(t)
+}
+
+// TestReadOnlyDatabase: a database that takes no writes (a standby, a
+// read-only switch) pauses the job with the database's own message
+// instead of failing its ranges; nothing is written; after the database
+// is writable again and an operator resumes, the job completes.
+func TestReadOnlyDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, url := ebbtest.Database(t)
+	b := setupOn(t, url, ordersDDL(5_000), "id", "task_span: 1000\n")
+	name := strings.TrimPrefix(b.db.Pool.Config().ConnConfig.Database, "/")
+	b.db.Exec(t, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" SET default_transaction_read_only = on")
+	w := b.worker(t)
+
+	ebbtest.Eventually(t, "the job pauses itself", func() bool {
+		return strings.Contains(b.status(t).PauseReason, "takes no writes")
+	})
+	s := b.status(t)
+	require.Contains(t, s.PauseReason, "read-only transaction", "the database's own message")
+	require.Zero(t, s.RangesFailed, "no range burns its retries")
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NOT NULL"), "nothing half-written")
+	require.Contains(t, w.log(), "job paused: the database takes no writes")
+
+	b.db.Exec(t, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" RESET default_transaction_read_only")
+	require.NoError(t, b.ctl.Resume(ctx, b.job))
+	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+	b.assertExactlyOnce(t)
+}
+
+// TestRedisLost: Redis restarts with its data gone mid-job. The workers
+// stop writing (the ledger is gone: fail closed) and reconnect by
+// themselves; enqueuer start with the same job file starts it again, and
+// the job completes with nothing skipped and nothing written twice.
+func TestRedisLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rs := ebbtest.ThrowawayRedis(t, throwaway.RedisOptions{})
+	b := setupServers(t, ebbtest.DatabaseURL(), rs.URL, ordersDDL(40_000), "id", "task_span: 5000\nbatch: 100\nsleep: 20ms\n")
+	w := b.worker(t)
+	ebbtest.Eventually(t, "the worker committed batches", func() bool { return b.status(t).Batches >= 10 })
+
+	rs.Stop()
+	require.NoError(t, rs.Start(ctx))
+	written := func() int64 {
+		return b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NOT NULL")
+	}
+	// Whatever was in flight settles; then nothing more is written.
+	var settled int64 = -1
+	ebbtest.Eventually(t, "writes stop", func() bool {
+		n := written()
+		same := n == settled
+		settled = n
+		if !same {
+			time.Sleep(500 * time.Millisecond)
+		}
+		return same
+	})
+	ebbtest.Never(t, 3*time.Second, "a worker writes while the ledger is gone", func() bool { return written() != settled })
+	require.Less(t, settled, int64(40_000))
+
+	_, err := b.ctl.Start(ctx, b.db.Pool, b.spec, b.redis.Queue)
+	require.NoError(t, err)
+	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+	b.assertExactlyOnce(t)
+	_ = w
+}
+
+// TestRedisRestartKeepsData: Redis restarts with its data kept (AOF):
+// the fleet carries on by itself and the job completes.
+func TestRedisRestartKeepsData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rs := ebbtest.ThrowawayRedis(t, throwaway.RedisOptions{AOF: true})
+	b := setupServers(t, ebbtest.DatabaseURL(), rs.URL, ordersDDL(40_000), "id", "task_span: 5000\nbatch: 100\nsleep: 20ms\n")
+	b.worker(t)
+	b.worker(t)
+	ebbtest.Eventually(t, "the fleet committed batches", func() bool { return b.status(t).Batches >= 10 })
+	rs.Stop()
+	time.Sleep(2 * time.Second) // the outage
+	require.NoError(t, rs.Start(ctx))
+	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
+	require.Zero(t, b.status(t).RangesFailed)
+	b.assertExactlyOnce(t)
+}
