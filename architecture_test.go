@@ -49,13 +49,14 @@ var layers = map[string]string{
 	"internal/logger":    "core",
 	"internal/child":     "core",
 	"internal/throwaway": "core",
+	"internal/signing":   "core",
 
 	"internal/ebbtest": "test",
 }
 
 // pure packages import nothing of ebb but other pure packages: they are
 // plain logic, tested alone.
-var pure = []string{"internal/jobspec", "internal/chunks", "internal/keyspace", "internal/rangetask", "internal/clock"}
+var pure = []string{"internal/jobspec", "internal/chunks", "internal/keyspace", "internal/rangetask", "internal/clock", "internal/signing"}
 
 // decisionOnly may not do I/O itself: the guard's decision is signals in,
 // decision out, so it is table-tested without servers.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ebbhq/ebb/internal/control"
@@ -26,8 +27,11 @@ GET /api/jobs; POST /api/jobs/JOB/pause, /api/jobs/JOB/resume, /api/pause,
 It listens on loopback unless told otherwise. With a token (-auth-token, or
 EBB_UI_TOKEN, which keeps it out of the process list) every request that
 changes something needs it: the page asks once per tab; Asynqmon's buttons
-take HTTP Basic with the token as password. Reading stays open. Serve it
-behind TLS if it leaves the machine.
+take HTTP Basic with the token as password. Reading stays open, except
+Redis's INFO in Asynqmon. Requests must name localhost or an IP address in
+their Host header, or a name given with -allowed-hosts (or
+EBB_UI_ALLOWED_HOSTS): a page that re-points its own name at this server
+(DNS rebinding) is refused. Serve it behind TLS if it leaves the machine.
 
 It logs every Pause and Resume (who, which job) at info on stderr; with
 -log-format json one JSON object per line, for a log pipeline.
@@ -43,6 +47,7 @@ func runUI(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("ui", uiHelp, e)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (HOST:PORT; port 0 picks a free one)")
 	token := fs.String("auth-token", "", "token required for Pause, Resume and Asynqmon's actions (default $EBB_UI_TOKEN)")
+	hosts := fs.String("allowed-hosts", "", "comma-separated host names the page may be reached by besides localhost and IP addresses, e.g. ebb.internal (default $EBB_UI_ALLOWED_HOSTS)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -52,6 +57,9 @@ func runUI(ctx context.Context, e *env, args []string) error {
 	}
 	if *token == "" {
 		*token = e.getenv("EBB_UI_TOKEN")
+	}
+	if *hosts == "" {
+		*hosts = e.getenv("EBB_UI_ALLOWED_HOSTS")
 	}
 	loopback, err := checkAddr(*addr)
 	if err != nil {
@@ -73,7 +81,7 @@ func runUI(ctx context.Context, e *env, args []string) error {
 	ctl := control.New(rdb, e.getenv("EBB_PREFIX"), log)
 	ctl.SetGetenv(e.getenv)
 	defer func() { _ = ctl.Close() }()
-	h, err := ui.New(ctl, ui.Config{Monitor: ui.ConnOpt(rdb.Options()), Token: *token, Logger: log})
+	h, err := ui.New(ctl, ui.Config{Monitor: ui.ConnOpt(rdb.Options()), Token: *token, AllowedHosts: strings.Split(*hosts, ","), Logger: log})
 	if err != nil {
 		return err
 	}

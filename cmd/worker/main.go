@@ -30,6 +30,7 @@ import (
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/rangetask"
 	"github.com/ebbhq/ebb/internal/runner"
+	"github.com/ebbhq/ebb/internal/signing"
 
 	// Schedules name IANA time zones; a slim image may have no zoneinfo.
 	_ "time/tzdata"
@@ -64,6 +65,7 @@ func run() int {
 	concurrency := fs.Int("concurrency", 1, "ranges this process works on at once")
 	metricsAddr := fs.String("metrics-addr", defaultMetricsAddr, "address for /metrics, /healthz and /readyz (empty to disable); :9090 for every interface, as the container manifests set it for Prometheus and the probes")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long a stop waits for batches in flight; keep it above the jobs' timeouts.statement plus margin")
+	requireSigning := fs.Bool("require-signing", false, "refuse to start without EBB_SIGNING_KEY: every job spec and range task must then be signed by an enqueuer with the same key")
 	logFormat := logger.Text
 	fs.Var(&logFormat, "log-format", logger.Usage)
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -77,13 +79,34 @@ func run() int {
 		log.Error("bad flag", slog.Any("err", err))
 		return 2
 	}
+	key, err := signingKey(*requireSigning, log)
+	if err != nil {
+		log.Error("bad signing key", slog.Any("err", err))
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, log, options{queue: *queue, concurrency: *concurrency, metricsAddr: *metricsAddr, shutdownTimeout: *shutdownTimeout}); err != nil {
+	if err := serve(ctx, log, options{queue: *queue, concurrency: *concurrency, metricsAddr: *metricsAddr, shutdownTimeout: *shutdownTimeout, signing: key}); err != nil {
 		log.Error("worker stopped", slog.Any("err", err))
 		return 1
 	}
 	return 0
+}
+
+// signingKey reads EBB_SIGNING_KEY. Without it the worker runs any spec
+// and task it finds in Redis, and says so once; -require-signing makes a
+// missing key an error instead.
+func signingKey(required bool, log *slog.Logger) (signing.Key, error) {
+	key, err := signing.Parse(os.Getenv(signing.EnvVar))
+	switch {
+	case err != nil:
+		return nil, err
+	case !key.Enabled() && required:
+		return nil, fmt.Errorf("-require-signing is set but %s is empty; set it to the key the enqueuer signs with", signing.EnvVar)
+	case !key.Enabled():
+		log.Warn("job specs and range tasks are not signed: anyone who can write to Redis can make this worker run any SQL on the job's database; set " + signing.EnvVar + " on the enqueuer and every worker (and -require-signing)")
+	}
+	return key, nil
 }
 
 // defaultMetricsAddr is loopback: /metrics, /healthz and /readyz say what
@@ -97,6 +120,8 @@ type options struct {
 	concurrency     int
 	metricsAddr     string
 	shutdownTimeout time.Duration
+	// signing verifies specs and tasks; nil runs unsigned ones.
+	signing signing.Key
 }
 
 // serve runs the worker until ctx ends, then drains it. It reads as the list
@@ -122,7 +147,7 @@ func serve(ctx context.Context, log *slog.Logger, opt options) error {
 	var draining atomic.Bool
 	id := runner.WorkerID()
 	getPool := func(ctx context.Context, env string) (*pgxpool.Pool, error) { return pools.Get(ctx, env) }
-	r, err := newRunner(rdb, led, id, getPool, log, m, draining.Load, opt.shutdownTimeout)
+	r, err := newRunner(rdb, led, id, getPool, log, m, draining.Load, opt.shutdownTimeout, opt.signing)
 	if err != nil {
 		return err
 	}
@@ -206,11 +231,12 @@ func newMetrics(rdb redis.UniversalClient, led *ledger.Ledger, log *slog.Logger)
 // is told the shutdown window and warns about jobs whose batches can
 // outlast it.
 func newRunner(rdb redis.UniversalClient, led *ledger.Ledger, id string, pools runner.PoolFunc, log *slog.Logger,
-	m *metrics.Metrics, draining func() bool, shutdownTimeout time.Duration) (*runner.Runner, error) {
+	m *metrics.Metrics, draining func() bool, shutdownTimeout time.Duration, key signing.Key) (*runner.Runner, error) {
 	return runner.New(runner.Config{
 		Ledger:   led,
 		ID:       id,
-		Enqueue:  rangetask.Enqueuer(asynq.NewClientFromRedisClient(rdb)),
+		Signing:  key,
+		Enqueue:  rangetask.Enqueuer(asynq.NewClientFromRedisClient(rdb), key),
 		Pools:    pools,
 		Logger:   log,
 		Metrics:  m,

@@ -17,6 +17,7 @@ import (
 	"github.com/ebbhq/ebb/internal/preflight"
 	"github.com/ebbhq/ebb/internal/probe"
 	"github.com/ebbhq/ebb/internal/rangetask"
+	"github.com/ebbhq/ebb/internal/signing"
 )
 
 // ErrDryRunMismatch refuses to mix a dry run and a real run of one job.
@@ -71,6 +72,11 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 	if err != nil {
 		return nil, fmt.Errorf("encode spec of %s: %w", spec.Name, err)
 	}
+	key, err := c.signingKey()
+	if err != nil {
+		return nil, err
+	}
+	meta.SpecSig = key.Sign(signing.KindSpec, specJSON)
 	// The stored slicing wins over a later job file's: done marks are
 	// keyed by range ID and stay meaningful only while it is fixed.
 	if meta, err = c.ledger.SaveJob(ctx, spec.Name, specJSON, meta); err != nil {
@@ -232,7 +238,15 @@ const (
 )
 
 func (c *Control) enqueue(ctx context.Context, queue, job string, r keyspace.Range) (enqueueOutcome, error) {
-	task, id, err := rangetask.NewTask(rangetask.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi, After: r.After})
+	key, err := c.signingKey()
+	if err != nil {
+		return 0, err
+	}
+	p, err := rangetask.Payload{Job: job, Range: r.ID, Lo: r.Lo, Hi: r.Hi, After: r.After}.Sign(key)
+	if err != nil {
+		return 0, err
+	}
+	task, id, err := rangetask.NewTask(p)
 	if err != nil {
 		return 0, err
 	}
@@ -266,6 +280,12 @@ func (c *Control) enqueue(ctx context.Context, queue, job string, r keyspace.Ran
 		return requeued, nil
 	}
 	return alreadyQueued, nil
+}
+
+// signingKey is the key in EBB_SIGNING_KEY (none when unset): start signs
+// the spec and every task with it, for workers that verify them.
+func (c *Control) signingKey() (signing.Key, error) {
+	return signing.Parse(c.env(signing.EnvVar))
 }
 
 // measureBaselines stores the baseline of every relative rule before the

@@ -47,7 +47,7 @@ func TestOverrides(t *testing.T) {
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now(), c.Now, 5*time.Second, "Redis's clock comes along")
 	c.Now = time.Time{}
-	require.Equal(t, ledger.Controls{}, c)
+	require.Equal(t, ledger.Controls{Gone: true}, c, "job j was never started: it has no meta")
 
 	// One round trip reads the pause switches with the rest.
 	require.NoError(t, b.l.SetPause(ctx, "j", "1"))

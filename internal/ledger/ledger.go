@@ -138,6 +138,10 @@ type Meta struct {
 	// run, and a range's cursor kept in the database's fence table by an
 	// earlier run is not resumed from. "" for a job started before it.
 	Run string
+	// SpecSig is the signature of the spec stored with it (package
+	// signing), written by every SaveJob in the same transaction as the
+	// spec; "" when the enqueuer had no signing key.
+	SpecSig string
 }
 
 // SaveJob stores the spec (JSON) and, when the job has no meta yet, its
@@ -162,6 +166,7 @@ func (l *Ledger) SaveJob(ctx context.Context, job string, spec []byte, m Meta) (
 			// slicing may not, or done marks would point at other keys.
 			p.HSet(ctx, l.MetaKey(job), "queue", m.Queue)
 		}
+		p.HSet(ctx, l.MetaKey(job), "spec_sig", m.SpecSig)
 		p.Set(ctx, l.SpecKey(job), spec, 0)
 		return nil
 	})
@@ -183,7 +188,7 @@ func (l *Ledger) Meta(ctx context.Context, job string) (Meta, error) {
 	if len(h) == 0 {
 		return Meta{}, fmt.Errorf("job %s: %w", job, ErrNotFound)
 	}
-	m := Meta{Queue: h["queue"], Run: h["run"]}
+	m := Meta{Queue: h["queue"], Run: h["run"], SpecSig: h["spec_sig"]}
 	if m.Ranges, err = strconv.ParseInt(h["ranges"], 10, 64); err != nil {
 		return Meta{}, fmt.Errorf("job %s meta field ranges=%q is not a number; was %s edited by hand?", job, h["ranges"], l.MetaKey(job))
 	}
@@ -216,6 +221,24 @@ func (l *Ledger) Run(ctx context.Context, job string) (string, error) {
 		return "", fmt.Errorf("read job %s run: %w", job, err)
 	}
 	return run, nil
+}
+
+// SignedSpec returns the stored spec JSON and its signature (Meta.SpecSig,
+// "" when unsigned) as one read, or ErrNotFound.
+func (l *Ledger) SignedSpec(ctx context.Context, job string) (spec []byte, sig string, err error) {
+	var sp, sg *redis.StringCmd
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		sp = p.Get(ctx, l.SpecKey(job))
+		sg = p.HGet(ctx, l.MetaKey(job), "spec_sig")
+		return nil
+	})
+	if errors.Is(sp.Err(), redis.Nil) {
+		return nil, "", fmt.Errorf("job %s spec: %w", job, ErrNotFound)
+	}
+	if err := firstErr(sp, sg); err != nil {
+		return nil, "", fmt.Errorf("read job %s spec: %w", job, err)
+	}
+	return []byte(sp.Val()), sg.Val(), nil
 }
 
 // Spec returns the stored spec JSON, or ErrNotFound.

@@ -22,6 +22,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/ebbhq/ebb/internal/keyspace"
+	"github.com/ebbhq/ebb/internal/signing"
 )
 
 // TaskType is the asynq type of a range task.
@@ -43,6 +44,41 @@ type Payload struct {
 	// ranges past the first, and left out of the JSON otherwise so integer
 	// and uuid tasks are byte for byte what they were.
 	After bool `json:"after,omitempty"`
+	// Sig is the payload's signature (Sign), over its encoding without
+	// Sig; absent from tasks enqueued without EBB_SIGNING_KEY.
+	Sig string `json:"sig,omitempty"`
+}
+
+// Sign returns p signed with k (unchanged without a key).
+func (p Payload) Sign(k signing.Key) (Payload, error) {
+	if !k.Enabled() {
+		return p, nil
+	}
+	p.Sig = ""
+	b, err := p.Encode()
+	if err != nil {
+		return p, err
+	}
+	p.Sig = k.Sign(signing.KindTask, b)
+	return p, nil
+}
+
+// Verify checks p's signature with k; without a key every payload passes.
+// A mismatch wraps signing.ErrMismatch.
+func (p Payload) Verify(k signing.Key) error {
+	if !k.Enabled() {
+		return nil
+	}
+	sig := p.Sig
+	p.Sig = ""
+	b, err := p.Encode()
+	if err != nil {
+		return err
+	}
+	if err := k.Verify(signing.KindTask, b, sig); err != nil {
+		return fmt.Errorf("%s range %d: %w", p.Job, p.Range, err)
+	}
+	return nil
 }
 
 // Encode returns the payload as a task body.
@@ -125,11 +161,15 @@ func TaskOptions(queue, id string) []asynq.Option {
 // EnqueueFunc puts the range task of p on queue.
 type EnqueueFunc func(ctx context.Context, queue string, p Payload) error
 
-// Enqueuer returns an EnqueueFunc that puts range tasks on client. A range
-// already queued (TaskID conflict) counts as enqueued. The caller owns and
-// closes client.
-func Enqueuer(client *asynq.Client) EnqueueFunc {
+// Enqueuer returns an EnqueueFunc that puts range tasks on client, signed
+// with k when it is set. A range already queued (TaskID conflict) counts
+// as enqueued. The caller owns and closes client.
+func Enqueuer(client *asynq.Client, k signing.Key) EnqueueFunc {
 	return func(ctx context.Context, queue string, p Payload) error {
+		p, err := p.Sign(k)
+		if err != nil {
+			return err
+		}
 		task, id, err := NewTask(p)
 		if err != nil {
 			return err

@@ -122,7 +122,7 @@ func TestEnqueuer(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	insp := asynq.NewInspectorFromRedisClient(r.Client)
 	t.Cleanup(func() { _ = insp.Close() })
-	enqueue := rangetask.Enqueuer(client)
+	enqueue := rangetask.Enqueuer(client, nil)
 	p := rangetask.Payload{Job: "orders", Range: 2, Lo: keyspace.Int(1), Hi: keyspace.Int(9)}
 	require.NoError(t, enqueue(context.Background(), r.Queue, p))
 	require.NoError(t, enqueue(context.Background(), r.Queue, p))

@@ -33,6 +33,7 @@ import (
 	"github.com/ebbhq/ebb/internal/metrics"
 	"github.com/ebbhq/ebb/internal/pause"
 	"github.com/ebbhq/ebb/internal/rangetask"
+	"github.com/ebbhq/ebb/internal/signing"
 )
 
 // WorkerID names this process: host and pid, which is what an operator
@@ -62,6 +63,9 @@ type Config struct {
 	Enqueue rangetask.EnqueueFunc
 	// Pools supplies database pools by the job's database_env.
 	Pools PoolFunc
+	// Signing verifies every range task and job spec before anything of
+	// it runs (package signing); nil runs unsigned ones.
+	Signing signing.Key
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
 	// Metrics may be nil.
@@ -173,8 +177,11 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		r.log.ErrorContext(ctx, "malformed range task archived", slog.String("payload", truncate(t.Payload(), 200)), slog.Any("err", err))
 		return fmt.Errorf("malformed range task payload (archived; enqueue ranges only with enqueuer start): %v: %w", err, asynq.SkipRetry)
 	}
+	if err := p.Verify(r.cfg.Signing); err != nil {
+		return r.refuse(ctx, p, err)
+	}
 	queue, _ := asynq.GetQueueName(ctx)
-	spec, err := r.loadSpec(ctx, p.Job)
+	spec, err := r.loadSpec(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -208,14 +215,18 @@ func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	return asynq.DefaultRetryDelayFunc(n, err, t)
 }
 
-func (r *Runner) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error) {
-	raw, err := r.cfg.Ledger.Spec(ctx, job)
+func (r *Runner) loadSpec(ctx context.Context, p rangetask.Payload) (*jobspec.Spec, error) {
+	job := p.Job
+	raw, sig, err := r.cfg.Ledger.SignedSpec(ctx, job)
 	if errors.Is(err, ledger.ErrNotFound) {
 		r.log.ErrorContext(ctx, "range task of unknown job archived", slog.String("job", job))
 		return nil, fmt.Errorf("job %s has no spec in Redis (archived; run enqueuer start -job FILE to store it and re-enqueue): %w", job, asynq.SkipRetry)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if err := r.cfg.Signing.Verify(signing.KindSpec, raw, sig); err != nil {
+		return nil, r.refuse(ctx, p, fmt.Errorf("job %s: %w", job, err))
 	}
 	spec, err := jobspec.FromJSON(raw)
 	if err != nil {
@@ -226,6 +237,14 @@ func (r *Runner) loadSpec(ctx context.Context, job string) (*jobspec.Spec, error
 		return nil, fmt.Errorf("job %s: stored spec names job %q (archived; run enqueuer start -job FILE again): %w", job, spec.Name, asynq.SkipRetry)
 	}
 	return spec, nil
+}
+
+// refuse archives a range whose task or spec fails its signature check,
+// before anything of it runs, and records why for status.
+func (r *Runner) refuse(ctx context.Context, p rangetask.Payload, cause error) error {
+	r.log.ErrorContext(ctx, "range refused: signature mismatch; nothing of it ran", slog.String("job", p.Job), slog.Int64("range", p.Range), slog.Any("err", cause))
+	r.fail(ctx, p, fmt.Errorf("refused, nothing ran: %w; run enqueuer start -job FILE again with the fleet's %s", cause, signing.EnvVar))
+	return fmt.Errorf("%w (archived): %w", cause, asynq.SkipRetry)
 }
 
 // sizer returns this worker's sizer for the job, a new one when the job's

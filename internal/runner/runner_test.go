@@ -132,7 +132,7 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 	client := asynq.NewClientFromRedisClient(b.redis.Client)
 	id := "w-" + ebbtest.Suffix()
 	r, err := runner.New(runner.Config{
-		Ledger: b.ledger, ID: id, Enqueue: rangetask.Enqueuer(client),
+		Ledger: b.ledger, ID: id, Enqueue: rangetask.Enqueuer(client, nil),
 		Pools: pools, Logger: log, Draining: draining, PauseRecheck: 200 * time.Millisecond, Metrics: o.metrics,
 		SlotLease: o.slotLease,
 	})

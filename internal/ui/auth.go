@@ -3,7 +3,10 @@ package ui
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
+	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -53,11 +56,14 @@ func (s *Server) mutating(h http.Handler) http.Handler {
 
 // guardMonitor lets anyone read Asynqmon but requires the token for every
 // request that changes something (pause a queue, delete or run tasks),
-// the same rule as the page's own buttons.
+// the same rule as the page's own buttons, and for Redis's INFO (its
+// server's version, memory, clients and configuration say more about the
+// infrastructure than a reader of job progress needs).
 func (s *Server) guardMonitor(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		switch {
+		case (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions) &&
+			!strings.HasSuffix(r.URL.Path, "/redis_info"):
 		default:
 			if !s.authorized(r) {
 				// Basic here: Asynqmon's page cannot be taught to send a
@@ -70,6 +76,39 @@ func (s *Server) guardMonitor(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// hostCheck refuses a request whose Host names neither this machine
+// (localhost), an IP address, nor one of Config.AllowedHosts. A DNS
+// rebinding attack makes a browser send requests to this server under the
+// attacker's own host name, so the browser takes them as same-origin and
+// lets the attacker's page read the answers; the Host header is the one
+// thing that still gives the name away.
+func (s *Server) hostCheck(h http.Handler) http.Handler {
+	allowed := map[string]bool{"localhost": true}
+	for _, a := range s.cfg.AllowedHosts {
+		if a = strings.TrimSpace(a); a != "" {
+			allowed[strings.ToLower(hostName(a))] = true
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.ToLower(hostName(r.Host))
+		if allowed[name] || strings.HasSuffix(name, ".localhost") || net.ParseIP(name) != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		s.log.WarnContext(r.Context(), "request for a host name this server does not answer to refused",
+			slog.String("host", r.Host), slog.String("remote", r.RemoteAddr), slog.String("path", r.URL.Path))
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("this server does not answer to host name %q; reach it by localhost or its IP address, or start it with -allowed-hosts %s", r.Host, hostName(r.Host)))
+	})
+}
+
+// hostName is a Host header's name, without its port and IPv6 brackets.
+func hostName(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 }
 
 // bearer returns the token of an "Authorization: Bearer TOKEN" header.

@@ -47,6 +47,13 @@ type Config struct {
 	// Asynqmon's buttons (HTTP Basic with TOKEN as the password, which
 	// the browser asks for). Reads stay open. Empty means no token.
 	Token string
+	// AllowedHosts are the host names, besides localhost and IP
+	// addresses, that requests may name in their Host header: the name
+	// the page is reached by behind a proxy or a Kubernetes service. Any
+	// other name is refused, so a page on a site whose name an attacker
+	// re-points at this server (DNS rebinding) can neither read nor
+	// change anything here.
+	AllowedHosts []string
 	// Logger records every pause and resume with the caller's address;
 	// nil discards.
 	Logger *slog.Logger
@@ -117,7 +124,7 @@ func New(ctl *control.Control, cfg Config) (*Server, error) {
 	// Browsers send Sec-Fetch-Site (or Origin) on every POST: a form on
 	// another site that targets this page is refused before any handler
 	// runs, even when the browser holds Basic credentials for it.
-	s.handler = http.NewCrossOriginProtection().Handler(mux)
+	s.handler = s.hostCheck(http.NewCrossOriginProtection().Handler(mux))
 	return s, nil
 }
 

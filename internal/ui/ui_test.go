@@ -101,7 +101,7 @@ func (b *testBundle) worker(concurrency int) {
 	id := "w-" + ebbtest.Suffix()
 	var stopping atomic.Bool
 	r, err := runner.New(runner.Config{
-		Ledger: b.ledger, ID: id, Enqueue: rangetask.Enqueuer(asynq.NewClientFromRedisClient(b.redis.Client)),
+		Ledger: b.ledger, ID: id, Enqueue: rangetask.Enqueuer(asynq.NewClientFromRedisClient(b.redis.Client), nil),
 		Pools: pools, Logger: log, Draining: stopping.Load, PauseRecheck: 200 * time.Millisecond,
 	})
 	require.NoError(b.t, err)
@@ -147,6 +147,10 @@ func (b *testBundle) do(srv *httptest.Server, method, path string, hdr map[strin
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	res, err := srv.Client().Do(req)
@@ -511,7 +515,9 @@ func TestNoMonitor(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = h.Close() })
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/monitoring/api/queues", nil))
+	req := httptest.NewRequest(http.MethodGet, "/monitoring/api/queues", nil)
+	req.Host = "localhost"
+	h.ServeHTTP(rec, req)
 	require.Equal(t, http.StatusNotFound, rec.Code)
 
 	_, err = ui.New(nil, ui.Config{})
@@ -569,4 +575,62 @@ func TestAsynqmonPausesFleet(t *testing.T) {
 	require.Equal(t, int64(40_000), s.RowsDone)
 	orders := b.db.Table("orders")
 	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+orders+" WHERE status IS NULL OR hits <> 1"), "every row written exactly once")
+}
+
+// TestDNSRebinding: a request that names another host (a page whose name
+// an attacker re-pointed at this server) is refused, reads and writes
+// alike, Asynqmon's included; localhost, IP addresses and the names the
+// server was told about pass.
+func TestDNSRebinding(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	b.seed(1_000)
+	b.start("")
+	rebound := map[string]string{"Host": "evil.example:8080", "Origin": "http://evil.example:8080", "Sec-Fetch-Site": "same-origin"}
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/api/jobs"},
+		{http.MethodPost, "/api/jobs/" + b.job + "/resume"},
+		{http.MethodPost, "/api/jobs/" + b.job + "/pause"},
+		{http.MethodPost, "/monitoring/api/queues/" + b.redis.Queue + ":pause"},
+		{http.MethodDelete, "/monitoring/api/queues/" + b.redis.Queue + "/pending_tasks:delete_all"},
+	} {
+		res, raw := b.do(b.srv, tc.method, tc.path, rebound)
+		require.Equal(t, http.StatusMisdirectedRequest, res.StatusCode, "%s %s: %s", tc.method, tc.path, raw)
+		require.Contains(t, string(raw), "-allowed-hosts")
+	}
+	_, paused := b.keySet(b.ledger.PauseKey(b.job))
+	require.False(t, paused)
+	require.False(t, b.queuePaused())
+	require.Equal(t, int64(1), b.status().RangesTotal)
+
+	for _, host := range []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "10.1.2.3", "ebb.localhost"} {
+		res, _ := b.do(b.srv, http.MethodGet, "/api/jobs", map[string]string{"Host": host})
+		require.Equal(t, http.StatusOK, res.StatusCode, host)
+	}
+	h, err := ui.New(b.ctl, ui.Config{AllowedHosts: []string{"ebb.internal"}, Logger: ebbtest.Logger(t)})
+	require.NoError(t, err)
+	named := httptest.NewServer(h)
+	t.Cleanup(named.Close)
+	res, _ := b.do(named, http.MethodGet, "/api/jobs", map[string]string{"Host": "EBB.internal:443"})
+	require.Equal(t, http.StatusOK, res.StatusCode, "a configured name passes")
+	res, _ = b.do(named, http.MethodGet, "/api/jobs", map[string]string{"Host": "evil.example"})
+	require.Equal(t, http.StatusMisdirectedRequest, res.StatusCode)
+}
+
+// TestRedisInfoNeedsToken: with a token set, Asynqmon's Redis INFO is not
+// for anonymous readers; its queue list still is.
+func TestRedisInfoNeedsToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "s3cret-token")
+	res, _ := b.get("/monitoring/api/redis_info")
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	req, err := http.NewRequest(http.MethodGet, b.srv.URL+"/monitoring/api/redis_info", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("oncall", "s3cret-token")
+	res2, err := b.srv.Client().Do(req)
+	require.NoError(t, err)
+	_ = res2.Body.Close()
+	require.Equal(t, http.StatusOK, res2.StatusCode)
+	res, _ = b.get("/monitoring/api/queues")
+	require.Equal(t, http.StatusOK, res.StatusCode)
 }
