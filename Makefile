@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
-.PHONY: build test demo bench bench-quick microbench vet fmt asynqmon
+.PHONY: build test demo bench bench-quick microbench vet fmt asynqmon fuzz
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -32,6 +32,18 @@ microbench:
 
 vet:
 	gofmt -l . | (! grep .) && $(GO) vet ./...
+
+# Fuzz each parser of outside input for FUZZTIME (the job file, a range
+# task's body, integer range slicing, a pause key's value). Their seed
+# corpora (the f.Add calls and testdata/fuzz/) run in make test; what the
+# fuzzer finds lands in testdata/fuzz/ too: commit it with the fix.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzParse:./internal/jobspec FuzzDecode:./internal/rangetask FuzzSliceInt:./internal/keyspace FuzzFlagOn:./internal/pause
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
 
 # Asynqmon, asynq's web UI, standalone on the fleet's Redis: the same UI
 # `enqueuer ui` embeds under /monitoring/. It listens on ALL interfaces (it has
