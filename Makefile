@@ -38,7 +38,7 @@ vet:
 # corpora (the f.Add calls and testdata/fuzz/) run in make test; what the
 # fuzzer finds lands in testdata/fuzz/ too: commit it with the fix.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzParse:./internal/jobspec FuzzDecode:./internal/rangetask FuzzSliceInt:./internal/keyspace FuzzFlagOn:./internal/pause
+FUZZ_TARGETS := FuzzParse:./internal/jobspec FuzzPayload:./internal/rangetask FuzzSlice:./internal/keyspace FuzzFlagOn:./internal/pause
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \

@@ -158,3 +158,42 @@ func IsUnwritable(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && unwritableStates[pgErr.Code]
 }
+
+// Reasons a batch failed, as Reason names them (the reason label of
+// ebb_batch_errors_total).
+const (
+	ReasonDeadlock         = "deadlock"
+	ReasonLockTimeout      = "lock_timeout"
+	ReasonStatementTimeout = "statement_timeout"
+	ReasonSerialization    = "serialization"
+	ReasonConnection       = "connection"
+	ReasonUnwritable       = "unwritable"
+	ReasonFenced           = "fenced"
+	ReasonOther            = "other"
+)
+
+// Reason names why a batch's read or write failed, for the metrics: one
+// small fixed set, so the label never grows with error messages.
+func Reason(err error) string {
+	var pgErr *pgconn.PgError
+	errors.As(err, &pgErr)
+	switch {
+	case errors.Is(err, ErrFenced):
+		return ReasonFenced
+	case IsConnection(err):
+		return ReasonConnection
+	case IsUnwritable(err):
+		return ReasonUnwritable
+	case pgErr == nil:
+		return ReasonOther
+	case pgErr.Code == "40P01":
+		return ReasonDeadlock
+	case pgErr.Code == "55P03":
+		return ReasonLockTimeout
+	case pgErr.Code == "57014":
+		return ReasonStatementTimeout
+	case pgErr.Code == "40001":
+		return ReasonSerialization
+	}
+	return ReasonOther
+}

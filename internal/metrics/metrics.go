@@ -33,6 +33,8 @@ type Metrics struct {
 	// AutoRate is the fleet rate rate: auto's controller set, on the
 	// worker that leads the guard.
 	AutoRate *prometheus.GaugeVec
+	// BatchErrors counts failed batch reads and writes by why they failed.
+	BatchErrors *prometheus.CounterVec
 }
 
 // Threshold kinds of ebb_guard_threshold, one per limit of a guard rule.
@@ -99,11 +101,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		GuardChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_guard_changes_total", Help: "Changes of the guard's state or rate factor made by the worker that leads the guard, by the state changed to.",
 		}, []string{"job", "state"}),
+		BatchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_batch_errors_total", Help: "Failed batch reads and writes by reason (batch.Reason: deadlock, lock_timeout, statement_timeout, serialization, connection, unwritable, fenced, other).",
+		}, []string{"job", "reason"}),
 		AutoRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_auto_rate_rows_per_second", Help: "The fleet rate (rows/s) that rate: auto's controller set at its last check, exported by the worker that leads the guard.",
 		}, []string{"job"}),
 	}
-	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold, m.GuardChanges, m.AutoRate} {
+	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold, m.GuardChanges, m.AutoRate, m.BatchErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

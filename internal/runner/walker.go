@@ -292,6 +292,9 @@ func (w *walker) batch(ctx context.Context, keys []keyspace.Key) (int, error) {
 	took := time.Since(began)
 	release()
 	if errors.Is(err, batch.ErrFenced) {
+		if m := w.r.cfg.Metrics; m != nil {
+			m.BatchErrors.WithLabelValues(w.p.Job, batch.ReasonFenced).Inc()
+		}
 		return 0, err
 	}
 	if err != nil {
@@ -332,6 +335,9 @@ func (w *walker) writeFailed(ctx context.Context, err error, size int, took time
 // returns what ends the range: the error itself, or a *GaveUpError once the
 // job's retries in a row failed transiently.
 func (w *walker) failed(ctx context.Context, err error, attrs ...any) error {
+	if m := w.r.cfg.Metrics; m != nil {
+		m.BatchErrors.WithLabelValues(w.p.Job, batch.Reason(err)).Inc()
+	}
 	if batch.IsUnwritable(err) {
 		// The next session must see the database as it is then.
 		w.exec.Reset()
