@@ -358,7 +358,9 @@ max_workers: 4
 	code, out, _ = b.run("status", name)
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "limits: rate 2000 rows/s, max workers 4")
-	require.NotContains(t, out, "overrides")
+	require.NotContains(t, out, "overrides (enqueuer set)")
+	// Both sets are in the job's operator actions, newest first, with who.
+	require.Regexp(t, `set by \S+ via enqueuer: cleared overrides\n.*set by \S+ via enqueuer: batch_max=100 max_workers=1 rate=500 sleep=250ms\n`, out)
 }
 
 // TestRunbook: plan --runbook is a Markdown runbook with the job's sizes,

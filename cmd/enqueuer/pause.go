@@ -83,7 +83,7 @@ func setPause(ctx context.Context, e *env, args []string, pause bool) error {
 		fmt.Fprintf(e.stdout, "paused: %s set; workers stop after the batch in flight\n", key)
 		return nil
 	}
-	if err := c.Resume(ctx, job); err != nil {
+	if err := c.Resume(ctx, job, operator(e)); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "resumed: %s cleared\n", key)

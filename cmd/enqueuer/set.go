@@ -45,7 +45,7 @@ func runSet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeFn()
-	fields, err := c.SetOverrides(ctx, pos[0], o, *clear)
+	fields, err := c.SetOverrides(ctx, pos[0], operator(e), o, *clear)
 	if errors.Is(err, control.ErrBadOverride) {
 		return usageError{err}
 	}

@@ -113,6 +113,17 @@ func printStatus(w io.Writer, s *control.Status) {
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "  range %d failed: %s\n", f.Range, f.Reason)
 	}
+	for i, a := range s.Audit {
+		if i == 3 {
+			fmt.Fprintf(w, "  …and %d earlier actions (--json shows %d)\n", len(s.Audit)-i, len(s.Audit))
+			break
+		}
+		fmt.Fprintf(w, "  %s %s by %s", a.At.Format(time.RFC3339), a.Action, a.Who)
+		if a.Detail != "" {
+			fmt.Fprintf(w, ": %s", a.Detail)
+		}
+		fmt.Fprintln(w)
+	}
 	if len(s.Lost) > 0 {
 		fmt.Fprintf(w, "  lost:   ranges %v have no task in asynq (deleted, or lost with Redis's data): nothing will run them; run enqueuer start -job FILE again\n", s.Lost)
 	}

@@ -103,7 +103,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 	require.Contains(t, w.log(), "job paused: the database takes no writes")
 
 	b.db.Exec(t, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" RESET default_transaction_read_only")
-	require.NoError(t, b.ctl.Resume(ctx, b.job))
+	require.NoError(t, b.ctl.Resume(ctx, b.job, "test"))
 	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })
 	b.assertExactlyOnce(t)
 }

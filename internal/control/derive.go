@@ -26,6 +26,7 @@ func deriveStatus(snap statusSnapshot, now time.Time) *Status {
 		s.RangesFailed += int64(len(q.archived))
 		s.Lost = q.lost
 	}
+	s.Audit = snap.audit
 	s.Overrides = overridesView(snap.overrides, snap.overridesErr)
 	s.Guard = guardView(snap)
 	s.Rate, s.MaxWorkers = limitsInForce(snap.spec, s.Overrides)

@@ -19,17 +19,25 @@ func (c *Control) Pause(ctx context.Context, job, by string) error {
 			return fmt.Errorf("%w %q: nothing to pause", ErrUnknownJob, job)
 		}
 	}
-	return c.ledger.SetPause(ctx, job, pause.FlagValue(by, time.Now()))
+	if err := c.ledger.SetPause(ctx, job, pause.FlagValue(by, time.Now())); err != nil {
+		return err
+	}
+	c.audit(ctx, job, by, ActionPause, "")
+	return nil
 }
 
 // Resume clears the pause flag of job, or the global one. An unknown job is
 // an error: clearing an absent key would succeed, and a typo would print
 // "resumed" while the real job stays paused.
-func (c *Control) Resume(ctx context.Context, job string) error {
+func (c *Control) Resume(ctx context.Context, job, by string) error {
 	if job != "" {
 		if _, err := c.ledger.Meta(ctx, job); errors.Is(err, ledger.ErrNotFound) {
 			return fmt.Errorf("%w %q: nothing to resume", ErrUnknownJob, job)
 		}
 	}
-	return c.ledger.ClearPause(ctx, job)
+	if err := c.ledger.ClearPause(ctx, job); err != nil {
+		return err
+	}
+	c.audit(ctx, job, by, ActionResume, "")
+	return nil
 }

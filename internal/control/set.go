@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ebbhq/ebb/internal/ledger"
@@ -20,7 +22,7 @@ type OverrideFlags struct {
 
 // SetOverrides stores live limits of job, which workers apply before their
 // next batch. clear drops every override first.
-func (c *Control) SetOverrides(ctx context.Context, job string, o OverrideFlags, clear bool) (map[string]string, error) {
+func (c *Control) SetOverrides(ctx context.Context, job, by string, o OverrideFlags, clear bool) (map[string]string, error) {
 	if _, err := c.ledger.Meta(ctx, job); errors.Is(err, ledger.ErrNotFound) {
 		return nil, fmt.Errorf("%w %q: nothing to set; list jobs with enqueuer status", ErrUnknownJob, job)
 	} else if err != nil {
@@ -59,7 +61,28 @@ func (c *Control) SetOverrides(ctx context.Context, job string, o OverrideFlags,
 	if err := c.ledger.SetOverrides(ctx, job, fields); err != nil {
 		return nil, err
 	}
+	if detail := overridesDetail(fields, clear); detail != "" {
+		c.audit(ctx, job, by, ActionSet, detail)
+	}
 	return fields, nil
+}
+
+// overridesDetail says what a set changed, e.g. "rate=500 sleep=1s", with
+// "cleared overrides" first when it dropped them.
+func overridesDetail(fields map[string]string, clear bool) string {
+	var parts []string
+	if clear {
+		parts = append(parts, "cleared overrides")
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		parts = append(parts, k+"="+fields[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 // ErrBadOverride is an override value ebb refuses.

@@ -29,8 +29,11 @@ type Status struct {
 	// Lost are unfinished ranges asynq holds no task for (deleted in
 	// Asynqmon, or lost with Redis's data): nothing will run them until
 	// enqueuer start runs again with the job file.
-	Lost    []int64   `json:"lost,omitempty"`
-	Created time.Time `json:"created"`
+	Lost []int64 `json:"lost,omitempty"`
+	// Audit are the latest operator actions on the job (pause, resume,
+	// set), newest first: who did what, when.
+	Audit   []AuditEntry `json:"audit,omitempty"`
+	Created time.Time    `json:"created"`
 	// Finished is when the last range was done; the average rate and pace
 	// stop there instead of decaying while the finished job sits in Redis.
 	Finished *time.Time `json:"finished,omitempty"`
@@ -132,6 +135,8 @@ type statusSnapshot struct {
 	globalPauseKey, jobPauseKey string
 	// queue is what asynq holds of the unfinished ranges (reconcile).
 	queue queueView
+	// audit are the latest operator actions.
+	audit []AuditEntry
 }
 
 // readStatus gathers the snapshot status derives from: the ledger snapshot
@@ -154,6 +159,9 @@ func (c *Control) readStatus(ctx context.Context, job string) (statusSnapshot, e
 		return snap, err
 	}
 	if snap.queue, err = c.reconcile(ctx, job, snap.ledger, snap.redisNow); err != nil {
+		return snap, err
+	}
+	if snap.audit, err = c.Audit(ctx, job, auditShown); err != nil {
 		return snap, err
 	}
 	snap.overrides, snap.overridesErr = c.ledger.Overrides(ctx, job)

@@ -51,7 +51,7 @@ func TestFleetRate(t *testing.T) {
 	t.Logf("fleet rate at rate 2000: %.0f rows/s", got)
 	require.InDelta(t, 2000, got, 400, "fleet rate over 10 s")
 
-	_, err := b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: ptr(500.0)}, false)
+	_, err := b.ctl.SetOverrides(context.Background(), b.job, "test", control.OverrideFlags{Rate: ptr(500.0)}, false)
 	require.NoError(t, err)
 	time.Sleep(5 * time.Second) // the override's promised reaction time
 	got = b.rowsPerSecond(6 * time.Second)
@@ -401,7 +401,7 @@ sql: ` + sql))
 	})
 	// The rest at full speed: the sizer's part is proven.
 	zero := 0.0
-	_, err = b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: &zero}, false)
+	_, err = b.ctl.SetOverrides(context.Background(), b.job, "test", control.OverrideFlags{Rate: &zero}, false)
 	require.NoError(t, err)
 	b.waitState(control.StateDone)
 	b.assertFilledOnce()

@@ -92,7 +92,7 @@ func TestCleanup(t *testing.T) {
 	b.seed(40_000)
 	ctx := context.Background()
 	b.start(b.spec("rate: 2000\ntask_span: 5000\nguard: {check_every: 1s}\n"))
-	_, err := b.ctl.SetOverrides(ctx, b.job, control.OverrideFlags{MaxWorkers: ptr(3)}, false)
+	_, err := b.ctl.SetOverrides(ctx, b.job, "test", control.OverrideFlags{MaxWorkers: ptr(3)}, false)
 	require.NoError(t, err)
 	b.worker(workerOpts{concurrency: 2})
 	ebbtest.Eventually(t, "job running", func() bool { return b.status().State == control.StateRunning })

@@ -300,10 +300,10 @@ func TestPause(t *testing.T) {
 			return b.redis.Client.Del(context.Background(), b.ledger.GlobalPauseKey()).Err()
 		}},
 		{"job key", func(b *testBundle) error { return b.ctl.Pause(context.Background(), b.job, "runner test") },
-			func(b *testBundle) error { return b.ctl.Resume(context.Background(), b.job) }},
+			func(b *testBundle) error { return b.ctl.Resume(context.Background(), b.job, "test") }},
 		{"garbage value in job key", func(b *testBundle) error {
 			return b.redis.Client.Set(context.Background(), b.ledger.PauseKey(b.job), "banana", 0).Err()
-		}, func(b *testBundle) error { return b.ctl.Resume(context.Background(), b.job) }},
+		}, func(b *testBundle) error { return b.ctl.Resume(context.Background(), b.job, "test") }},
 		{"asynq queue", func(b *testBundle) error {
 			return asynq.NewInspectorFromRedisClient(b.redis.Client).PauseQueue(b.redis.Queue)
 		}, func(b *testBundle) error {

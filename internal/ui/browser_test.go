@@ -138,9 +138,11 @@ func TestBrowser(t *testing.T) {
 		_, set := b.keySet(key)
 		return set && b.status().State == control.StatePaused
 	})
-	ebbtest.Eventually(t, "the page showing the job paused", func() bool {
+	ebbtest.Eventually(t, "the page showing the job paused, and who paused it in its operator actions", func() bool {
 		return pageText(ctx, card+" .state") == control.StatePaused &&
-			strings.HasPrefix(pageText(ctx, card+" .pause-reason"), "Paused: "+key+" is set (paused by on-call page (")
+			strings.HasPrefix(pageText(ctx, card+" .pause-reason"), "Paused: "+key+" is set (paused by on-call page (") &&
+			strings.Contains(pageText(ctx, card+" .audit-table tbody"), "pause") &&
+			strings.Contains(pageText(ctx, card+" .audit-table tbody"), "on-call page (")
 	})
 	screenshot(t, ctx, "ui-paused.png")
 	// The key and the state come from the flag alone; the fleet has
@@ -207,7 +209,7 @@ func TestBrowser(t *testing.T) {
 
 	// The rest at full speed; the page follows the job to the end.
 	zero := 0.0
-	_, err = b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: &zero}, false)
+	_, err = b.ctl.SetOverrides(context.Background(), b.job, "test", control.OverrideFlags{Rate: &zero}, false)
 	require.NoError(t, err)
 	ebbtest.Eventually(t, "the page showing the job done", func() bool {
 		return pageText(ctx, card+" .state") == control.StateDone && pageText(ctx, card+" .pct") == "100.0%"

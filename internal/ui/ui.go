@@ -275,7 +275,7 @@ func (s *Server) setJobPause(pause bool) http.HandlerFunc {
 		if pause {
 			err = s.ctl.Pause(ctx, job, pausedBy(r))
 		} else {
-			err = s.ctl.Resume(ctx, job)
+			err = s.ctl.Resume(ctx, job, pausedBy(r))
 		}
 		if err != nil {
 			s.fail(w, r, err)
@@ -300,7 +300,7 @@ func (s *Server) setGlobalPause(pause bool) http.HandlerFunc {
 		if pause {
 			err = s.ctl.Pause(ctx, "", pausedBy(r))
 		} else {
-			err = s.ctl.Resume(ctx, "")
+			err = s.ctl.Resume(ctx, "", pausedBy(r))
 		}
 		if err != nil {
 			s.fail(w, r, err)
@@ -312,9 +312,9 @@ func (s *Server) setGlobalPause(pause bool) http.HandlerFunc {
 	}
 }
 
-// pausedBy names the page and the caller's address in the pause flag, so
-// status shows where a pause came from (the page has no user names; a
-// token identifies no one).
+// pausedBy names the page and the caller's address in the pause flag and
+// the audit list, so status shows where an action came from (the page has
+// no user names; a token identifies no one).
 func pausedBy(r *http.Request) string { return "on-call page (" + r.RemoteAddr + ")" }
 
 // actionMsg keeps log messages constant strings, one per action.

@@ -288,9 +288,22 @@ func TestPauseResume(t *testing.T) {
 
 	res, raw = b.post("/api/jobs/"+b.job+"/resume", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, string(raw))
-	require.Equal(t, control.StateQueued, decode[control.Status](t, raw).State)
+	st = decode[control.Status](t, raw)
+	require.Equal(t, control.StateQueued, st.State)
 	_, ok = b.keySet(key)
 	require.False(t, ok, "%s cleared", key)
+	// Both actions are kept with the job, newest first, with who did them.
+	require.Len(t, st.Audit, 2)
+	require.Equal(t, []string{control.ActionResume, control.ActionPause}, []string{st.Audit[0].Action, st.Audit[1].Action})
+	for _, a := range st.Audit {
+		require.True(t, strings.HasPrefix(a.Who, "on-call page (127.0.0.1:"), a.Who)
+		require.WithinDuration(t, time.Now(), a.At, time.Minute)
+	}
+	_, err := b.ctl.SetOverrides(context.Background(), b.job, "alice@ops via enqueuer", control.OverrideFlags{Rate: ptr(500.0)}, true)
+	require.NoError(t, err)
+	_, raw = b.get("/api/jobs/" + b.job)
+	a := decode[control.Status](t, raw).Audit[0]
+	require.Equal(t, control.AuditEntry{At: a.At, Who: "alice@ops via enqueuer", Action: control.ActionSet, Detail: "cleared overrides rate=500"}, a)
 
 	global := b.ledger.GlobalPauseKey()
 	res, _ = b.post("/api/pause", nil)
@@ -569,7 +582,7 @@ func TestAsynqmonPausesFleet(t *testing.T) {
 	ebbtest.Eventually(t, "rows written again", func() bool { return b.status().RowsDone > settled })
 	// The rest at full speed: the test proved the pace already.
 	zero := 0.0
-	_, err := b.ctl.SetOverrides(context.Background(), b.job, control.OverrideFlags{Rate: &zero}, false)
+	_, err := b.ctl.SetOverrides(context.Background(), b.job, "test", control.OverrideFlags{Rate: &zero}, false)
 	require.NoError(t, err)
 	ebbtest.Eventually(t, "the job done", func() bool { s = b.status(); return s.State == control.StateDone })
 	require.Equal(t, int64(40_000), s.RowsDone)
@@ -634,3 +647,5 @@ func TestRedisInfoNeedsToken(t *testing.T) {
 	res, _ = b.get("/monitoring/api/queues")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -309,6 +309,8 @@
 
     renderGuard(card, s.guard);
 
+    renderAudit(card, s.audit || []);
+
     const failures = $('.failures', card);
     failures.replaceChildren();
     for (const f of s.failures || []) {
@@ -321,6 +323,23 @@
       li.className = 'lost';
       li.textContent = `ranges ${s.lost.join(', ')} lost: asynq holds no task for them (deleted, or lost with Redis's data); run enqueuer start -job FILE again`;
       failures.appendChild(li);
+    }
+  }
+
+  // renderAudit lists who paused, resumed or changed a limit, and when.
+  function renderAudit(card, entries) {
+    const box = $('.audit', card);
+    box.hidden = entries.length === 0;
+    const body = $('.audit-table tbody', card);
+    body.replaceChildren();
+    for (const a of entries) {
+      const tr = document.createElement('tr');
+      for (const text of [new Date(a.at).toLocaleString(), a.action, a.who, a.detail || '']) {
+        const td = document.createElement('td');
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
     }
   }
 
