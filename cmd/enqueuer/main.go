@@ -212,7 +212,7 @@ func (l logFlag) Set(s string) error {
 
 // connect opens Redis and returns a Control on it; close releases both.
 func connect(ctx context.Context, e *env) (*control.Control, func(), error) {
-	rdb, err := dial.Redis(ctx, e.getenv("REDIS_URL"))
+	rdb, err := dial.Redis(ctx, e.getenv("REDIS_URL"), e.getenv(dial.RedisCAEnv))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -69,7 +69,7 @@ func runUI(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "enqueuer ui: warning: -addr %s is not a loopback address and no token is set: anyone who reaches it can pause and resume every job; set EBB_UI_TOKEN\n", *addr)
 	}
 
-	rdb, err := dial.Redis(ctx, e.getenv("REDIS_URL"))
+	rdb, err := dial.Redis(ctx, e.getenv("REDIS_URL"), e.getenv(dial.RedisCAEnv))
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,7 @@ type options struct {
 // serve runs the worker until ctx ends, then drains it. It reads as the list
 // of steps a worker takes; each step's function says why it is there.
 func serve(ctx context.Context, log *slog.Logger, opt options) error {
-	rdb, err := dial.Redis(ctx, os.Getenv("REDIS_URL"))
+	rdb, err := dial.Redis(ctx, os.Getenv("REDIS_URL"), os.Getenv(dial.RedisCAEnv))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package dial
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,15 +26,36 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 // not after the OS's connect timeout.
 const pingTimeout = 5 * time.Second
 
-// Redis opens a client for rawURL ("" = the default) and pings
-// it. The caller closes the client.
-func Redis(ctx context.Context, rawURL string) (*redis.Client, error) {
+// RedisCAEnv names the environment variable holding the PEM file of the
+// CA that signed Redis's certificate, for a rediss:// URL whose server
+// the system's roots do not vouch for.
+const RedisCAEnv = "REDIS_CA_FILE"
+
+// Redis opens a client for rawURL ("" = the default) and pings it.
+// rediss:// speaks TLS, verifying the server against the system's roots,
+// or against caFile (PEM) when it is set; a user and password in the URL
+// log in as that Redis ACL user. The caller closes the client.
+func Redis(ctx context.Context, rawURL, caFile string) (*redis.Client, error) {
 	if rawURL == "" {
 		rawURL = DefaultRedisURL
 	}
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL %s is not a valid redis:// or rediss:// URL: %w", Redact(rawURL), redactErr(err, rawURL))
+	}
+	if caFile != "" {
+		if opts.TLSConfig == nil {
+			return nil, fmt.Errorf("%s is set but REDIS_URL %s is not rediss://: use rediss:// for TLS, or unset %s", RedisCAEnv, Redact(rawURL), RedisCAEnv)
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", RedisCAEnv, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s %s holds no PEM certificate", RedisCAEnv, caFile)
+		}
+		opts.TLSConfig.RootCAs = pool
 	}
 	rdb := redis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)

@@ -50,7 +50,7 @@ func TestRedisErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rdb, err := dial.Redis(context.Background(), tc.url)
+			rdb, err := dial.Redis(context.Background(), tc.url, "")
 			require.Error(t, err)
 			require.Nil(t, rdb)
 			require.NotContains(t, err.Error(), secret)
@@ -148,7 +148,7 @@ func TestReachable(t *testing.T) {
 
 	t.Run("Redis", func(t *testing.T) {
 		t.Parallel()
-		rdb, err := dial.Redis(ctx, ebbtest.RedisURL())
+		rdb, err := dial.Redis(ctx, ebbtest.RedisURL(), "")
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = rdb.Close() })
 		require.NoError(t, rdb.Ping(ctx).Err())

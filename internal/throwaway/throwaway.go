@@ -8,9 +8,11 @@ package throwaway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -64,6 +66,12 @@ func (s *Server) Stop() {
 type PostgresOptions struct {
 	// Settings are extra -c settings, e.g. "shared_buffers=128MB".
 	Settings []string
+	// Password, when set, is the postgres user's, and TCP connections
+	// must give it (scram-sha-256); the URL carries it.
+	Password string
+	// TLS, when set, turns ssl on with these files (copied into the
+	// cluster's directory, where the server can read them).
+	TLS *TLS
 }
 
 // Postgres initdb's a cluster in dir and starts it. initdb refuses to run
@@ -82,19 +90,42 @@ func Postgres(ctx context.Context, dir string, o PostgresOptions) (*Server, erro
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", data, err)
 	}
+	initdb := []string{"-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"}
+	if o.Password != "" {
+		pwFile := filepath.Join(dir, "pwfile")
+		if err := os.WriteFile(pwFile, []byte(o.Password+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", pwFile, err)
+		}
+		initdb = append(initdb, "--pwfile="+pwFile, "--auth-host=scram-sha-256", "--auth-local=trust")
+	}
+	settings := append([]string{"listen_addresses=127.0.0.1", "unix_socket_directories=" + dir, "max_connections=200"}, o.Settings...)
+	if o.TLS != nil {
+		t, err := copyTLS(*o.TLS, dir)
+		if err != nil {
+			return nil, err
+		}
+		settings = append(settings, "ssl=on", "ssl_cert_file="+t.CertFile, "ssl_key_file="+t.KeyFile)
+	}
 	as, err := runAs(dir)
 	if err != nil {
 		return nil, err
 	}
-	if out, err := as(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8").CombinedOutput(); err != nil {
+	if out, err := as(ctx, filepath.Join(bin, "initdb"), initdb...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb in %s: %w: %s", data, err, out)
 	}
-	opts := []string{"-p " + strconv.Itoa(port), "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=" + dir, "-c max_connections=200"}
-	for _, set := range o.Settings {
+	opts := []string{"-p " + strconv.Itoa(port)}
+	for _, set := range settings {
 		opts = append(opts, "-c "+set)
 	}
 	logFile := filepath.Join(dir, "postgres.log")
-	s := &Server{URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), Port: port}
+	user, sslmode := "postgres", "disable"
+	if o.Password != "" {
+		user = "postgres:" + url.QueryEscape(o.Password)
+	}
+	if o.TLS != nil {
+		sslmode = "verify-full&sslrootcert=" + url.QueryEscape(o.TLS.CAFile)
+	}
+	s := &Server{URL: fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=%s", user, port, sslmode), Port: port}
 	s.start = func(ctx context.Context) error {
 		if out, err := as(ctx, filepath.Join(bin, "pg_ctl"), "-D", data, "-l", logFile, "-o", strings.Join(opts, " "), "-w", "-t", "60", "start").CombinedOutput(); err != nil {
 			return fmt.Errorf("start postgres on port %d: %w: %s (log: %s)", port, err, out, logFile)
@@ -113,6 +144,12 @@ type RedisOptions struct {
 	// directory (appendfsync always), so a restart keeps the data; without
 	// it the server keeps nothing on disk and a restart loses everything.
 	AOF bool
+	// User and Password, when set, make an ACL user that may do
+	// everything, and turn the default user off; the URL carries both.
+	User, Password string
+	// TLS, when set, serves only TLS (rediss://) with these files; clients
+	// need no certificate of their own.
+	TLS *TLS
 }
 
 // Redis starts a redis-server on a free loopback port with its files in dir.
@@ -126,19 +163,40 @@ func Redis(ctx context.Context, dir string, o RedisOptions) (*Server, error) {
 		return nil, err
 	}
 	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir}
+	scheme, userinfo := "redis", ""
+	if o.TLS != nil {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", o.TLS.CertFile,
+			"--tls-key-file", o.TLS.KeyFile, "--tls-ca-cert-file", o.TLS.CAFile, "--tls-auth-clients", "no")
+		scheme = "rediss"
+	}
+	if o.Password != "" {
+		args = append(args, "--user", "default", "off", "--user", o.User, "on", ">"+o.Password, "~*", "&*", "+@all")
+		userinfo = url.UserPassword(o.User, o.Password).String() + "@"
+	}
 	if o.AOF {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), Port: port}
+	s := &Server{URL: fmt.Sprintf("%s://%s127.0.0.1:%d/0", scheme, userinfo, port), Port: port}
+	ping, err := redis.ParseURL(s.URL)
+	if err != nil {
+		return nil, err
+	}
+	if o.TLS != nil {
+		pool, err := certPool(o.TLS.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		ping.TLSConfig.RootCAs = pool
+	}
 	var cmd *exec.Cmd
 	s.start = func(ctx context.Context) error {
 		cmd = exec.Command(path, args...)
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start redis-server: %w", err)
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+		rdb := redis.NewClient(ping)
 		defer rdb.Close()
 		deadline := time.Now().Add(10 * time.Second)
 		for rdb.Ping(ctx).Err() != nil {
@@ -153,6 +211,35 @@ func Redis(ctx context.Context, dir string, o RedisOptions) (*Server, error) {
 	}
 	s.stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	return s, s.Start(ctx)
+}
+
+// copyTLS copies t's files into dir, where a server that runs as another
+// user can be given them.
+func copyTLS(t TLS, dir string) (TLS, error) {
+	out := TLS{CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server-key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+	for _, f := range [][2]string{{t.CertFile, out.CertFile}, {t.KeyFile, out.KeyFile}, {t.CAFile, out.CAFile}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			return TLS{}, err
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			return TLS{}, err
+		}
+	}
+	return out, nil
+}
+
+// certPool reads a PEM CA file.
+func certPool(caFile string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	return pool, nil
 }
 
 // FreePort returns a loopback port nobody listens on.
