@@ -65,6 +65,9 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		if meta, err = planSlicing(ctx, pool, spec, space, queue); err != nil {
 			return nil, err
 		}
+		if err := c.checkRoom(ctx, spec.Name, meta.Ranges); err != nil {
+			return nil, err
+		}
 	} else if err := keyFits(spec, space, meta); err != nil {
 		return nil, err
 	}
@@ -95,7 +98,12 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		return nil, err
 	}
 	if err := c.enqueueRanges(ctx, queue, spec.Name, meta, done, splits, res); err != nil {
-		return res, err
+		if fresh {
+			return nil, c.undoStart(ctx, queue, spec.Name, meta.Ranges, err)
+		}
+		// A job started before keeps what it had; this start's ranges
+		// that made it are queued once, and start again adds the rest.
+		return res, fmt.Errorf("%w; the job's earlier ranges are as they were, and enqueuer start -job FILE again enqueues the rest", err)
 	}
 	c.log.InfoContext(ctx, "job started", slog.String("job", spec.Name), slog.String("queue", queue),
 		slog.Int("enqueued", res.Enqueued), slog.Int("requeued", res.Requeued), slog.Int("already_queued", res.AlreadyQueued))
@@ -227,6 +235,56 @@ func (c *Control) enqueueRanges(ctx context.Context, queue, job string, meta led
 		}
 	}
 	return nil
+}
+
+// taskBytes is about what one range task costs Redis: asynq's task hash
+// (payload, options, state) and its entry in the pending list, with the
+// allocator's overhead; measured at 500-700 bytes on Redis 7.
+const taskBytes = 1024
+
+// ErrNoRoom means Redis has not the memory for the job's range tasks.
+var ErrNoRoom = errors.New("not enough room in Redis")
+
+// checkRoom refuses a first start whose range tasks would not fit under
+// Redis's maxmemory (with a tenth kept free): an enqueue cut off by
+// Redis's out-of-memory error leaves a job half-enqueued and Redis full
+// for every other user of it.
+func (c *Control) checkRoom(ctx context.Context, job string, ranges int64) error {
+	used, limit, err := c.ledger.Memory(ctx)
+	if err != nil || limit == 0 {
+		return err // no maxmemory: nothing to check against
+	}
+	need := ranges * taskBytes
+	if free := limit*9/10 - used; need > free {
+		return fmt.Errorf("%w: job %s has %d range tasks, about %d MiB, and Redis has %d MiB free under maxmemory (%d MiB, a tenth kept free); raise task_span or Redis's maxmemory",
+			ErrNoRoom, job, ranges, need>>20, max(free, 0)>>20, limit>>20)
+	}
+	return nil
+}
+
+// undoStart removes what a first start of job stored before its enqueue
+// failed (the tasks it enqueued, the job's keys), so a failed start leaves
+// nothing half-enqueued: the operator fixes the cause and starts again
+// from nothing. It runs detached from ctx, which may be what failed.
+func (c *Control) undoStart(ctx context.Context, queue, job string, ranges int64, cause error) error {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	var errs []error
+	for i := int64(0); i < ranges; i++ {
+		err := c.inspector.DeleteTask(queue, rangetask.TaskID(job, i))
+		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			errs = append(errs, err)
+			break
+		}
+	}
+	if _, err := c.ledger.DeleteJob(uctx, job); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("start %s failed: %w; undoing it failed too (%w): run enqueuer cleanup %s --force before starting again", job, cause, errors.Join(errs...), job)
+	}
+	c.log.WarnContext(ctx, "start failed and was undone: nothing of the job is left in Redis", slog.String("job", job), slog.Any("err", cause))
+	return fmt.Errorf("start %s failed and was undone, nothing of it is left in Redis: %w", job, cause)
 }
 
 type enqueueOutcome int

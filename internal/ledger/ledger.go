@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -565,4 +566,26 @@ func (l *Ledger) TaskStates(ctx context.Context, queue string, ids []string) (ma
 		}
 	}
 	return out, nil
+}
+
+// Memory returns Redis's used memory and its maxmemory (0: no limit), in
+// bytes, from INFO memory.
+func (l *Ledger) Memory(ctx context.Context) (used, limit int64, err error) {
+	info, err := l.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("read Redis's INFO memory: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "used_memory":
+			used, _ = strconv.ParseInt(v, 10, 64)
+		case "maxmemory":
+			limit, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return used, limit, nil
 }

@@ -150,6 +150,8 @@ type RedisOptions struct {
 	// TLS, when set, serves only TLS (rediss://) with these files; clients
 	// need no certificate of their own.
 	TLS *TLS
+	// MaxMemory, when set, is maxmemory (e.g. "2mb"), with noeviction.
+	MaxMemory string
 }
 
 // Redis starts a redis-server on a free loopback port with its files in dir.
@@ -172,6 +174,9 @@ func Redis(ctx context.Context, dir string, o RedisOptions) (*Server, error) {
 	if o.Password != "" {
 		args = append(args, "--user", "default", "off", "--user", o.User, "on", ">"+o.Password, "~*", "&*", "+@all")
 		userinfo = url.UserPassword(o.User, o.Password).String() + "@"
+	}
+	if o.MaxMemory != "" {
+		args = append(args, "--maxmemory", o.MaxMemory, "--maxmemory-policy", "noeviction")
 	}
 	if o.AOF {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
