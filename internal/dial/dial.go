@@ -67,6 +67,17 @@ func Redis(ctx context.Context, rawURL, caFile string) (*redis.Client, error) {
 	return rdb, nil
 }
 
+// keepalive are the server's TCP settings for ebb's sessions; a DSN that
+// sets one keeps its own.
+func keepalive() map[string]string {
+	return map[string]string{
+		"tcp_keepalives_idle":     "10",
+		"tcp_keepalives_interval": "5",
+		"tcp_keepalives_count":    "2",
+		"tcp_user_timeout":        "20000",
+	}
+}
+
 // Postgres opens a pool from the DSN in environment variable env and pings
 // it. The caller closes the pool.
 func Postgres(ctx context.Context, env string) (*pgxpool.Pool, error) {
@@ -90,6 +101,16 @@ func PostgresDSN(ctx context.Context, env, dsn string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("%s is not a valid PostgreSQL DSN: %w", env, redactErr(cause, dsn))
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "ebb"
+	// The server drops a session whose client stopped answering on the
+	// network (a partitioned or vanished worker) within about 20 s, below
+	// asynq's 30 s lease, instead of the kernel's two hours: its locks go
+	// with it. A worker that is merely frozen still answers TCP; the batch
+	// transaction's idle_in_transaction_session_timeout covers that one.
+	for k, v := range keepalive() {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL pool from %s: %w", env, redactErr(err, dsn))

@@ -144,6 +144,11 @@ func TestReachable(t *testing.T) {
 		var app string
 		require.NoError(t, pool.QueryRow(ctx, "SELECT current_setting('application_name')").Scan(&app))
 		require.Equal(t, "ebb", app, "so DBAs can tell ebb's sessions apart in pg_stat_activity")
+		// Over TCP, a worker that vanished from the network loses its
+		// session (and its locks) within about 20 s.
+		var userTimeout, idle string
+		require.NoError(t, pool.QueryRow(ctx, "SELECT current_setting('tcp_user_timeout'), current_setting('tcp_keepalives_idle')").Scan(&userTimeout, &idle))
+		require.Equal(t, []string{"20000", "10"}, []string{userTimeout, idle}, "milliseconds and seconds")
 	})
 
 	t.Run("Redis", func(t *testing.T) {
