@@ -101,7 +101,28 @@ func TestStartKeepsSlicing(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "3 ranges over [1, 25000]")
 	require.Contains(t, out, "its stored slicing is kept")
-	require.Contains(t, out, "nothing new was enqueued")
+	// The edited file's spec was stored: start says so, and which fields.
+	require.Contains(t, out, "the job file changed since the last start (set, task_span): the new spec is stored")
+	require.Contains(t, out, "no range was enqueued: every range is already queued or done")
+}
+
+// TestPauseFinishedJob: pausing a job that has finished is refused with
+// the reason (exit 2), and sets nothing.
+func TestPauseFinishedJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	name := "fin-" + ebbtest.Suffix()
+	code, _, errOut := b.run("start", "-job", b.goodJob(name), "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	l := ledger.New(b.redis.Client, b.redis.Prefix)
+	for r := int64(0); r < 3; r++ {
+		require.NoError(t, l.MarkDone(context.Background(), name, r, 0))
+	}
+	code, _, errOut = b.run("pause", name)
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "job "+name+" finished at ")
+	require.Contains(t, errOut, "nothing is left to pause")
+	require.Zero(t, b.redis.Client.Exists(context.Background(), l.PauseKey(name)).Val())
 }
 
 // TestStatusAndPause walks the operator's commands on a job no worker runs.
@@ -393,8 +414,9 @@ guard:
 		"at most 2 across the fleet",
 		"| lock_waits | lock_waits |  | 5 | 2 | 30s |",
 		"`enqueuer pause " + name + "`",
-		"redis-cli SET '" + b.redis.Prefix + "{" + name + "}:pause' 1",
-		"redis-cli SET 'asynq:{ebb}:paused' 1",
+		`redis-cli -u "$REDIS_URL" SET '` + b.redis.Prefix + "{" + name + "}:pause' 1",
+		`redis-cli -u "$REDIS_URL" SET 'asynq:{ebb}:paused' 1`,
+		"export EBB_PREFIX='" + b.redis.Prefix + "'",
 		"`enqueuer verify " + name + "`",
 		"`enqueuer cleanup " + name + "` (it waits for the batches in flight",
 		"UPDATE orders SET status = NULL WHERE status LIKE 's%'",
@@ -404,6 +426,21 @@ guard:
 	}
 	// Nothing was written: plan needs no Redis at all.
 	require.Empty(t, b.redis.Client.Keys(context.Background(), b.redis.Prefix+"*").Val())
+
+	// A fleet on another Redis, database and prefix, behind TLS with a
+	// password: the runbook's commands reach it, and show no password.
+	b.env["REDIS_URL"] = "rediss://ops:hunter22@redis.internal:6380/3"
+	b.env["REDIS_CA_FILE"] = "/etc/ebb/redis-ca.pem"
+	b.env["EBB_PREFIX"] = "billing:"
+	code, out, errOut = b.run("plan", "-job", file, "--runbook")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "export REDIS_URL='rediss://redis.internal:6380/3'")
+	require.Contains(t, out, "export EBB_PREFIX='billing:'")
+	require.Contains(t, out, "export REDIS_CA_FILE='/etc/ebb/redis-ca.pem'")
+	require.Contains(t, out, `redis-cli -u "$REDIS_URL" --tls --cacert "$REDIS_CA_FILE" SET 'billing:{`+name+`}:pause' 1`)
+	require.NotContains(t, out, "hunter22")
+	b.env["REDIS_URL"], b.env["EBB_PREFIX"] = ebbtest.RedisURL(), b.redis.Prefix
+	delete(b.env, "REDIS_CA_FILE")
 
 	code, out, errOut = b.run("plan", "-job", file, "--runbook", "--json")
 	require.Equal(t, 0, code, errOut)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+
+	"github.com/ebbhq/ebb/internal/dial"
 )
 
 const pauseHelp = `enqueuer pause [JOB]
@@ -80,12 +82,22 @@ func setPause(ctx context.Context, e *env, args []string, pause bool) error {
 		if err := c.Pause(ctx, job, operator(e)); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "paused: %s set; workers stop after the batch in flight\n", key)
+		fmt.Fprintf(e.stdout, "paused: %s set on %s; workers stop after the batch in flight\n", key, redisShown(e))
 		return nil
 	}
 	if err := c.Resume(ctx, job, operator(e)); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "resumed: %s cleared\n", key)
+	fmt.Fprintf(e.stdout, "resumed: %s cleared on %s\n", key, redisShown(e))
 	return nil
+}
+
+// redisShown names the Redis a command acted on, without its password:
+// a pause sent to the wrong Redis succeeds there and pauses nothing, and
+// this line is where the operator can see it.
+func redisShown(e *env) string {
+	if u := e.getenv("REDIS_URL"); u != "" {
+		return dial.Redact(u)
+	}
+	return dial.Redact(dial.DefaultRedisURL) + " (REDIS_URL is not set)"
 }

@@ -84,7 +84,7 @@ func runPlan(ctx context.Context, e *env, args []string) error {
 	}
 	if *asRunbook {
 		var md strings.Builder
-		if err := writeRunbook(&md, spec, p, *jobFile, e.getenv("EBB_PREFIX"), *queue, time.Now()); err != nil {
+		if err := writeRunbook(&md, spec, p, *jobFile, fleet{redisURL: e.getenv("REDIS_URL"), caFile: e.getenv(dial.RedisCAEnv), prefix: e.getenv("EBB_PREFIX")}, *queue, time.Now()); err != nil {
 			return err
 		}
 		if !*asJSON {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ebbhq/ebb/internal/control"
+	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/jobspec"
 	"github.com/ebbhq/ebb/internal/ledger"
 )
@@ -62,14 +63,22 @@ A batch that fails with a deadlock, serialization failure, lock or statement tim
 
 Pausing finishes the batch in flight, commits it and hands the range back; nothing is cut halfway.
 
+Every command below acts on the fleet's Redis, {{.Redis}}, under the key prefix ` + "`{{.Prefix}}`" + `. A command pointed at another Redis, database or prefix succeeds and pauses nothing, so first set the shell up as the fleet is:
+
+` + "```sh" + `
+export REDIS_URL='{{.RedisURL}}'   # add the password if the fleet's has one: redis://user:PASSWORD@host…
+export EBB_PREFIX='{{.Prefix}}'{{if .CAFile}}
+export REDIS_CA_FILE='{{.CAFile}}'{{end}}
+` + "```" + `
+
 | | command | by hand |
 |---|---|---|
-| pause this job | ` + "`enqueuer pause {{.Spec.Name}}`" + ` | ` + "`redis-cli SET '{{.PauseKey}}' 1`" + ` |
-| resume it | ` + "`enqueuer resume {{.Spec.Name}}`" + ` | ` + "`redis-cli DEL '{{.PauseKey}}'`" + ` |
-| pause every job | ` + "`enqueuer pause`" + ` | ` + "`redis-cli SET {{.GlobalKey}} 1`" + ` |
-| pause the queue | Asynqmon: Queues → {{.Queue}} → Pause | ` + "`redis-cli SET '{{.QueueKey}}' 1`" + ` |
-| slow down | ` + "`enqueuer set {{.Spec.Name}} --rate N`" + ` (also --max-workers, --batch-max, --sleep) | ` + "`redis-cli HSET '{{.OverridesKey}}' rate N`" + ` |
-| back to the file's limits | ` + "`enqueuer set {{.Spec.Name}} --clear`" + ` | ` + "`redis-cli DEL '{{.OverridesKey}}'`" + ` |
+| pause this job | ` + "`enqueuer pause {{.Spec.Name}}`" + ` | ` + "`{{.CLI}} SET '{{.PauseKey}}' 1`" + ` |
+| resume it | ` + "`enqueuer resume {{.Spec.Name}}`" + ` | ` + "`{{.CLI}} DEL '{{.PauseKey}}'`" + ` |
+| pause every job | ` + "`enqueuer pause`" + ` | ` + "`{{.CLI}} SET '{{.GlobalKey}}' 1`" + ` |
+| pause the queue | Asynqmon: Queues → {{.Queue}} → Pause | ` + "`{{.CLI}} SET '{{.QueueKey}}' 1`" + ` |
+| slow down | ` + "`enqueuer set {{.Spec.Name}} --rate N`" + ` (also --max-workers, --batch-max, --sleep) | ` + "`{{.CLI}} HSET '{{.OverridesKey}}' rate N`" + ` |
+| back to the file's limits | ` + "`enqueuer set {{.Spec.Name}} --clear`" + ` | ` + "`{{.CLI}} DEL '{{.OverridesKey}}'`" + ` |
 | stop for good | pause, then ` + "`enqueuer cleanup {{.Spec.Name}}`" + ` (it waits for the batches in flight; it refuses a job that is not paused) | |
 
 Scaling workers up or down is safe at any time; a worker that dies loses at most the batch in flight, which the next worker redoes.
@@ -122,16 +131,32 @@ type runbookData struct {
 	Plan                                               *control.PlanReport
 	File, Now, Batch, Rate, Workers, Duration          string
 	Queue, PauseKey, GlobalKey, QueueKey, OverridesKey string
+	// Redis describes the fleet's Redis for a reader; RedisURL is its URL
+	// without the password, Prefix the key prefix, CAFile REDIS_CA_FILE,
+	// and CLI the redis-cli invocation that reaches it.
+	Redis, RedisURL, Prefix, CAFile, CLI string
 }
 
-func writeRunbook(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, file, prefix, queue string, now time.Time) error {
-	l := ledger.New(nil, prefix)
+// fleet is where the fleet's keys live, as the enqueuer was told:
+// REDIS_URL, REDIS_CA_FILE and EBB_PREFIX.
+type fleet struct {
+	redisURL, caFile, prefix string
+}
+
+func writeRunbook(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, file string, f fleet, queue string, now time.Time) error {
+	l := ledger.New(nil, f.prefix)
+	rawURL := f.redisURL
+	if rawURL == "" {
+		rawURL = dial.DefaultRedisURL
+	}
 	d := runbookData{
+		Prefix: l.Prefix(), RedisURL: dial.Redact(rawURL), CAFile: f.caFile, CLI: redisCLI(rawURL, f.caFile),
 		Spec: spec, Plan: p, File: file, Now: now.UTC().Format(time.RFC3339), Batch: batchLine(spec.Batch),
 		Rate: "unlimited", Workers: "unlimited", Duration: "unbounded by a rate: measure it with a dry run",
 		Queue: queue, PauseKey: l.PauseKey(spec.Name), GlobalKey: l.GlobalPauseKey(),
 		QueueKey: ledger.QueuePausedKey(queue), OverridesKey: l.OverridesKey(spec.Name),
 	}
+	d.Redis = "`" + d.RedisURL + "` (`REDIS_URL`; its password, if any, is not shown)"
 	if spec.AutoRate {
 		d.Rate = spec.RateLine()
 		d.Duration = "set by rate: auto as it runs: enqueuer status shows the rate it holds now"
@@ -149,4 +174,18 @@ func writeRunbook(w io.Writer, spec *jobspec.Spec, p *control.PlanReport, file, 
 		return fmt.Errorf("render runbook: %w", err)
 	}
 	return nil
+}
+
+// redisCLI is the redis-cli invocation that reaches the Redis at rawURL:
+// -u "$REDIS_URL" carries host, port, database, user and password, and a
+// rediss:// URL adds --tls (and --cacert for a CA file).
+func redisCLI(rawURL, caFile string) string {
+	cli := `redis-cli -u "$REDIS_URL"`
+	if strings.HasPrefix(rawURL, "rediss://") {
+		cli += " --tls"
+		if caFile != "" {
+			cli += ` --cacert "$REDIS_CA_FILE"`
+		}
+	}
+	return cli
 }

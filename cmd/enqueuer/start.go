@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/ebbhq/ebb/internal/dial"
 	"github.com/ebbhq/ebb/internal/rangetask"
@@ -65,8 +66,16 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	for _, warn := range res.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
+	if len(res.SpecChanged) > 0 {
+		fmt.Fprintf(w, "  the job file changed since the last start (%s): the new spec is stored; each range uses it from its next start (a range running now finishes its current run on the old one)\n",
+			strings.Join(res.SpecChanged, ", "))
+	}
 	if res.Enqueued == 0 && res.Requeued == 0 {
-		fmt.Fprintln(w, "  nothing new was enqueued")
+		if len(res.SpecChanged) > 0 {
+			fmt.Fprintln(w, "  no range was enqueued: every range is already queued or done")
+		} else {
+			fmt.Fprintln(w, "  nothing new was enqueued and the spec is unchanged")
+		}
 	}
 	fmt.Fprintf(w, "watch it with: enqueuer status %s\n", res.Job)
 	return nil

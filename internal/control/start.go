@@ -1,10 +1,13 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"time"
 
@@ -36,6 +39,9 @@ type StartResult struct {
 	AlreadyQueued int          `json:"already_queued"`
 	AlreadyDone   int          `json:"already_done"`
 	Requeued      int          `json:"requeued"`
+	// SpecChanged names the job file's fields that differ from the spec
+	// stored by the previous start, which this start replaced.
+	SpecChanged []string `json:"spec_changed,omitempty"`
 	// KeptSlicing is set when the job was started before with another
 	// range or task_span: the stored slicing wins so done marks stay valid.
 	KeptSlicing bool `json:"kept_slicing,omitempty"`
@@ -80,6 +86,12 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 		return nil, err
 	}
 	meta.SpecSig = key.Sign(signing.KindSpec, specJSON)
+	var changed []string
+	if !fresh {
+		if changed, err = c.specChanges(ctx, spec.Name, specJSON); err != nil {
+			return nil, err
+		}
+	}
 	// The stored slicing wins over a later job file's: done marks are
 	// keyed by range ID and stay meaningful only while it is fixed.
 	if meta, err = c.ledger.SaveJob(ctx, spec.Name, specJSON, meta); err != nil {
@@ -87,7 +99,7 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 	}
 	from, to := meta.Slicing.Bounds()
 	res := &StartResult{Job: spec.Name, Queue: queue, From: from, To: to, Ranges: meta.Ranges,
-		KeptSlicing: !fresh && slicingDiffers(spec, meta)}
+		KeptSlicing: !fresh && slicingDiffers(spec, meta), SpecChanged: changed}
 	res.Warnings = c.measureBaselines(ctx, pool, spec, meta.Created)
 	done, err := c.ledger.DoneRanges(ctx, spec.Name)
 	if err != nil {
@@ -235,6 +247,35 @@ func (c *Control) enqueueRanges(ctx context.Context, queue, job string, meta led
 		}
 	}
 	return nil
+}
+
+// specChanges names the top-level fields of the stored spec of job that
+// specJSON changes, sorted; none when the job has no stored spec.
+func (c *Control) specChanges(ctx context.Context, job string, specJSON []byte) ([]string, error) {
+	old, err := c.ledger.Spec(ctx, job)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var was, now map[string]json.RawMessage
+	if json.Unmarshal(old, &was) != nil || json.Unmarshal(specJSON, &now) != nil {
+		return []string{"the whole spec"}, nil
+	}
+	var changed []string
+	for k, v := range now {
+		if !bytes.Equal(was[k], v) {
+			changed = append(changed, k)
+		}
+	}
+	for k := range was {
+		if _, ok := now[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	sort.Strings(changed)
+	return changed, nil
 }
 
 // taskBytes is about what one range task costs Redis: asynq's task hash
