@@ -170,3 +170,49 @@ func TestStartDryRunFlag(t *testing.T) {
 	require.EqualValues(t, 25000, s["rows_done"], "rows counts what a real run would write")
 	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM "+b.db.Table("orders")+" WHERE status IS NOT NULL"), "a dry run changed rows")
 }
+
+// TestResumeOverridesGuard: resume of a job the guard holds says so and
+// names the rule (the job stays paused); resume --override-guard runs it
+// anyway, recorded with who and until when, and the job completes.
+func TestResumeOverridesGuard(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	job := "ovr-" + ebbtest.Suffix()
+	file := b.ordersJob(job, "guard:\n  check_every: 1s\n  rules:\n    - {name: always-busy, sql: 'SELECT 100', slow_above: 10, pause_above: 50, clear_below: 1}\n")
+	code, _, errOut := b.run("start", "-job", file, "-queue", b.redis.Queue)
+	require.Equal(t, 0, code, errOut)
+	b.worker()
+	ebbtest.Eventually(t, "the guard pauses the job", func() bool {
+		r, _ := b.status(job)["pause_reason"].(string)
+		return strings.Contains(r, "always-busy")
+	})
+
+	code, out, errOut := b.run("resume", job)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "but the job stays paused: the guard holds the job paused: ")
+	require.Contains(t, out, "always-busy")
+	require.Contains(t, out, "--override-guard")
+	require.Equal(t, "paused", b.state(job))
+
+	code, _, errOut = b.run("resume", job, "--override-guard", "--for", "25h")
+	require.Equal(t, 2, code, "more than a day is refused: %s", errOut)
+	code, out, errOut = b.run("resume", job, "--override-guard", "--for", "10m")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "the guard is overridden until ")
+	ebbtest.Eventually(t, "the job done despite its guard", func() bool { return b.state(job) == "done" })
+
+	s := b.status(job)
+	o, _ := s["guard_override"].(map[string]any)
+	require.NotNil(t, o, "status shows the override")
+	require.Contains(t, o["by"], "via enqueuer")
+	until, err := time.Parse(time.RFC3339, o["until"].(string))
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now().Add(10*time.Minute), until, time.Minute)
+	audit, _ := s["audit"].([]any)
+	require.NotEmpty(t, audit)
+	require.Equal(t, "override-guard", audit[0].(map[string]any)["action"])
+
+	code, _, errOut = b.run("resume", job, "--end-override")
+	require.Equal(t, 0, code, errOut)
+	require.Nil(t, b.status(job)["guard_override"])
+}

@@ -148,7 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if errors.As(err, &ue) || errors.As(err, &je) || preflight.IsRefused(err) ||
 			errors.Is(err, control.ErrUnknownJob) || errors.Is(err, control.ErrEmpty) || errors.Is(err, rangetask.ErrBadQueue) || errors.Is(err, control.ErrBadGuard) ||
 			errors.Is(err, control.ErrDryRunMismatch) || errors.Is(err, control.ErrJobActive) || errors.Is(err, control.ErrKeyChanged) ||
-			errors.Is(err, control.ErrTooManyRanges) || errors.Is(err, signing.ErrBadKey) || errors.Is(err, control.ErrNoRoom) || errors.Is(err, control.ErrJobFinished) {
+			errors.Is(err, control.ErrTooManyRanges) || errors.Is(err, signing.ErrBadKey) || errors.Is(err, control.ErrNoRoom) || errors.Is(err, control.ErrJobFinished) ||
+			errors.Is(err, control.ErrBadOverrideFor) {
 			return exitBadInput
 		}
 		return exitFailed

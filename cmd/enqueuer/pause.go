@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"time"
 
+	"github.com/ebbhq/ebb/internal/control"
 	"github.com/ebbhq/ebb/internal/dial"
 )
 
@@ -19,10 +21,18 @@ and when ("paused by USER@HOST via enqueuer at TIME"), which status shows.
 Same as: redis-cli SET 'ebb:{JOB}:pause' 1
 `
 
-const resumeHelp = `enqueuer resume [JOB]
+const resumeHelp = `enqueuer resume [JOB] [--override-guard [--for 30m] | --end-override]
 
 Clears the pause flag of one job or, without JOB, the global one. Workers pick
-the ranges up again within seconds.
+the ranges up again within seconds. When the guard itself holds the job
+(one of its rules fired), resume says so and which rule: the job stays
+paused until the rule clears.
+
+--override-guard makes the fleet ignore the job's guard for --for (default
+30m, at most 24h), like gh-ost's no-throttle: the job runs at its own limits
+whatever the rules say. It is recorded with who and until when, shown by
+status and the on-call page, and ends by itself; --end-override ends it
+early.
 `
 
 // operator names who runs enqueuer, USER@HOST, for the pause flag's value.
@@ -57,6 +67,13 @@ func setPause(ctx context.Context, e *env, args []string, pause bool) error {
 		name, help = "pause", pauseHelp
 	}
 	fs := newFlags(name, help, e)
+	var override, endOverride *bool
+	var overrideFor *time.Duration
+	if !pause {
+		override = fs.Bool("override-guard", false, "run the job whatever its guard says, for --for")
+		overrideFor = fs.Duration("for", control.DefaultOverrideFor, "how long --override-guard lasts (at most 24h)")
+		endOverride = fs.Bool("end-override", false, "end an --override-guard before it expires")
+	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -85,10 +102,38 @@ func setPause(ctx context.Context, e *env, args []string, pause bool) error {
 		fmt.Fprintf(e.stdout, "paused: %s set on %s; workers stop after the batch in flight\n", key, redisShown(e))
 		return nil
 	}
+	if (*override || *endOverride) && job == "" {
+		return bad("--override-guard and --end-override act on one job: name it")
+	}
+	switch {
+	case *endOverride:
+		if err := c.EndGuardOverride(ctx, job, operator(e)); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "guard override of %s ended on %s: the guard's decisions apply again\n", job, redisShown(e))
+		return nil
+	case *override:
+		o, err := c.OverrideGuard(ctx, job, operator(e), *overrideFor)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "resumed: %s cleared on %s, and the guard is overridden until %s (by %s): workers ignore its rules until then; end it early with enqueuer resume %s --end-override\n",
+			key, redisShown(e), o.Until.Format(time.RFC3339), o.By, job)
+		return nil
+	}
 	if err := c.Resume(ctx, job, operator(e)); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "resumed: %s cleared on %s\n", key, redisShown(e))
+	if job != "" {
+		hold, err := c.GuardHold(ctx, job)
+		if err != nil {
+			return err
+		}
+		if hold != "" {
+			fmt.Fprintf(e.stdout, "but the job stays paused: %s\nit runs again once that clears; to run it anyway: enqueuer resume %s --override-guard [--for 30m]\n", hold, job)
+		}
+	}
 	return nil
 }
 

@@ -110,6 +110,10 @@ func printStatus(w io.Writer, s *control.Status) {
 	}
 	printLimits(w, s)
 	printGuard(w, s.Guard)
+	if o := s.GuardOverride; o != nil {
+		fmt.Fprintf(w, "  guard overridden by %s until %s: workers ignore its decisions (enqueuer resume %s --end-override ends it)\n",
+			o.By, o.Until.Format(time.RFC3339), s.Job)
+	}
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "  range %d failed: %s\n", f.Range, f.Reason)
 	}

@@ -22,6 +22,10 @@ const (
 	ActionPause  = "pause"
 	ActionResume = "resume"
 	ActionSet    = "set"
+	// ActionOverrideGuard and ActionEndOverride start and end an
+	// operator's override of the guard.
+	ActionOverrideGuard = "override-guard"
+	ActionEndOverride   = "end-override"
 )
 
 // auditShown is how many of a job's latest actions status carries.

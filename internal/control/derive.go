@@ -27,6 +27,7 @@ func deriveStatus(snap statusSnapshot, now time.Time) *Status {
 		s.Lost = q.lost
 	}
 	s.Audit = snap.audit
+	s.GuardOverride = snap.guardOverride
 	s.Overrides = overridesView(snap.overrides, snap.overridesErr)
 	s.Guard = guardView(snap)
 	s.Rate, s.MaxWorkers = limitsInForce(snap.spec, s.Overrides)
@@ -140,6 +141,8 @@ func pauseReason(snap statusSnapshot, s *Status) string {
 		return pause.QueueReason(snap.ledger.Meta.Queue)
 	case s.Overrides["error"] != "":
 		return pause.OverrideReason(s.Overrides["error"])
+	case s.GuardOverride != nil:
+		// An operator overrides the guard: workers ignore its decision.
 	case g != nil && g.State == string(guard.StatePause):
 		return pause.GuardReason(g.State, g.Reasons)
 	case g != nil && g.Stale && !g.Expires.IsZero() && now.Sub(g.Expires) >= guard.LeaseTTL(snap.spec.Guard.CheckEvery.D()):

@@ -32,8 +32,11 @@ type Status struct {
 	Lost []int64 `json:"lost,omitempty"`
 	// Audit are the latest operator actions on the job (pause, resume,
 	// set), newest first: who did what, when.
-	Audit   []AuditEntry `json:"audit,omitempty"`
-	Created time.Time    `json:"created"`
+	Audit []AuditEntry `json:"audit,omitempty"`
+	// GuardOverride is set while an operator overrides the guard: the
+	// fleet ignores its decisions until Until.
+	GuardOverride *GuardOverride `json:"guard_override,omitempty"`
+	Created       time.Time      `json:"created"`
 	// Finished is when the last range was done; the average rate and pace
 	// stop there instead of decaying while the finished job sits in Redis.
 	Finished *time.Time `json:"finished,omitempty"`
@@ -137,6 +140,8 @@ type statusSnapshot struct {
 	queue queueView
 	// audit are the latest operator actions.
 	audit []AuditEntry
+	// guardOverride is the operator's override of the guard, if any.
+	guardOverride *GuardOverride
 }
 
 // readStatus gathers the snapshot status derives from: the ledger snapshot
@@ -162,6 +167,9 @@ func (c *Control) readStatus(ctx context.Context, job string) (statusSnapshot, e
 		return snap, err
 	}
 	if snap.audit, err = c.Audit(ctx, job, auditShown); err != nil {
+		return snap, err
+	}
+	if snap.guardOverride, err = c.guardOverride(ctx, job); err != nil {
 		return snap, err
 	}
 	snap.overrides, snap.overridesErr = c.ledger.Overrides(ctx, job)

@@ -47,9 +47,12 @@ func (f *Follower) Limits(spec *jobspec.Spec, c ledger.Controls, now time.Time) 
 	if auto {
 		lim.Rate = spec.RateStart
 	}
-	if !Watched(spec) {
+	if !Watched(spec) || c.GuardOverridden {
 		// Nothing to watch means nothing can object: without Green the
 		// batch sizer of such a job would stay at its first size forever.
+		// An operator's override of the guard (like gh-ost's
+		// no-throttle) runs the job at its own limits the same way, until
+		// it expires; the leader keeps deciding and recording meanwhile.
 		lim.Green = true
 		return lim
 	}

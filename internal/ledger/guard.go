@@ -286,6 +286,9 @@ type Controls struct {
 	// worker must stop writing rather than rebuild a ledger nobody reads.
 	Run  string
 	Gone bool
+	// GuardOverridden is set while an operator overrides the guard
+	// (GuardOverrideKey): the worker ignores the guard's decision.
+	GuardOverridden bool
 }
 
 // Controls reads everything a batch obeys in one round trip: it runs before
@@ -296,6 +299,7 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	var o *redis.MapStringStringCmd
 	var now *redis.TimeCmd
 	var m *redis.SliceCmd
+	var gov *redis.IntCmd
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		now = p.Time(ctx)
 		g = p.Get(ctx, l.GlobalPauseKey())
@@ -304,6 +308,7 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 		d = p.Get(ctx, l.DecisionKey(job))
 		o = p.HGetAll(ctx, l.OverridesKey(job))
 		m = p.HMGet(ctx, l.MetaKey(job), "run", "ranges")
+		gov = p.Exists(ctx, l.GuardOverrideKey(job))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -312,7 +317,7 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	// A pipeline reports only its first failed command, and an absent key
 	// (redis.Nil) counts as failed: check every command, or an unreadable
 	// key behind an absent one would read as "not paused".
-	if err := firstErr(now, g, j, q, d, o, m); err != nil {
+	if err := firstErr(now, g, j, q, d, o, m, gov); err != nil {
 		return Controls{}, fmt.Errorf("read pause keys, guard decision and overrides of %s: %w", job, err)
 	}
 	l.clock.observe(now.Val())
@@ -324,6 +329,7 @@ func (l *Ledger) Controls(ctx context.Context, job, queue string) (Controls, err
 	meta := m.Val()
 	c.Run, _ = meta[0].(string)
 	c.Gone = meta[1] == nil
+	c.GuardOverridden = gov.Val() > 0
 	return c, nil
 }
 

@@ -216,3 +216,43 @@ func TestBrowser(t *testing.T) {
 	})
 	require.Equal(t, int64(40_000), b.status().RowsDone)
 }
+
+// TestBrowserOverrideGuard: a job its guard holds paused shows the rule as
+// the reason and an Override guard button; clicking it records the
+// override (who, until when), shows it, and the job runs to done.
+func TestBrowserOverrideGuard(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	b := setup(t, "")
+	b.seed(5_000)
+	b.start("guard:\n  check_every: 1s\n  rules:\n    - {name: always-busy, sql: 'SELECT 100', slow_above: 10, pause_above: 50, clear_below: 1}\n")
+	b.worker(1)
+
+	card := fmt.Sprintf(`section.job[data-job=%q]`, b.job)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(card))))
+	override := card + ` button[data-action="override-guard"]`
+	ebbtest.Eventually(t, "the page showing the guard holding the job, with the override offered", func() bool {
+		return pageText(ctx, card+" .state") == control.StatePaused &&
+			strings.Contains(pageText(ctx, card+" .pause-reason"), "always-busy") &&
+			visible(ctx, override)
+	})
+	screenshot(t, ctx, "ui-guard-paused.png")
+
+	click(t, ctx, override)
+	ebbtest.Eventually(t, "the override shown and the job done despite its guard", func() bool {
+		return strings.HasPrefix(pageText(ctx, card+" .override"), "Guard overridden by on-call page (") &&
+			b.status().State == control.StateDone
+	})
+	st := b.status()
+	require.NotNil(t, st.GuardOverride)
+	require.WithinDuration(t, time.Now().Add(control.DefaultOverrideFor), st.GuardOverride.Until, time.Minute)
+	require.Equal(t, control.ActionOverrideGuard, st.Audit[0].Action)
+	ebbtest.Eventually(t, "the page showing the job done", func() bool { return pageText(ctx, card+" .state") == control.StateDone })
+	screenshot(t, ctx, "ui-done.png")
+}
+
+// visible reports whether the element sel matches is shown.
+func visible(ctx context.Context, sel string) bool {
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(document.querySelector(%q) || {hidden: true}).hidden`, sel)))
+	return err == nil && !hidden
+}

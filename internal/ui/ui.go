@@ -115,6 +115,8 @@ func New(ctl *control.Control, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /api/jobs/{job}/history", s.history)
 	mux.Handle("POST /api/jobs/{job}/pause", s.mutating(s.setJobPause(true)))
 	mux.Handle("POST /api/jobs/{job}/resume", s.mutating(s.setJobPause(false)))
+	mux.Handle("POST /api/jobs/{job}/override-guard", s.mutating(s.overrideGuard(true)))
+	mux.Handle("POST /api/jobs/{job}/end-override", s.mutating(s.overrideGuard(false)))
 	mux.Handle("POST /api/pause", s.mutating(s.setGlobalPause(true)))
 	mux.Handle("POST /api/resume", s.mutating(s.setGlobalPause(false)))
 	if cfg.Monitor != nil {
@@ -283,6 +285,41 @@ func (s *Server) setJobPause(pause bool) http.HandlerFunc {
 		}
 		s.log.LogAttrs(ctx, slog.LevelInfo, actionMsg(pause, false), slog.String("job", job),
 			slog.String("key", s.ctl.Ledger().PauseKey(job)), slog.String("remote", r.RemoteAddr))
+		st, err := s.ctl.Status(ctx, job)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+// overrideGuard starts (for control.DefaultOverrideFor) or ends an
+// operator's override of the job's guard, and answers with its status.
+func (s *Server) overrideGuard(start bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		job := r.PathValue("job")
+		if _, err := s.ctl.Status(ctx, job); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		var err error
+		if start {
+			_, err = s.ctl.OverrideGuard(ctx, job, pausedBy(r), 0)
+		} else {
+			err = s.ctl.EndGuardOverride(ctx, job, pausedBy(r))
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		msg := "guard override ended"
+		if start {
+			msg = "guard overridden"
+		}
+		s.log.LogAttrs(ctx, slog.LevelInfo, msg, slog.String("job", job), slog.String("remote", r.RemoteAddr))
 		st, err := s.ctl.Status(ctx, job)
 		if err != nil {
 			s.fail(w, r, err)

@@ -111,10 +111,9 @@
     $('.name', card).textContent = name;
     for (const btn of card.querySelectorAll('button[data-action]')) {
       btn.dataset.job = name;
-      const pause = btn.dataset.action === 'pause';
-      btn.addEventListener('click', () => act(
-        `api/jobs/${encodeURIComponent(name)}/${pause ? 'pause' : 'resume'}`,
-        `${pause ? 'pause' : 'resume'} ${name}`));
+      const action = btn.dataset.action;
+      const what = { 'pause': 'pause', 'resume': 'resume', 'override-guard': 'override the guard of', 'end-override': 'end the guard override of' }[action];
+      btn.addEventListener('click', () => act(`api/jobs/${encodeURIComponent(name)}/${action}`, `${what} ${name}`));
     }
     return card;
   }
@@ -308,6 +307,7 @@
     $('.limits', card).textContent = limits.join(', ');
 
     renderGuard(card, s.guard);
+    renderOverride(card, s);
 
     renderAudit(card, s.audit || []);
 
@@ -324,6 +324,19 @@
       li.textContent = `ranges ${s.lost.join(', ')} lost: asynq holds no task for them (deleted, or lost with Redis's data); run enqueuer start -job FILE again`;
       failures.appendChild(li);
     }
+  }
+
+  // renderOverride offers to override a guard that holds the job back,
+  // and shows an override in force with who set it and until when.
+  function renderOverride(card, s) {
+    const o = s.guard_override;
+    const held = s.guard && (s.guard.state === 'pause' || s.guard.state === 'slow');
+    const done = s.state === 'done';
+    $('button[data-action="override-guard"]', card).hidden = done || !!o || !held;
+    $('button[data-action="end-override"]', card).hidden = done || !o;
+    const line = $('.override', card);
+    line.hidden = !o;
+    if (o) line.textContent = `Guard overridden by ${o.by} until ${new Date(o.until).toLocaleString()}: the fleet ignores its rules until then.`;
   }
 
   // renderAudit lists who paused, resumed or changed a limit, and when.
