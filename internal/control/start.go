@@ -100,7 +100,7 @@ func (c *Control) Start(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.S
 	from, to := meta.Slicing.Bounds()
 	res := &StartResult{Job: spec.Name, Queue: queue, From: from, To: to, Ranges: meta.Ranges,
 		KeptSlicing: !fresh && slicingDiffers(spec, meta), SpecChanged: changed}
-	res.Warnings = c.measureBaselines(ctx, pool, spec, meta.Created)
+	res.Warnings = append(c.measureBaselines(ctx, pool, spec, meta.Created), c.blindPromRules(ctx, pool, spec)...)
 	done, err := c.ledger.DoneRanges(ctx, spec.Name)
 	if err != nil {
 		return nil, err
@@ -391,6 +391,43 @@ func (c *Control) signingKey() (signing.Key, error) {
 // first batch: PromQL over the window before start, other signals sampled
 // now. A baseline that cannot be measured is a warning: the leader tries
 // again, and until then the rule counts as blind (slow, then pause).
+// blindPromRules reads every prometheus rule once and warns, by name,
+// about each whose query returns no series or NaN now and counts that as
+// blind (on_empty/on_nan: blind, the default): the guard would slow, then
+// pause the job within seconds of its start. A query over traffic that is
+// not there yet (before the fleet writes anything) does this, and a job
+// that pauses itself at once with no word at start is a puzzle at 2 a.m.
+func (c *Control) blindPromRules(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec) []string {
+	prom := *spec
+	prom.Guard.Rules = nil
+	for _, r := range spec.Guard.Rules {
+		if r.Prometheus != "" {
+			prom.Guard.Rules = append(prom.Guard.Rules, r)
+		}
+	}
+	if len(prom.Guard.Rules) == 0 {
+		return nil
+	}
+	s, err := probe.NewSampler(probe.SamplerConfig{Spec: &prom, Primary: pool, Getenv: c.env,
+		CommitP95: func(context.Context) (float64, error) { return 0, errors.New("no commits before start") }})
+	if err != nil {
+		return []string{fmt.Sprintf("prometheus rules: %v", err)}
+	}
+	readings := s.Sample(ctx)
+	var warnings []string
+	for _, r := range prom.Guard.Rules {
+		err := readings[r.Name].Err
+		switch {
+		case err == nil:
+		case strings.Contains(err.Error(), "no series") && r.OnEmpty != jobspec.OnZero:
+			warnings = append(warnings, fmt.Sprintf("rule %s: its query returns no series now, which counts as blind (on_empty: blind, the default): the guard slows, then pauses the job until it returns a number; if no series means nothing is wrong (no traffic yet), set on_empty: zero", r.Name))
+		case strings.Contains(err.Error(), "NaN") && r.OnNaN != jobspec.OnZero:
+			warnings = append(warnings, fmt.Sprintf("rule %s: its query returns NaN now, which counts as blind (on_nan: blind, the default): the guard slows, then pauses the job until it returns a number; if NaN means nothing is wrong (a ratio over no traffic), set on_nan: zero", r.Name))
+		}
+	}
+	return warnings
+}
+
 func (c *Control) measureBaselines(ctx context.Context, pool *pgxpool.Pool, spec *jobspec.Spec, created time.Time) []string {
 	need := false
 	for _, r := range spec.Guard.Rules {

@@ -3,6 +3,8 @@ package control_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -107,4 +109,54 @@ func TestEstimateNotAboveRows(t *testing.T) {
 	m, err := c.Ledger().Meta(ctx, spec.Name)
 	require.NoError(t, err)
 	require.Equal(t, int64(750), m.Estimate)
+}
+
+// TestStartWarnsAboutBlindPromRule: a prometheus rule whose query returns
+// no series at start (traffic that is not there yet) is named in a start
+// warning with what it will do and what to set; with on_empty: zero it is
+// not, and counts as 0.
+func TestStartWarnsAboutBlindPromRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`))
+	}))
+	t.Cleanup(prom.Close)
+	db, _ := manyRanges(t)
+	rd := ebbtest.Redis(t)
+	c := control.New(rd.Client, rd.Prefix, ebbtest.Logger(t))
+	c.SetGetenv(func(k string) string {
+		if k == "PROMETHEUS_URL" {
+			return prom.URL
+		}
+		return ""
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	for _, tc := range []struct{ onEmpty, want string }{
+		{"", "rule errors_5xx: its query returns no series now, which counts as blind (on_empty: blind, the default)"},
+		{"\n      on_empty: zero", ""},
+	} {
+		spec, err := jobspec.Parse([]byte(fmt.Sprintf(`name: prom-%s
+table: %s
+key: id
+pending: status IS NULL
+set: status = 'x'
+guard:
+  rules:
+    - name: errors_5xx
+      prometheus: sum(rate(http_requests_total{code=~"5.."}[1m]))
+      pause_above: 5%s
+`, ebbtest.Suffix(), db.Table("orders"), tc.onEmpty)))
+		require.NoError(t, err)
+		res, err := c.Start(ctx, db.Pool, spec, rd.Queue)
+		require.NoError(t, err)
+		if tc.want == "" {
+			require.Empty(t, res.Warnings)
+			continue
+		}
+		require.Len(t, res.Warnings, 1)
+		require.Contains(t, res.Warnings[0], tc.want)
+		require.Contains(t, res.Warnings[0], "set on_empty: zero")
+	}
 }

@@ -104,7 +104,19 @@ type Rule struct {
 	PauseAbove Threshold `yaml:"pause_above,omitempty" json:"pause_above,omitzero"`
 	ClearBelow Threshold `yaml:"clear_below,omitempty" json:"clear_below,omitzero"`
 	For        Duration  `yaml:"for,omitempty" json:"for,omitempty"`
+	// OnEmpty and OnNaN say what a prometheus rule's query returning no
+	// series, or NaN, means: OnBlind (the default: the rule cannot see, so
+	// the guard slows, then pauses the job) or OnZero (count it as 0, for
+	// a query over traffic that may not be there yet).
+	OnEmpty string `yaml:"on_empty,omitempty" json:"on_empty,omitempty"`
+	OnNaN   string `yaml:"on_nan,omitempty" json:"on_nan,omitempty"`
 }
+
+// What a prometheus rule's empty or NaN result counts as.
+const (
+	OnBlind = "blind"
+	OnZero  = "zero"
+)
 
 // Kind says where a rule's number comes from.
 func (r Rule) Kind() string {
@@ -516,6 +528,15 @@ func (r Rule) validateSource(field string, add addFunc) {
 		add(field, "json_field reads a number out of an http rule's JSON answer; this rule has no http")
 	case r.Signal == "" && r.Name == "":
 		add(field, "a %s rule needs a name, shown as the reason when it slows or pauses the job", r.Kind())
+	}
+	for _, f := range []struct{ name, v string }{{"on_empty", r.OnEmpty}, {"on_nan", r.OnNaN}} {
+		switch {
+		case f.v == "":
+		case r.Prometheus == "":
+			add(field, "%s applies to prometheus rules only", f.name)
+		case f.v != OnBlind && f.v != OnZero:
+			add(field, "%s must be %s (the default: the rule cannot see, so the guard slows, then pauses the job) or %s (count it as 0), got %q", f.name, OnBlind, OnZero, f.v)
+		}
 	}
 }
 

@@ -232,7 +232,7 @@ func (s *Sampler) newProbe(r jobspec.Rule) (probe, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &promProbe{rule: r.Name, query: r.Prometheus, client: c}, nil
+		return &promProbe{rule: r.Name, query: r.Prometheus, client: c, onEmpty: r.OnEmpty, onNaN: r.OnNaN}, nil
 	case "sql":
 		if s.cfg.Primary == nil {
 			return nil, errors.New("an sql rule needs the job's database, but SamplerConfig.Primary is nil")

@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/ebbhq/ebb/internal/jobspec"
 )
 
 // Baselines of prometheus rules average the query over the window before the
@@ -41,18 +45,38 @@ func newPromClient(u *url.URL, hc *http.Client) (*promClient, error) {
 }
 
 // query evaluates q as an instant query at ts (zero: the server's now) and
-// reduces the result to one number.
-func (c *promClient) query(ctx context.Context, q string, ts time.Time) Reading {
+// reduces the result to one number, answering an empty result or NaN as
+// the rule's on_empty and on_nan say.
+func (c *promClient) query(ctx context.Context, q string, ts time.Time, onEmpty, onNaN string) Reading {
 	v, warnings, infos, err := c.api.Query(ctx, q, ts)
 	if err != nil {
 		return Reading{Err: fmt.Errorf("query %s: %w", c.where, scrub(err, c.password))}
 	}
 	note := promNote(warnings, infos)
 	n, err := single(v)
-	if err != nil {
+	switch {
+	case errors.Is(err, errNoSeries) && onEmpty == jobspec.OnZero:
+		return Reading{Value: 0, Note: joinNote(note, "no series: counted as 0 (on_empty: zero)")}
+	case err != nil:
 		return Reading{Err: err, Note: note}
+	case math.IsNaN(n) && onNaN == jobspec.OnZero:
+		return Reading{Value: 0, Note: joinNote(note, "NaN: counted as 0 (on_nan: zero)")}
+	case math.IsNaN(n):
+		// NaN compares false with every limit, so it would read as "all
+		// clear" while the query says nothing: count it as blind instead.
+		return Reading{Err: fmt.Errorf("returned NaN (a ratio over no traffic, say); until it returns a number the rule counts as blind (slow, then pause); set on_nan: zero if NaN means nothing is wrong"), Note: note}
 	}
 	return Reading{Value: n, Note: note}
+}
+
+// errNoSeries is a query that returned an empty vector.
+var errNoSeries = errors.New("returned no series; check the metric name and that Prometheus scrapes it, or wrap the query so it always has a value (e.g. sum(...) or ... or vector(0)); set on_empty: zero if no series means nothing is wrong")
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // promProbe is a prometheus rule: an instant PromQL query that must come back
@@ -61,19 +85,21 @@ type promProbe struct {
 	rule   string
 	query  string
 	client *promClient
+	// onEmpty and onNaN are the rule's on_empty and on_nan.
+	onEmpty, onNaN string
 }
 
 // sample evaluates at the server's own now rather than the Sampler's clock:
 // a worker whose clock runs ahead would otherwise ask for a future instant
 // and get no data.
 func (p *promProbe) sample(ctx context.Context) Reading {
-	return p.wrap(p.client.query(ctx, p.query, time.Time{}))
+	return p.wrap(p.client.query(ctx, p.query, time.Time{}, p.onEmpty, p.onNaN))
 }
 
 // baseline asks for the query's average over the window before before, in
 // one request: a subquery, so any query (not only a plain series) works.
 func (p *promProbe) baseline(ctx context.Context, before time.Time) Reading {
-	return p.wrap(p.client.query(ctx, avgOverTime(p.query), before))
+	return p.wrap(p.client.query(ctx, avgOverTime(p.query), before, p.onEmpty, p.onNaN))
 }
 
 func (p *promProbe) wrap(r Reading) Reading {
@@ -105,7 +131,7 @@ func single(v model.Value) (float64, error) {
 		case 1:
 			return float64(v[0].Value), nil
 		case 0:
-			return 0, fmt.Errorf("returned no series; check the metric name and that Prometheus scrapes it, or wrap the query so it always has a value (e.g. sum(...) or ... or vector(0))")
+			return 0, errNoSeries
 		}
 		return 0, fmt.Errorf("returned %d series; a rule needs one number, so aggregate them, e.g. sum(...) or max(...)", len(v))
 	case nil:

@@ -84,6 +84,8 @@ func TestPromProbe(t *testing.T) {
 		want     float64
 		wantNote string
 		wantErr  string
+		// onEmpty and onNaN are the rule's on_empty and on_nan.
+		onEmpty, onNaN string
 	}{
 		{name: "one series", status: 200, body: oneSeries, want: 0.25},
 		{
@@ -108,8 +110,20 @@ func TestPromProbe(t *testing.T) {
 			body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"1"]]}]}}`,
 		},
 		{
-			name: "NaN", status: 200, wantErr: "not a number",
+			name: "NaN", status: 200, wantErr: "returned NaN",
 			body: `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"NaN"]}]}}`,
+		},
+		{
+			name: "no series, on_empty: zero", status: 200, onEmpty: jobspec.OnZero, want: 0, wantNote: "no series: counted as 0 (on_empty: zero)",
+			body: `{"status":"success","data":{"resultType":"vector","result":[]}}`,
+		},
+		{
+			name: "NaN, on_nan: zero", status: 200, onNaN: jobspec.OnZero, want: 0, wantNote: "NaN: counted as 0 (on_nan: zero)",
+			body: `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"NaN"]}]}}`,
+		},
+		{
+			name: "no series, on_empty: blind", status: 200, onEmpty: jobspec.OnBlind, wantErr: "set on_empty: zero if no series means nothing is wrong",
+			body: `{"status":"success","data":{"resultType":"vector","result":[]}}`,
 		},
 		{
 			name: "server error", status: 500, wantErr: "prometheus query",
@@ -126,6 +140,7 @@ func TestPromProbe(t *testing.T) {
 			t.Parallel()
 			srv := newPromServer(t, tc.status, tc.body)
 			rule := promRule(`histogram_quantile(0.95, sum by (le) (rate(checkout_seconds_bucket[5m])))`)
+			rule.OnEmpty, rule.OnNaN = tc.onEmpty, tc.onNaN
 			r := readOne(t, srv.sampler(t, rule), rule.Name)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, r.Err, "rule checkout_p95")
