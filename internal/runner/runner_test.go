@@ -1,10 +1,14 @@
 package runner_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,6 +116,8 @@ type workerOpts struct {
 	pools    runner.PoolFunc
 	// slotLease is the max_workers slot lease; zero keeps the default.
 	slotLease time.Duration
+	// log, when set, gets the worker's log lines too.
+	log io.Writer
 }
 
 // worker starts one asynq server running the runner, shut down at cleanup.
@@ -125,6 +131,9 @@ func (b *testBundle) worker(o workerOpts) *asynq.Server {
 		pools = b.pools()
 	}
 	log := ebbtest.Logger(b.t)
+	if o.log != nil {
+		log = slog.New(slog.NewTextHandler(o.log, nil))
+	}
 	// Like the worker binary, a stop drains: handlers hand their ranges
 	// back between batches instead of running into the shutdown timeout.
 	var stopping atomic.Bool
@@ -451,4 +460,43 @@ func TestRedisLoss(t *testing.T) {
 	s := b.waitState(control.StateDone)
 	require.Equal(t, int64(15_000), s.RowsDone, "only the rows still pending are written")
 	b.assertFilledOnce()
+}
+
+// lockedBuffer is a log sink goroutines share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestPausedJobLogsOnce: ranges dequeued again and again while their job
+// is paused say so in one "job paused" line, not a "range start" and a
+// hand-back line per bounce.
+func TestPausedJobLogsOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(20_000)
+	b.start(b.spec("task_span: 2000\nguard: {rules: []}\n"))
+	require.NoError(t, b.ctl.Pause(context.Background(), b.job, "test"))
+	var log lockedBuffer
+	b.worker(workerOpts{concurrency: 2, noGuard: true, log: &log})
+	ebbtest.Eventually(t, "ranges bounced while paused", func() bool {
+		return strings.Contains(log.String(), "job paused") &&
+			b.redis.Client.ZCard(context.Background(), "asynq:{"+b.redis.Queue+"}:retry").Val() >= 5
+	})
+	out := log.String()
+	require.Equal(t, 1, strings.Count(out, "msg=\"job paused\""), out)
+	require.Zero(t, strings.Count(out, "range start"), "no range started while paused:\n%s", out)
+	require.Zero(t, strings.Count(out, "level=INFO msg=\"range handed back\""), out)
 }

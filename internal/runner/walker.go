@@ -76,9 +76,15 @@ func (w *walker) Run(ctx context.Context) error {
 	if done, err := w.claim(ctx); err != nil || done {
 		return err
 	}
-	for {
+	for started := false; ; started = true {
 		if err := w.gate(ctx); err != nil {
 			return idle(err, w.batches == 0, w.r.cfg.PauseRecheck)
+		}
+		if !started {
+			// Logged once the range may run: a range dequeued while its
+			// job is paused goes back without a line, so a long pause is
+			// one "job paused" line, not one per range per bounce.
+			w.r.log.InfoContext(ctx, "range start", append(w.attrs, slog.Any("from", w.pos), slog.Bool("after", w.past))...)
 		}
 		keys, err := w.read(ctx)
 		if err != nil {
@@ -197,7 +203,6 @@ func (w *walker) open(ctx context.Context) error {
 			return fmt.Errorf("job %s: %w", w.p.Job, err)
 		}
 	}
-	w.r.log.InfoContext(ctx, "range start", append(w.attrs, slog.Any("from", w.pos), slog.Bool("after", w.past))...)
 	t := w.spec.Timeouts
 	if worst := t.Lock.D() + t.Statement.D() + w.spec.Sleep.D(); w.r.cfg.ShutdownTimeout > 0 && worst >= w.r.cfg.ShutdownTimeout {
 		w.r.log.WarnContext(ctx, "shutdown timeout shorter than the job's worst batch",
