@@ -30,11 +30,20 @@ func deriveStatus(snap statusSnapshot, now time.Time) *Status {
 	s.GuardOverride = snap.guardOverride
 	s.Overrides = overridesView(snap.overrides, snap.overridesErr)
 	s.Guard = guardView(snap)
+	if s.Guard != nil {
+		s.RowsPerSecNow = s.Guard.rowsPerSec
+	}
 	s.Rate, s.MaxWorkers = limitsInForce(snap.spec, s.Overrides)
 	s.Auto = autoView(snap, s)
 	s.PauseReason = pauseReason(snap, s)
 	s.State = jobState(s, l.Alive)
-	s.fillProgress(progress.Of(l, now))
+	s.fillProgress(progress.OfActive(l, now, pausedWithin(snap.paused, l.Meta.Created, progressEnd(l, now))))
+	if s.State == StateDone {
+		// The guard has nothing left to guard: its last decision going
+		// stale is no alarm.
+		s.Guard = nil
+	}
+	s.Verify = snap.verify
 	return s
 }
 
@@ -79,6 +88,9 @@ func guardView(snap statusSnapshot) *GuardStatus {
 			g.State, g.Leader, g.At, g.Expires, g.Factor, g.Window = string(d.State), d.Leader, d.At, d.Expires, d.Factor, d.Window
 			g.Reasons, g.Signals = d.Reasons, d.Signals
 			g.Stale = !snap.redisNow.Before(d.Expires)
+			if !g.Stale {
+				g.rowsPerSec = &d.RowsPerSec
+			}
 		}
 	} else {
 		g.Stale = true
@@ -186,10 +198,20 @@ func (s *Status) fillProgress(f progress.Figures) {
 		finished := f.Finished
 		s.Finished = &finished
 	}
-	// rate: auto's rate moves: no fixed pace to compare with.
-	if elapsed := f.Elapsed.Seconds(); elapsed > 0 && s.Rate > 0 && s.Auto == nil {
-		s.ExpectedRows = int64(s.Rate * elapsed)
+	s.PausedSeconds = (f.Elapsed - f.Active).Seconds()
+	// rate: auto's rate moves: no fixed pace to compare with; a done job
+	// has no pace left to keep.
+	if active := f.Active.Seconds(); active > 0 && s.Rate > 0 && s.Auto == nil && f.Finished.IsZero() {
+		s.ExpectedRows = int64(s.Rate * active)
 	}
+}
+
+// progressEnd is the end of a job's life so far: its finish, or now.
+func progressEnd(l ledger.Snapshot, now time.Time) time.Time {
+	if !l.Meta.Finished.IsZero() && l.RangesDone >= l.Meta.Ranges {
+		return l.Meta.Finished
+	}
+	return now
 }
 
 func on(v string) bool {

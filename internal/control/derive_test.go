@@ -89,7 +89,11 @@ func TestDeriveStatus(t *testing.T) {
 		{name: "done: switches are no alarm, the rate stops at the finish", edit: func(s *statusSnapshot) {
 			s.ledger.RangesDone, s.ledger.Pause.Job, s.ledger.Meta.Finished = 10, "1", created.Add(50*time.Second)
 			s.spec, s.decision = guarded, decision(guard.StatePause, s.redisNow.Add(-time.Hour), "stale")
-		}, want: want{state: StateDone, rate: 100, maxWorkers: 4, guardState: "pause", guardStale: true, finished: true, eta: 0, progress: 1, expectedRowsMin: 5000}},
+		}, want: want{state: StateDone, rate: 100, maxWorkers: 4, finished: true, eta: 0, progress: 1}},
+		{name: "paused an hour: the ETA and the pace leave the hour out", edit: func(s *statusSnapshot) {
+			s.redisNow = created.Add(time.Hour + 100*time.Second)
+			s.paused = []span{{from: created.Add(10 * time.Second), to: created.Add(10*time.Second + time.Hour)}}
+		}, want: want{state: StateQueued, rate: 100, maxWorkers: 4, eta: 150, progress: 0.4, expectedRowsMin: 10_000}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,7 +105,7 @@ func TestDeriveStatus(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(&snap)
 			}
-			s := deriveStatus(snap, now)
+			s := deriveStatus(snap, snap.redisNow)
 			w := tc.want
 			require.Equal(t, w.state, s.State)
 			require.Equal(t, w.reason, s.PauseReason)
@@ -159,3 +163,48 @@ func TestDeriveAutoRate(t *testing.T) {
 	require.Nil(t, s.Auto, "an operator's rate replaces the controller's")
 	require.Equal(t, 300.0, s.Rate)
 }
+
+// TestPausedWithin: pause spans from the operator's actions and the
+// guard's history overlap; the paused time is their union inside the
+// job's life, an open one running to now.
+func TestPausedWithin(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	audit := []AuditEntry{ // newest first, as the list keeps them
+		{At: at(100), Action: ActionPause},
+		{At: at(40), Action: ActionResume},
+		{At: at(10), Action: ActionSet},
+		{At: at(10), Action: ActionPause},
+	}
+	changes := []guard.Change{
+		{At: at(50), State: guard.StateRun},
+		{At: at(30), State: guard.StatePause},
+		{At: at(20), State: guard.StateSlow},
+	}
+	spans := append(auditSpans(audit), guardSpans(changes)...)
+	// [10,40] ∪ [30,50] = 40 s, and [100, now=120] = 20 s.
+	require.Equal(t, 60*time.Second, pausedWithin(spans, t0, at(120)))
+	require.Equal(t, 35*time.Second, pausedWithin(spans, at(15), at(50)), "clipped to the window")
+}
+
+// TestRowsPerSecNow: "rows/s now" is the rate the guard's leader measured
+// over its last check, shown while its decision is fresh and not at all
+// once it is stale (a page must not show an old rate as current).
+func TestRowsPerSecNow(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	guarded := &jobspec.Spec{Guard: jobspec.Guard{CheckEvery: jobspec.Duration(time.Second), Rules: []jobspec.Rule{{Name: "lock_waits"}}}}
+	for _, tc := range []struct {
+		expires time.Time
+		want    *float64
+	}{{now.Add(time.Second), ptrTo(1234.5)}, {now.Add(-time.Second), nil}} {
+		b, err := json.Marshal(guard.Decision{State: guard.StateRun, Factor: 1, Expires: tc.expires, RowsPerSec: 1234.5})
+		require.NoError(t, err)
+		s := deriveStatus(statusSnapshot{job: "j", spec: guarded, redisNow: now, decision: b,
+			ledger: ledger.Snapshot{Meta: ledger.Meta{Ranges: 2, Created: now.Add(-time.Minute)}}}, now)
+		require.Equal(t, tc.want, s.RowsPerSecNow)
+	}
+}
+
+func ptrTo(v float64) *float64 { return &v }

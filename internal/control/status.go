@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -36,7 +37,13 @@ type Status struct {
 	// GuardOverride is set while an operator overrides the guard: the
 	// fleet ignores its decisions until Until.
 	GuardOverride *GuardOverride `json:"guard_override,omitempty"`
-	Created       time.Time      `json:"created"`
+	// PausedSeconds is how long the job spent paused (its flag, the
+	// global one, its guard); the average rate, the ETA and the rows
+	// expected by now leave it out.
+	PausedSeconds float64 `json:"paused_seconds,omitempty"`
+	// Verify is the last verify's verdict, nil before one ran.
+	Verify  *VerifySummary `json:"verify,omitempty"`
+	Created time.Time      `json:"created"`
 	// Finished is when the last range was done; the average rate and pace
 	// stop there instead of decaying while the finished job sits in Redis.
 	Finished *time.Time `json:"finished,omitempty"`
@@ -46,6 +53,9 @@ type Status struct {
 	Progress      float64 `json:"progress"`
 	ProgressBasis string  `json:"progress_basis"`
 	AvgRowsPerSec float64 `json:"avg_rows_per_sec"`
+	// RowsPerSecNow is the fleet's rate over the guard's last check, as
+	// its leader measured it; absent without a fresh guard decision.
+	RowsPerSecNow *float64 `json:"rows_per_sec_now,omitempty"`
 	ETASeconds    float64 `json:"eta_seconds"`
 	// ExpectedRows is what the job's rate would have written by now (0
 	// without a rate): compare with RowsDone to see whether it keeps pace.
@@ -103,6 +113,8 @@ type GuardStatus struct {
 	Signals []guard.SignalView `json:"signals,omitempty"`
 	// Baseline holds each relative rule's level before the job started.
 	Baseline map[string]float64 `json:"baseline,omitempty"`
+	// rowsPerSec is the fresh decision's measured fleet rate.
+	rowsPerSec *float64
 }
 
 // Status reads a job's state and progress: it gathers a snapshot, then
@@ -142,6 +154,17 @@ type statusSnapshot struct {
 	audit []AuditEntry
 	// guardOverride is the operator's override of the guard, if any.
 	guardOverride *GuardOverride
+	// paused are the job's pause spans; verify its last verify's verdict.
+	paused []span
+	verify *VerifySummary
+}
+
+// VerifySummary is the last verify of a job as status shows it.
+type VerifySummary struct {
+	At       time.Time `json:"at"`
+	OK       bool      `json:"ok"`
+	Sample   bool      `json:"sample,omitempty"`
+	Problems []string  `json:"problems,omitempty"`
 }
 
 // readStatus gathers the snapshot status derives from: the ledger snapshot
@@ -172,6 +195,12 @@ func (c *Control) readStatus(ctx context.Context, job string) (statusSnapshot, e
 	if snap.guardOverride, err = c.guardOverride(ctx, job); err != nil {
 		return snap, err
 	}
+	if snap.paused, err = c.pausedSpans(ctx, job); err != nil {
+		return snap, err
+	}
+	if snap.verify, err = c.lastVerify(ctx, job); err != nil {
+		return snap, err
+	}
 	snap.overrides, snap.overridesErr = c.ledger.Overrides(ctx, job)
 	if snap.spec == nil || !guard.Watched(snap.spec) {
 		return snap, nil
@@ -183,4 +212,17 @@ func (c *Control) readStatus(ctx context.Context, job string) (statusSnapshot, e
 		return snap, err
 	}
 	return snap, nil
+}
+
+// lastVerify is the verdict of the verify report stored with job.
+func (c *Control) lastVerify(ctx context.Context, job string) (*VerifySummary, error) {
+	raw, err := c.ledger.LastVerify(ctx, job)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var r VerifyReport
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return &VerifySummary{Problems: []string{"the stored verify report is unreadable: run enqueuer verify again"}}, nil
+	}
+	return &VerifySummary{At: r.At, OK: r.OK, Sample: r.Sample, Problems: r.Problems}, nil
 }

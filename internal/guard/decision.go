@@ -36,6 +36,9 @@ type Decision struct {
 	// with a static rate. Factor then carries the schedule's multiplier
 	// only: the slow rules act through the controller.
 	Auto *AutoState `json:"auto,omitempty"`
+	// RowsPerSec is the fleet's rate over the last check, as the leader
+	// measured it from the job's row counter: what "rows/s now" shows.
+	RowsPerSec float64 `json:"rows_per_sec,omitempty"`
 }
 
 // UnlimitedFactor is the cut applied to Base for a job without a rate:

@@ -45,6 +45,7 @@ func (g *Leader) decide(ctx context.Context, job string, cur *leading, prog ledg
 		chk.AutoPrev, chk.Observed = cur.auto, observed
 	}
 	d := guard.Decide(chk)
+	d.RowsPerSec = observed
 	if d.Auto != nil {
 		g.steered(ctx, job, cur.auto, *d.Auto, observed)
 		cur.auto = *d.Auto

@@ -592,6 +592,19 @@ func (l *Ledger) SaveVerify(ctx context.Context, job string, report []byte) erro
 	return nil
 }
 
+// LastVerify returns the last verify report stored with the job, nil
+// when it was never verified.
+func (l *Ledger) LastVerify(ctx context.Context, job string) ([]byte, error) {
+	b, err := l.rdb.Get(ctx, l.VerifyKey(job)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read verify report of %s: %w", job, err)
+	}
+	return b, nil
+}
+
 // HistoryKey is the job's guard history: a list of JSON entries, newest
 // first, one per change of the guard's state or rate factor.
 func (l *Ledger) HistoryKey(job string) string { return l.jobKey(job, "history") }

@@ -41,7 +41,9 @@ type Figures struct {
 	// job is done, so the average rate stops there instead of decaying
 	// while the finished job sits in Redis.
 	Elapsed time.Duration
-	// AvgRowsPerSec is RowsDone over Elapsed.
+	// Active is Elapsed less the time the job spent paused (OfActive).
+	Active time.Duration
+	// AvgRowsPerSec is RowsDone over Active.
 	AvgRowsPerSec float64
 	// ETASeconds is the time left, -1 when unknown: rows left at the
 	// average rate on the rows basis, ranges left at the average time per
@@ -56,7 +58,12 @@ type Figures struct {
 func (f Figures) Done() bool { return f.RangesDone >= f.RangesTotal }
 
 // Of derives the figures of the job s describes, at now.
-func Of(s ledger.Snapshot, now time.Time) Figures {
+func Of(s ledger.Snapshot, now time.Time) Figures { return OfActive(s, now, 0) }
+
+// OfActive is Of for a job that spent paused of its life paused: the
+// average rate and the time left count only the time it could run.
+// Elapsed stays the whole time.
+func OfActive(s ledger.Snapshot, now time.Time, paused time.Duration) Figures {
 	m := s.Meta
 	f := Figures{
 		RangesTotal: m.Ranges, RangesDone: s.RangesDone, RangesFailed: int64(len(s.Failed)),
@@ -78,7 +85,8 @@ func Of(s ledger.Snapshot, now time.Time) Figures {
 		f.Progress = float64(f.RangesDone) / float64(f.RangesTotal)
 	}
 	f.Elapsed = now.Sub(m.Created)
-	elapsed := f.Elapsed.Seconds()
+	f.Active = max(f.Elapsed-paused, 0)
+	elapsed := f.Active.Seconds()
 	if elapsed > 0 {
 		f.AvgRowsPerSec = float64(f.RowsDone) / elapsed
 	}

@@ -78,7 +78,21 @@ func TestOf(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got := progress.Of(tc.snap, created.Add(tc.after))
+			tc.want.Active = max(tc.want.Elapsed, 0) // Of counts no time paused
 			require.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// TestOfActive: time spent paused counts in Elapsed, not in the rate or
+// the time left.
+func TestOfActive(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	s := ledger.Snapshot{Meta: ledger.Meta{Ranges: 4, Created: created, Estimate: 1000}, RangesDone: 1, Rows: 250}
+	got := progress.OfActive(s, created.Add(time.Hour+25*time.Second), time.Hour)
+	require.Equal(t, time.Hour+25*time.Second, got.Elapsed)
+	require.Equal(t, 25*time.Second, got.Active)
+	require.InDelta(t, 10, got.AvgRowsPerSec, 1e-9)
+	require.InDelta(t, 75, got.ETASeconds, 1e-9, "750 rows left at 10 rows/s, the paused hour left out")
 }

@@ -247,7 +247,14 @@ func TestBrowserOverrideGuard(t *testing.T) {
 	require.NotNil(t, st.GuardOverride)
 	require.WithinDuration(t, time.Now().Add(control.DefaultOverrideFor), st.GuardOverride.Until, time.Minute)
 	require.Equal(t, control.ActionOverrideGuard, st.Audit[0].Action)
-	ebbtest.Eventually(t, "the page showing the job done", func() bool { return pageText(ctx, card+" .state") == control.StateDone })
+	ebbtest.Eventually(t, "the page showing the job done, with its duration, rate and verify, and no Pause", func() bool {
+		summary := pageText(ctx, card+" .done-summary")
+		return pageText(ctx, card+" .state") == control.StateDone &&
+			strings.HasPrefix(summary, "done in ") && strings.Contains(summary, "rows/s on average") &&
+			strings.Contains(summary, "not verified yet: run enqueuer verify "+b.job) &&
+			!visible(ctx, card+` button[data-action="pause"]`) && !visible(ctx, card+` button[data-action="resume"]`) &&
+			!visible(ctx, override)
+	})
 	screenshot(t, ctx, "ui-done.png")
 }
 

@@ -266,6 +266,7 @@
     const held = s.pause_reason && s.state !== 'done';
     reason.hidden = !held;
     reason.textContent = held ? `Paused: ${s.pause_reason}` : '';
+    renderDone(card, s);
 
     const pct = Math.max(0, Math.min(1, s.progress || 0)) * 100;
     $('.fill', card).style.width = pct.toFixed(1) + '%';
@@ -288,7 +289,11 @@
       smp.rows = s.rows_done;
       smp.t = now;
     }
-    $('.rate-now', card).textContent = s.state === 'done' ? '0' : fmtRate(smp.now);
+    // The fleet's own rate, as the guard's leader measured it over its
+    // last check; the difference of two polls only where there is none
+    // (a job with no guard), so a page just opened does not show 0.
+    const now_ = s.rows_per_sec_now != null ? s.rows_per_sec_now : smp.now;
+    $('.rate-now', card).textContent = s.state === 'done' ? '0' : fmtRate(now_);
     $('.rate-avg', card).textContent = fmtRate(s.avg_rows_per_sec);
     $('.eta', card).textContent = s.eta_seconds === 0 ? 'done' : fmtDuration(s.eta_seconds);
     $('.pace', card).textContent = s.expected_rows > 0
@@ -324,6 +329,26 @@
       li.textContent = `ranges ${s.lost.join(', ')} lost: asynq holds no task for them (deleted, or lost with Redis's data); run enqueuer start -job FILE again`;
       failures.appendChild(li);
     }
+  }
+
+  // renderDone shows a finished job as finished: its duration, time
+  // paused, average rate and the last verify, with no Pause or Resume.
+  function renderDone(card, s) {
+    const done = s.state === 'done';
+    for (const a of ['pause', 'resume']) $(`button[data-action="${a}"]`, card).hidden = done;
+    const line = $('.done-summary', card);
+    line.hidden = !done;
+    if (!done) return;
+    const took = s.finished ? (new Date(s.finished) - new Date(s.created)) / 1000 : null;
+    const parts = [];
+    if (took != null) parts.push(`done in ${fmtDuration(took)}` + (s.paused_seconds > 0 ? ` (${fmtDuration(s.paused_seconds)} of it paused)` : ''));
+    parts.push(`${fmtRate(s.avg_rows_per_sec)} rows/s on average`);
+    const v = s.verify;
+    if (!v) parts.push(`not verified yet: run enqueuer verify ${s.job}`);
+    else if (v.ok) parts.push(`verify${v.sample ? ' (sample)' : ''} OK at ${new Date(v.at).toLocaleString()}`);
+    else parts.push(`verify FOUND PROBLEMS at ${new Date(v.at).toLocaleString()}: ${(v.problems || []).join('; ')}`);
+    line.textContent = parts.join('; ');
+    line.dataset.verify = v ? (v.ok ? 'ok' : 'problems') : 'none';
   }
 
   // renderOverride offers to override a guard that holds the job back,
