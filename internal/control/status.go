@@ -56,7 +56,7 @@ type Status struct {
 	// RowsPerSecNow is the fleet's rate over the guard's last check, as
 	// its leader measured it; absent without a fresh guard decision.
 	RowsPerSecNow *float64 `json:"rows_per_sec_now,omitempty"`
-	ETASeconds    float64 `json:"eta_seconds"`
+	ETASeconds    float64  `json:"eta_seconds"`
 	// ExpectedRows is what the job's rate would have written by now (0
 	// without a rate): compare with RowsDone to see whether it keeps pace.
 	ExpectedRows int64 `json:"expected_rows,omitempty"`
