@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -229,12 +230,12 @@ func TestDashboard(t *testing.T) {
 	ds := d.Templating.List[vars["DS_PROMETHEUS"]]
 	require.Equal(t, "datasource", ds.Type)
 	require.Equal(t, datasourceUID, ds.Current.Value, "default datasource: the provisioned one")
-	require.Contains(t, vars, "job")
-	job := d.Templating.List[vars["job"]]
+	require.Contains(t, vars, "backfill")
+	job := d.Templating.List[vars["backfill"]]
 	// ebb_ranges, not a per-worker counter: every worker exports it for
 	// every job from Redis, so queued jobs and dry runs (no rows written)
 	// are in the list too.
-	require.Equal(t, "label_values(ebb_ranges, job)", job.Definition)
+	require.Equal(t, "label_values(ebb_ranges, backfill)", job.Definition)
 	require.Contains(t, string(job.Query), job.Definition)
 	require.Equal(t, "${DS_PROMETHEUS}", job.Datasource.UID)
 	require.Empty(t, checkExpr(job.Definition, names))
@@ -258,7 +259,7 @@ func TestDashboard(t *testing.T) {
 				require.NotEmpty(t, tg.Expr, "%s %s", p.Title, tg.RefID)
 				require.Empty(t, checkExpr(tg.Expr, names), "%s %s: %s", p.Title, tg.RefID, tg.Expr)
 				if strings.Contains(tg.Expr, "ebb_") {
-					require.Contains(t, tg.Expr, `job=~"$job"`, "%s %s follows the job variable", p.Title, tg.RefID)
+					require.Contains(t, tg.Expr, `backfill=~"$backfill"`, "%s %s follows the backfill variable", p.Title, tg.RefID)
 				}
 				queries++
 			}
@@ -281,7 +282,7 @@ func TestDashboard(t *testing.T) {
 	collect(d.Panels)
 	for _, want := range []string{"ebb_progress_ratio", "ebb_ranges", "rate(ebb_rows_total", "ebb_batch_duration_seconds_bucket",
 		"ebb_batch_size", "ebb_guard_signal", "ebb_guard_threshold", "ebb_guard_state", "ebb_paused",
-		"ebb_rate_limit_wait_seconds", "ebb_eta_seconds", "asynq_tasks_enqueued_total"} {
+		"ebb_rate_limit_wait_seconds_total", "ebb_eta_seconds", "asynq_tasks_enqueued_total"} {
 		require.Contains(t, all.String(), want)
 	}
 }
@@ -326,12 +327,12 @@ func TestPrometheusConfig(t *testing.T) {
 			} `yaml:"dns_sd_configs"`
 		} `yaml:"scrape_configs"`
 	}
-	readYAML(t, "prometheus.yml", &cfg)
+	readYAML(t, "prometheus/prometheus.yml", &cfg)
 	require.Len(t, cfg.ScrapeConfigs, 1)
 	sc := cfg.ScrapeConfigs[0]
 	require.Equal(t, "5s", sc.ScrapeInterval)
 	require.Equal(t, "/metrics", sc.MetricsPath)
-	require.True(t, sc.HonorLabels, "ebb's job label must win over the scrape job's")
+	require.False(t, sc.HonorLabels, "ebb's label is backfill: Prometheus's own job label must stay")
 	require.Len(t, sc.DNSSD, 1)
 	require.Equal(t, []string{"worker"}, sc.DNSSD[0].Names)
 	require.Equal(t, "A", sc.DNSSD[0].Type)
@@ -425,7 +426,8 @@ func TestCompose(t *testing.T) {
 	require.Len(t, version, 2, "make asynqmon pins a version")
 	// asynqmon's Docker Hub tags are the release version without the v.
 	require.Equal(t, "hibiken/asynqmon:"+strings.TrimPrefix(version[1], "v"), c.Services["asynqmon"].Image)
-	require.Contains(t, c.Services["prometheus"].Volumes, "./prometheus.yml:/etc/prometheus/prometheus.yml:ro")
+	require.Contains(t, c.Services["prometheus"].Volumes, "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro")
+	require.Contains(t, c.Services["prometheus"].Volumes, "./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro")
 	require.Contains(t, c.Services["grafana"].Ports, "127.0.0.1:3000:3000")
 	require.Contains(t, c.Services["grafana"].Volumes, "./grafana/provisioning:/etc/grafana/provisioning:ro")
 	require.Contains(t, c.Services["grafana"].Volumes, "./grafana/ebb.json:"+dashboardMount+"/ebb.json:ro")
@@ -475,4 +477,39 @@ func TestK8sWorker(t *testing.T) {
 	require.Equal(t, metricsPort, ctr.Ports[0].ContainerPort)
 	require.Contains(t, ctr.Args, ":9090")
 	require.Equal(t, "/readyz", ctr.ReadinessProbe.HTTPGet.Path)
+}
+
+// TestAlerts: the shipped alerting rules are valid Prometheus rules
+// (promtool check rules, where promtool is installed) and read only
+// metrics and labels the worker exports.
+func TestAlerts(t *testing.T) {
+	t.Parallel()
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readYAML(t, "prometheus/alerts.yml", &f)
+	names := exported(t)
+	alerts := map[string]bool{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			alerts[r.Alert] = true
+			require.Empty(t, checkExpr(r.Expr, names), "%s: %s", r.Alert, r.Expr)
+			require.Contains(t, r.Expr, "by (backfill)", "%s aggregates per backfill", r.Alert)
+		}
+	}
+	for _, want := range []string{"EbbBackfillPausedLong", "EbbGuardStale", "EbbRangesFailing", "EbbNoProgress"} {
+		require.True(t, alerts[want], want)
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (apt-get install prometheus): the rules' syntax was not checked")
+	}
+	out, err := exec.Command(promtool, "check", "rules", "prometheus/alerts.yml").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "SUCCESS: 4 rules found")
 }

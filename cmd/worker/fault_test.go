@@ -211,10 +211,10 @@ func TestDeadlockStorm(t *testing.T) {
 	w := b.worker(t)
 	addr := metricsAddr(t, w)
 	ebbtest.Eventually(t, "a batch ended by a deadlock", func() bool {
-		v, _ := sample(scrape(t, addr), "ebb_batch_errors_total", map[string]string{"job": b.job, "reason": "deadlock"})
+		v, _ := sample(scrape(t, addr), "ebb_batch_errors_total", map[string]string{"backfill": b.job, "reason": "deadlock"})
 		return v > 0 || b.status(t).State == control.StateDone
 	})
-	deadlocks, _ := sample(scrape(t, addr), "ebb_batch_errors_total", map[string]string{"job": b.job, "reason": "deadlock"})
+	deadlocks, _ := sample(scrape(t, addr), "ebb_batch_errors_total", map[string]string{"backfill": b.job, "reason": "deadlock"})
 	stop()
 	live.Wait()
 	ebbtest.Eventually(t, "job done", func() bool { return b.status(t).State == control.StateDone })

@@ -41,8 +41,8 @@ guard: {check_every: 1s, rules: [{signal: lock_waits, slow_above: 1000, pause_ab
 `)
 	total := b.status(t).RangesTotal
 	require.EqualValues(t, 3, total)
-	job := map[string]string{"job": b.job}
-	with := func(k, v string) map[string]string { return map[string]string{"job": b.job, k: v} }
+	job := map[string]string{"backfill": b.job}
+	with := func(k, v string) map[string]string { return map[string]string{"backfill": b.job, k: v} }
 	w := b.worker(t)
 	addr := metricsAddr(t, w)
 
@@ -60,10 +60,10 @@ guard: {check_every: 1s, rules: [{signal: lock_waits, slow_above: 1000, pause_ab
 	progress, ok := sample(mfs, "ebb_progress_ratio", job)
 	require.True(t, ok, "ebb_progress_ratio")
 	require.Less(t, progress, 1.0)
-	pause, ok := sample(mfs, "ebb_guard_threshold", map[string]string{"job": b.job, "signal": "lock_waits", "kind": "pause"})
+	pause, ok := sample(mfs, "ebb_guard_threshold", map[string]string{"backfill": b.job, "signal": "lock_waits", "kind": "pause"})
 	require.True(t, ok, "ebb_guard_threshold of the leader")
 	require.Equal(t, 2000.0, pause)
-	_, ok = sample(mfs, "ebb_guard_signal", map[string]string{"job": b.job, "signal": "lock_waits"})
+	_, ok = sample(mfs, "ebb_guard_signal", map[string]string{"backfill": b.job, "signal": "lock_waits"})
 	require.True(t, ok, "ebb_guard_signal of the leader")
 
 	// asynq's collector reads every queue on the shared Redis and drops a

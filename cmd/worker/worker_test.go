@@ -280,9 +280,9 @@ func TestSIGTERM(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, path)
 	}
 	_, metrics := get(t, "http://"+addr+"/metrics")
-	require.Regexp(t, `ebb_rows_total\{job="`+b.job+`"\} [1-9]`, metrics)
-	require.Contains(t, metrics, `ebb_batches_total{job="`+b.job+`",outcome="committed"}`)
-	require.Contains(t, metrics, `ebb_batch_duration_seconds_bucket{job="`+b.job+`"`)
+	require.Regexp(t, `ebb_rows_total\{backfill="`+b.job+`"\} [1-9]`, metrics)
+	require.Contains(t, metrics, `ebb_batches_total{backfill="`+b.job+`",outcome="committed"}`)
+	require.Contains(t, metrics, `ebb_batch_duration_seconds_bucket{backfill="`+b.job+`"`)
 
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, w.wait(t), "worker must exit 0 on SIGTERM")

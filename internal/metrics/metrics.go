@@ -10,6 +10,8 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"runtime"
+	"runtime/debug"
 )
 
 // Metrics are the worker's collectors, all labelled by job.
@@ -71,42 +73,45 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_rows_total", Help: "Rows changed by committed write batches.",
-		}, []string{"job"}),
+		}, []string{"backfill"}),
 		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_batches_total", Help: "Batches by outcome (committed; retried and failed, for a batch's read or write; rolled_back in a dry run).",
-		}, []string{"job", "outcome"}),
+		}, []string{"backfill", "outcome"}),
 		BatchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ebb_batch_duration_seconds",
 			Help:    "Time from BEGIN to COMMIT of one write batch.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-		}, []string{"job"}),
+		}, []string{"backfill"}),
 		BatchSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_batch_size", Help: "Keys in the last write batch.",
-		}, []string{"job"}),
+		}, []string{"backfill"}),
 		Paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_paused", Help: "1 while this worker saw the job paused at its last check.",
-		}, []string{"job"}),
+		}, []string{"backfill"}),
 		RateWait: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ebb_rate_limit_wait_seconds", Help: "Time batches waited for the fleet-wide rate limit or a concurrency slot.",
-		}, []string{"job"}),
+			Name: "ebb_rate_limit_wait_seconds_total", Help: "Time batches waited for the fleet-wide rate limit or a concurrency slot.",
+		}, []string{"backfill"}),
 		GuardState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_guard_state", Help: "The guard decision this worker follows: 0 run, 1 slow, 2 pause, 3 stale (no fresh decision).",
-		}, []string{"job"}),
+		}, []string{"backfill"}),
 		GuardSignal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_guard_signal", Help: "Last value of each guard rule's signal, set by the worker that leads the guard.",
-		}, []string{"job", "signal"}),
+		}, []string{"backfill", "signal"}),
 		GuardThreshold: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_guard_threshold", Help: "Limits of each guard rule (kind slow, pause or clear), set by the worker that leads the guard.",
-		}, []string{"job", "signal", "kind"}),
+		}, []string{"backfill", "signal", "kind"}),
 		GuardChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_guard_changes_total", Help: "Changes of the guard's state or rate factor made by the worker that leads the guard, by the state changed to.",
-		}, []string{"job", "state"}),
+		}, []string{"backfill", "state"}),
 		BatchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_batch_errors_total", Help: "Failed batch reads and writes by reason (batch.Reason: deadlock, lock_timeout, statement_timeout, serialization, connection, unwritable, fenced, other).",
-		}, []string{"job", "reason"}),
+		}, []string{"backfill", "reason"}),
 		AutoRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_auto_rate_rows_per_second", Help: "The fleet rate (rows/s) that rate: auto's controller set at its last check, exported by the worker that leads the guard.",
-		}, []string{"job"}),
+		}, []string{"backfill"}),
+	}
+	if err := reg.Register(buildInfo()); err != nil {
+		return nil, err
 	}
 	for _, c := range []prometheus.Collector{m.Rows, m.Batches, m.BatchDuration, m.BatchSize, m.Paused, m.RateWait, m.GuardState, m.GuardSignal, m.GuardThreshold, m.GuardChanges, m.AutoRate, m.BatchErrors} {
 		if err := reg.Register(c); err != nil {
@@ -114,4 +119,29 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// buildInfo is ebb_build_info: 1, labelled with the module's version, the
+// VCS revision it was built from ("unknown" when the build did not stamp
+// one) and the Go version, so a dashboard can tell which build each
+// worker runs.
+func buildInfo() prometheus.Collector {
+	version, revision := "(devel)", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "ebb_build_info",
+		Help:        "1, labelled with the build of this worker: version, VCS revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go": runtime.Version()},
+	})
+	g.Set(1)
+	return g
 }

@@ -90,13 +90,13 @@ func NewProgressCollector(cfg ProgressConfig) (*ProgressCollector, error) {
 		cfg: cfg.withDefaults(),
 		ranges: prometheus.NewDesc("ebb_ranges",
 			"Range tasks of the job by state: done, failed, pending (neither yet). The same on every worker.",
-			[]string{"job", "state"}, nil),
+			[]string{"backfill", "state"}, nil),
 		progress: prometheus.NewDesc("ebb_progress_ratio",
 			"Share of the job done (0..1): rows written against the planner's estimate, or ranges done without one.",
-			[]string{"job"}, nil),
+			[]string{"backfill"}, nil),
 		eta: prometheus.NewDesc("ebb_eta_seconds",
 			"Time left at the job's average rate since its first start; absent while unknown.",
-			[]string{"job"}, nil),
+			[]string{"backfill"}, nil),
 	}, nil
 }
 

@@ -38,24 +38,24 @@ func TestProgressCollector(t *testing.T) {
 			expected: `
 # HELP ebb_eta_seconds Time left at the job's average rate since its first start; absent while unknown.
 # TYPE ebb_eta_seconds gauge
-ebb_eta_seconds{job="done"} 0
-ebb_eta_seconds{job="running"} 120
+ebb_eta_seconds{backfill="done"} 0
+ebb_eta_seconds{backfill="running"} 120
 # HELP ebb_progress_ratio Share of the job done (0..1): rows written against the planner's estimate, or ranges done without one.
 # TYPE ebb_progress_ratio gauge
-ebb_progress_ratio{job="done"} 1
-ebb_progress_ratio{job="running"} 0.45
-ebb_progress_ratio{job="young"} 0
+ebb_progress_ratio{backfill="done"} 1
+ebb_progress_ratio{backfill="running"} 0.45
+ebb_progress_ratio{backfill="young"} 0
 # HELP ebb_ranges Range tasks of the job by state: done, failed, pending (neither yet). The same on every worker.
 # TYPE ebb_ranges gauge
-ebb_ranges{job="done",state="done"} 2
-ebb_ranges{job="done",state="failed"} 0
-ebb_ranges{job="done",state="pending"} 0
-ebb_ranges{job="running",state="done"} 4
-ebb_ranges{job="running",state="failed"} 1
-ebb_ranges{job="running",state="pending"} 5
-ebb_ranges{job="young",state="done"} 0
-ebb_ranges{job="young",state="failed"} 0
-ebb_ranges{job="young",state="pending"} 3
+ebb_ranges{backfill="done",state="done"} 2
+ebb_ranges{backfill="done",state="failed"} 0
+ebb_ranges{backfill="done",state="pending"} 0
+ebb_ranges{backfill="running",state="done"} 4
+ebb_ranges{backfill="running",state="failed"} 1
+ebb_ranges{backfill="running",state="pending"} 5
+ebb_ranges{backfill="young",state="done"} 0
+ebb_ranges{backfill="young",state="failed"} 0
+ebb_ranges{backfill="young",state="pending"} 3
 `,
 		},
 		{
@@ -65,15 +65,15 @@ ebb_ranges{job="young",state="pending"} 3
 			expected: `
 # HELP ebb_eta_seconds Time left at the job's average rate since its first start; absent while unknown.
 # TYPE ebb_eta_seconds gauge
-ebb_eta_seconds{job="done"} 0
+ebb_eta_seconds{backfill="done"} 0
 # HELP ebb_progress_ratio Share of the job done (0..1): rows written against the planner's estimate, or ranges done without one.
 # TYPE ebb_progress_ratio gauge
-ebb_progress_ratio{job="done"} 1
+ebb_progress_ratio{backfill="done"} 1
 # HELP ebb_ranges Range tasks of the job by state: done, failed, pending (neither yet). The same on every worker.
 # TYPE ebb_ranges gauge
-ebb_ranges{job="done",state="done"} 2
-ebb_ranges{job="done",state="failed"} 0
-ebb_ranges{job="done",state="pending"} 0
+ebb_ranges{backfill="done",state="done"} 2
+ebb_ranges{backfill="done",state="failed"} 0
+ebb_ranges{backfill="done",state="pending"} 0
 `,
 		},
 		{name: "no job list, nothing exported", jobsErr: errRedis},
