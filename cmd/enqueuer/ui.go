@@ -81,7 +81,11 @@ func runUI(ctx context.Context, e *env, args []string) error {
 	ctl := control.New(rdb, e.getenv("EBB_PREFIX"), log)
 	ctl.SetGetenv(e.getenv)
 	defer func() { _ = ctl.Close() }()
-	h, err := ui.New(ctl, ui.Config{Monitor: ui.ConnOpt(rdb.Options()), Token: *token, AllowedHosts: strings.Split(*hosts, ","), Logger: log})
+	// Verify from the page opens the job's database like enqueuer verify.
+	pools := &dial.Pools{Getenv: e.getenv}
+	defer pools.Close()
+	h, err := ui.New(ctl, ui.Config{Monitor: ui.ConnOpt(rdb.Options()), Token: *token, AllowedHosts: strings.Split(*hosts, ","),
+		Pools: pools.Get, Logger: log})
 	if err != nil {
 		return err
 	}

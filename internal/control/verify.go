@@ -160,6 +160,13 @@ func (c *Control) Verify(ctx context.Context, pool *pgxpool.Pool, job string, op
 }
 
 // storedJob reads the spec and meta a job was started with.
+// StoredSpec is the spec job was last started with, as the workers read
+// it: its database_env names the database to verify against.
+func (c *Control) StoredSpec(ctx context.Context, job string) (*jobspec.Spec, error) {
+	spec, _, err := c.storedJob(ctx, job)
+	return spec, err
+}
+
 func (c *Control) storedJob(ctx context.Context, job string) (*jobspec.Spec, ledger.Meta, error) {
 	raw, err := c.ledger.Spec(ctx, job)
 	if err != nil {

@@ -127,8 +127,10 @@ func PostgresDSN(ctx context.Context, env, dsn string) (*pgxpool.Pool, error) {
 // Pools caches one pool per DSN environment variable, for workers that serve
 // jobs on several databases. Close closes them all.
 type Pools struct {
-	mu    sync.Mutex
-	pools map[string]*pgxpool.Pool
+	// Getenv reads the DSN variables; nil means os.Getenv.
+	Getenv func(string) string
+	mu     sync.Mutex
+	pools  map[string]*pgxpool.Pool
 }
 
 // Get returns the pool for env, opening it on first use.
@@ -138,7 +140,11 @@ func (p *Pools) Get(ctx context.Context, env string) (*pgxpool.Pool, error) {
 	if pool, ok := p.pools[env]; ok {
 		return pool, nil
 	}
-	pool, err := Postgres(ctx, env)
+	getenv := p.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	pool, err := PostgresDSN(ctx, env, getenv(env))
 	if err != nil {
 		return nil, err
 	}

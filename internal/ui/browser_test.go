@@ -3,6 +3,7 @@ package ui_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -255,7 +256,30 @@ func TestBrowserOverrideGuard(t *testing.T) {
 			!visible(ctx, card+` button[data-action="pause"]`) && !visible(ctx, card+` button[data-action="resume"]`) &&
 			!visible(ctx, override)
 	})
+	// Verify from the page: its verdict shows with the done job.
+	click(t, ctx, card+` button[data-knob="verify"]`)
+	ebbtest.Eventually(t, "the page showing the verify's verdict", func() bool {
+		return strings.Contains(pageText(ctx, card+" .done-summary"), "verify OK at ")
+	})
 	screenshot(t, ctx, "ui-done.png")
+
+	// The knobs: a rate set from the page is the job's override, recorded.
+	require.NoError(t, chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(card+` input[name="rate"]`), "750")))
+	click(t, ctx, card+` button[data-knob="set"]`)
+	ebbtest.Eventually(t, "the rate set from the page", func() bool {
+		st := b.status()
+		return st.Overrides["rate"] == "750" && st.Audit[0].Action == control.ActionSet
+	})
+
+	// Clean up, confirmed: the job goes from Redis and from the page.
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`))
+	require.NoError(t, err)
+	click(t, ctx, card+` button[data-knob="cleanup"]`)
+	ebbtest.Eventually(t, "the job cleaned up and gone from the page", func() bool {
+		_, err := b.ctl.Status(context.Background(), b.job)
+		return errors.Is(err, control.ErrUnknownJob) && strings.Contains(pageText(ctx, "#cleanup-note"), "cleaned up") &&
+			pageText(ctx, card+" .state") == ""
+	})
 }
 
 // visible reports whether the element sel matches is shown.

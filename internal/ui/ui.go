@@ -22,10 +22,12 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ebbhq/ebb/internal/control"
@@ -54,6 +56,9 @@ type Config struct {
 	// re-points at this server (DNS rebinding) can neither read nor
 	// change anything here.
 	AllowedHosts []string
+	// Pools opens the pool for a job's database_env, for verify from the
+	// page; nil leaves verify to the CLI (501).
+	Pools func(ctx context.Context, env string) (*pgxpool.Pool, error)
 	// Logger records every pause and resume with the caller's address;
 	// nil discards.
 	Logger *slog.Logger
@@ -80,6 +85,13 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	monitor *asynqmon.HTTPHandler
+	// mu guards verifying, the jobs a verify started from the page runs
+	// for; wg waits for those verifies, bg is their context, ended by Close.
+	mu        sync.Mutex
+	verifying map[string]bool
+	wg        sync.WaitGroup
+	bg        context.Context
+	stopBg    context.CancelFunc
 	// tokenSum is the SHA-256 of Config.Token, nil without a token.
 	// Comparing digests keeps the comparison constant-time even in the
 	// token's length.
@@ -93,7 +105,8 @@ func New(ctl *control.Control, cfg Config) (*Server, error) {
 		return nil, errors.New("ui: a control is required")
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{ctl: ctl, cfg: cfg, log: cfg.Logger}
+	s := &Server{ctl: ctl, cfg: cfg, log: cfg.Logger, verifying: map[string]bool{}}
+	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		s.tokenSum = sum[:]
@@ -117,6 +130,9 @@ func New(ctl *control.Control, cfg Config) (*Server, error) {
 	mux.Handle("POST /api/jobs/{job}/resume", s.mutating(s.setJobPause(false)))
 	mux.Handle("POST /api/jobs/{job}/override-guard", s.mutating(s.overrideGuard(true)))
 	mux.Handle("POST /api/jobs/{job}/end-override", s.mutating(s.overrideGuard(false)))
+	mux.Handle("POST /api/jobs/{job}/set", s.mutating(http.HandlerFunc(s.setLimits)))
+	mux.Handle("POST /api/jobs/{job}/verify", s.mutating(http.HandlerFunc(s.verify)))
+	mux.Handle("POST /api/jobs/{job}/cleanup", s.mutating(http.HandlerFunc(s.cleanup)))
 	mux.Handle("POST /api/pause", s.mutating(s.setGlobalPause(true)))
 	mux.Handle("POST /api/resume", s.mutating(s.setGlobalPause(false)))
 	if cfg.Monitor != nil {
@@ -138,6 +154,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Close closes Asynqmon's Redis connections. The Control and its Redis
 // client stay open: they belong to the caller.
 func (s *Server) Close() error {
+	// Verifies started from the page stop with the server.
+	s.stopBg()
+	s.wg.Wait()
 	if s.monitor == nil {
 		return nil
 	}

@@ -56,7 +56,8 @@ func setup(t *testing.T, token string) *testBundle {
 // serve starts another on-call server on the bundle's Redis.
 func (b *testBundle) serve(token string) *httptest.Server {
 	b.t.Helper()
-	h, err := ui.New(b.ctl, ui.Config{Monitor: ui.ConnOpt(b.redis.Client.Options()), Token: token, Logger: ebbtest.Logger(b.t)})
+	h, err := ui.New(b.ctl, ui.Config{Monitor: ui.ConnOpt(b.redis.Client.Options()), Token: token, Logger: ebbtest.Logger(b.t),
+		Pools: func(context.Context, string) (*pgxpool.Pool, error) { return b.db.Pool, nil }})
 	require.NoError(b.t, err)
 	srv := httptest.NewServer(h)
 	b.t.Cleanup(func() {
@@ -649,3 +650,82 @@ func TestRedisInfoNeedsToken(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSetFromPage: the page's knobs change the live limits through the
+// same validation as enqueuer set, and leave an audit line.
+func TestSetFromPage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	b.seed(100)
+	b.start("")
+	path := "/api/jobs/" + b.job + "/set"
+	for _, tc := range []struct{ body, want string }{
+		{`{"rate": -5}`, "--rate must be 0 (unlimited) or more"},
+		{`{"sleep": "soon"}`, `is not a duration like 250ms`},
+		{`{"colour": "red"}`, "the body must be JSON like"},
+	} {
+		res, raw := b.doBody(http.MethodPost, path, tc.body)
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, tc.body)
+		require.Contains(t, string(raw), tc.want)
+	}
+	require.Empty(t, b.status().Overrides, "a refused set changes nothing")
+
+	res, raw := b.doBody(http.MethodPost, path, `{"rate": 500, "max_workers": 2, "sleep": "250ms"}`)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(raw))
+	st := decode[control.Status](t, raw)
+	require.Equal(t, map[string]string{"rate": "500", "max_workers": "2", "sleep": "250ms"}, st.Overrides)
+	require.Equal(t, control.ActionSet, st.Audit[0].Action)
+	require.Equal(t, "max_workers=2 rate=500 sleep=250ms", st.Audit[0].Detail)
+	require.True(t, strings.HasPrefix(st.Audit[0].Who, "on-call page (127.0.0.1:"))
+
+	res, raw = b.doBody(http.MethodPost, path, `{"clear": true}`)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(raw))
+	require.Empty(t, decode[control.Status](t, raw).Overrides)
+
+	// Verify needs the database: a server without it says where to go.
+	h, err := ui.New(b.ctl, ui.Config{Logger: ebbtest.Logger(t)})
+	require.NoError(t, err)
+	bare := httptest.NewServer(h)
+	t.Cleanup(func() { bare.Close(); require.NoError(t, h.Close()) })
+	res, raw = b.do(bare, http.MethodPost, "/api/jobs/"+b.job+"/verify", nil)
+	require.Equal(t, http.StatusNotImplemented, res.StatusCode)
+	require.Contains(t, string(raw), "enqueuer verify "+b.job)
+}
+
+// TestVerifyAndCleanupFromPage: verify started from the page runs in the
+// background and its verdict shows in the job's status; cleanup of the
+// finished job removes it.
+func TestVerifyAndCleanupFromPage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	b.seed(2_000)
+	b.start("")
+	b.worker(1)
+	ebbtest.Eventually(t, "job done", func() bool { return b.status().State == control.StateDone })
+	srv := b.srv
+	res, raw := b.do(srv, http.MethodPost, "/api/jobs/"+b.job+"/verify", nil)
+	require.Equal(t, http.StatusAccepted, res.StatusCode, string(raw))
+	ebbtest.Eventually(t, "the verdict in the job's status", func() bool {
+		v := b.status().Verify
+		return v != nil && v.OK
+	})
+	res, raw = b.do(srv, http.MethodPost, "/api/jobs/"+b.job+"/cleanup", nil)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(raw))
+	require.Contains(t, string(raw), "cleaned up")
+	res, _ = b.do(srv, http.MethodGet, "/api/jobs/"+b.job, nil)
+	require.Equal(t, http.StatusNotFound, res.StatusCode)
+}
+
+// doBody posts body (JSON) to the test server.
+func (b *testBundle) doBody(method, path, body string) (*http.Response, []byte) {
+	b.t.Helper()
+	req, err := http.NewRequest(method, b.srv.URL+path, strings.NewReader(body))
+	require.NoError(b.t, err)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := b.srv.Client().Do(req)
+	require.NoError(b.t, err)
+	defer func() { _ = res.Body.Close() }()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(b.t, err)
+	return res, raw
+}

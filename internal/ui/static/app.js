@@ -68,18 +68,20 @@
   // post sends a state-changing request. The server wants JSON (a
   // cross-site form cannot send it) and, when it has a token, the token:
   // asked once, kept for this tab only.
-  async function post(path) {
+  async function post(path, body) {
     const headers = { 'Content-Type': 'application/json', 'Accept': 'application/json' };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers['Authorization'] = 'Bearer ' + token;
-    return fetch(path, { method: 'POST', headers, body: '{}', cache: 'no-store' });
+    return fetch(path, { method: 'POST', headers, body: JSON.stringify(body || {}), cache: 'no-store' });
   }
 
-  async function act(path, what) {
+  // act sends one action and refreshes the page; it returns the answer's
+  // JSON (null when the action failed, which it shows).
+  async function act(path, what, body) {
     for (let attempt = 0; attempt < 2; attempt++) {
       let res;
       try {
-        res = await post(path);
+        res = await post(path, body);
       } catch (e) {
         showActionError(`${what}: ${e.message}`);
         return;
@@ -98,8 +100,10 @@
         return;
       }
       $('#action-error').hidden = true;
+      let answer = null;
+      try { answer = await res.json(); } catch (_) { /* 204: no body */ }
       await refresh();
-      return;
+      return answer || {};
     }
     sessionStorage.removeItem(TOKEN_KEY);
     showActionError(`${what}: the token was refused`);
@@ -109,12 +113,36 @@
     const card = $('#job-template').content.firstElementChild.cloneNode(true);
     card.dataset.job = name;
     $('.name', card).textContent = name;
+    const api = (a) => `api/jobs/${encodeURIComponent(name)}/${a}`;
     for (const btn of card.querySelectorAll('button[data-action]')) {
       btn.dataset.job = name;
       const action = btn.dataset.action;
       const what = { 'pause': 'pause', 'resume': 'resume', 'override-guard': 'override the guard of', 'end-override': 'end the guard override of' }[action];
-      btn.addEventListener('click', () => act(`api/jobs/${encodeURIComponent(name)}/${action}`, `${what} ${name}`));
+      btn.addEventListener('click', () => act(api(action), `${what} ${name}`));
     }
+    // The knobs enqueuer set has; an empty field is left as it is.
+    $('form.knobs', card).addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const f = ev.target;
+      const body = {};
+      for (const [k, num] of [['rate', true], ['max_workers', true], ['batch_max', true], ['sleep', false]]) {
+        const v = f.elements[k].value.trim();
+        if (v !== '') body[k] = num ? Number(v) : v;
+      }
+      if (Object.keys(body).length === 0) { showActionError(`set ${name}: fill in at least one limit`); return; }
+      if (await act(api('set'), `set limits of ${name}`, body)) f.reset();
+    });
+    $('button[data-knob="clear"]', card).addEventListener('click', () => act(api('set'), `clear the overrides of ${name}`, { clear: true }));
+    $('button[data-knob="verify"]', card).addEventListener('click', async () => {
+      if (await act(api('verify'), `verify ${name}`)) {
+        $('.job-note', card).textContent = 'verify started: its verdict shows here when it finishes';
+      }
+    });
+    $('button[data-knob="cleanup"]', card).addEventListener('click', async () => {
+      if (!window.confirm(`Clean up ${name}? Its Redis keys and asynq tasks go; the table is not touched.`)) return;
+      const r = await act(api('cleanup'), `clean up ${name}`);
+      if (r) $('#cleanup-note').textContent = r.cleanup || `${name} cleaned up`;
+    });
     return card;
   }
 
@@ -267,6 +295,13 @@
     reason.hidden = !held;
     reason.textContent = held ? `Paused: ${s.pause_reason}` : '';
     renderDone(card, s);
+    // The last verify's verdict, once one has run (from here or the CLI).
+    if (s.verify && card.dataset.verifyAt !== s.verify.at) {
+      card.dataset.verifyAt = s.verify.at;
+      $('.job-note', card).textContent = s.verify.ok
+        ? `last verify OK at ${new Date(s.verify.at).toLocaleString()}`
+        : `last verify FOUND PROBLEMS at ${new Date(s.verify.at).toLocaleString()}: ${(s.verify.problems || []).join('; ')}`;
+    }
 
     const pct = Math.max(0, Math.min(1, s.progress || 0)) * 100;
     $('.fill', card).style.width = pct.toFixed(1) + '%';
