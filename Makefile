@@ -12,8 +12,12 @@ build:
 test:
 	eval "$$(scripts/services.sh)" && $(GO) test -race -count=1 -timeout 12m ./...
 
+# DEMO_DB names the database the demo creates and seeds (default ebb_demo);
+# DATABASE_URL and REDIS_URL point it at other servers, as for every target.
+DEMO_DB ?= ebb_demo
+DEMO_ROWS ?= 1000000
 demo: build
-	eval "$$(scripts/services.sh)" && bin/demo -bin bin
+	eval "$$(scripts/services.sh)" && bin/demo -bin bin -db '$(DEMO_DB)' -rows $(DEMO_ROWS)
 
 # The open-loop benchmark (bench/): ebb against the hand-written ways of
 # filling a table, under live traffic, on a throwaway PostgreSQL cluster and
