@@ -28,3 +28,24 @@ func (c *Control) History(ctx context.Context, job string, n int) ([]guard.Chang
 	}
 	return out, nil
 }
+
+// Series returns up to n of the job's measured points (rows/s, guard state
+// and signals at the guard's checks), oldest first.
+func (c *Control) Series(ctx context.Context, job string, n int) ([]guard.Point, error) {
+	if _, err := c.Status(ctx, job); err != nil {
+		return nil, err
+	}
+	raw, err := c.ledger.Series(ctx, job, int64(n))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]guard.Point, 0, len(raw))
+	for i := len(raw) - 1; i >= 0; i-- {
+		var p guard.Point
+		if err := json.Unmarshal(raw[i], &p); err != nil {
+			continue // one unreadable point does not hide the chart
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

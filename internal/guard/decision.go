@@ -183,6 +183,30 @@ type Change struct {
 	Leader  string             `json:"leader"`
 }
 
+// Point is one measurement of a job's series, taken at a guard check: the
+// fleet's rate, the guard's state, the rate factor and every rule's signal.
+type Point struct {
+	At         time.Time          `json:"at"`
+	RowsPerSec float64            `json:"rows_per_sec"`
+	State      State              `json:"state"`
+	Factor     float64            `json:"factor"`
+	Signals    map[string]float64 `json:"signals,omitempty"`
+}
+
+// PointOf is the series point of decision d.
+func PointOf(d *Decision) Point {
+	p := Point{At: d.At, RowsPerSec: d.RowsPerSec, State: d.State, Factor: d.Factor}
+	for _, s := range d.Signals {
+		if s.Value != nil {
+			if p.Signals == nil {
+				p.Signals = map[string]float64{}
+			}
+			p.Signals[s.Rule] = *s.Value
+		}
+	}
+	return p
+}
+
 // Published is what the history last recorded of a job's decisions.
 type Published struct {
 	State  State

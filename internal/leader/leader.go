@@ -86,7 +86,13 @@ type leading struct {
 	published guard.Published
 	// auto is the rate: auto controller's state after the last check.
 	auto guard.AutoState
+	// pointAt is when this leader last added to the job's series.
+	pointAt time.Time
 }
+
+// SeriesEvery thins the job's series to at most one point this often,
+// so its cap covers hours of the job, not minutes of checks.
+const SeriesEvery = 15 * time.Second
 
 // New returns a Leader. It closes nothing it is given: the ledger and the
 // pools belong to the caller.
@@ -208,7 +214,25 @@ func (g *Leader) check(ctx context.Context, job string) error {
 	if err := g.publish(ctx, job, d); err != nil || g.jobs[job] != cur {
 		return err // or the lease was lost: the successor keeps the history
 	}
+	if err := g.recordPoint(ctx, job, cur, d, now); err != nil {
+		return err
+	}
 	return g.record(ctx, job, cur, d)
+}
+
+// recordPoint adds the check to the job's series, at most every
+// SeriesEvery, and always when the guard's state changed so a pause is
+// charted where it began.
+func (g *Leader) recordPoint(ctx context.Context, job string, cur *leading, d *guard.Decision, now time.Time) error {
+	if now.Sub(cur.pointAt) < SeriesEvery && d.State == cur.published.State {
+		return nil
+	}
+	cur.pointAt = now
+	b, err := json.Marshal(guard.PointOf(d))
+	if err != nil {
+		return fmt.Errorf("encode series point: %w", err)
+	}
+	return g.cfg.Ledger.RecordSeries(ctx, job, b)
 }
 
 // record keeps a change of the guard's state, rate factor or auto rate in

@@ -148,6 +148,22 @@ guard: {check_every: 1s, rules: [{name: load, sql: "SELECT v FROM `+knob+`", slo
 		require.True(t, changes[i].From != changes[i].State || changes[i].FromFactor != changes[i].Factor, "only changes are kept: %+v", changes[i])
 	}
 	require.Equal(t, 1.0, changes[len(changes)-1].Factor)
+
+	// The job's series charts it: points with the fleet's rate and every
+	// signal, one on each change of state and otherwise one per
+	// SeriesEvery at most, though the guard checked every second.
+	pts, err := l.Series(ctx, spec.Name, 0)
+	require.NoError(t, err)
+	var states []guard.State
+	for i := len(pts) - 1; i >= 0; i-- {
+		var p guard.Point
+		require.NoError(t, json.Unmarshal(pts[i], &p))
+		states = append(states, p.State)
+		require.Contains(t, p.Signals, "load")
+	}
+	require.Equal(t, guard.StateSlow, states[0], "the first check")
+	require.Contains(t, states, guard.StateRun, "the clear, charted where it happened")
+	require.Less(t, len(pts), len(seen), "thinned: fewer points than checks")
 }
 
 // TestLeaderThatCannotWatchStepsAside: a worker that holds the lease but

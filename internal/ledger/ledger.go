@@ -107,7 +107,7 @@ func (l *Ledger) jobKeys(job string) []string {
 		l.OverridesKey(job), l.SlotsKey(job), l.RateStoredKey(job), l.LeaderKey(job),
 		l.DecisionKey(job), l.BaselineKey(job), l.CommitsKey(job), l.SplitsKey(job),
 		l.VerifyKey(job), l.HistoryKey(job), l.FenceKey(job), l.AuditKey(job),
-		l.GuardOverrideKey(job),
+		l.GuardOverrideKey(job), l.SeriesKey(job),
 	}
 }
 

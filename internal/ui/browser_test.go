@@ -115,6 +115,18 @@ func TestBrowser(t *testing.T) {
 		FromFactor: 1, Factor: 0.5, Reasons: []string{"replication_lag_seconds 3.2 above slow_above 2"}, Leader: "w1"})
 	require.NoError(t, err)
 	require.NoError(t, b.ledger.RecordHistory(context.Background(), b.job, slow))
+	// Measured points, as the leader records them: the page charts rows/s
+	// with the paused span shaded and its signals on hover.
+	for i, p := range []guard.Point{
+		{RowsPerSec: 1800, State: guard.StateRun, Factor: 1, Signals: map[string]float64{"lock_waits": 0}},
+		{RowsPerSec: 0, State: guard.StatePause, Factor: 1, Signals: map[string]float64{"lock_waits": 31}},
+		{RowsPerSec: 1900, State: guard.StateRun, Factor: 1, Signals: map[string]float64{"lock_waits": 1}},
+	} {
+		p.At = time.Now().Add(time.Duration(i-3) * 15 * time.Second)
+		raw, err := json.Marshal(p)
+		require.NoError(t, err)
+		require.NoError(t, b.ledger.RecordSeries(context.Background(), b.job, raw))
+	}
 	b.worker(2)
 
 	card := fmt.Sprintf(`section.job[data-job=%q]`, b.job)
@@ -129,6 +141,10 @@ func TestBrowser(t *testing.T) {
 		return pageText(ctx, card+" .history-table tr.to-slow .why") == "replication_lag_seconds 3.2 above slow_above 2" &&
 			pageText(ctx, card+" .history-table tr.to-slow .rate") == "×0.5" &&
 			pageText(ctx, card+" .history-chart rect.span-slow title") != ""
+	})
+	ebbtest.Eventually(t, "the page charting rows/s with the paused span", func() bool {
+		return strings.Contains(pageText(ctx, card+" .series-scale"), "rows/s") &&
+			strings.Contains(pageText(ctx, card+" .series-chart rect.span-pause title"), "lock_waits 31")
 	})
 	screenshot(t, ctx, "ui.png")
 

@@ -126,6 +126,7 @@ func New(ctl *control.Control, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /api/jobs", s.jobs)
 	mux.HandleFunc("GET /api/jobs/{job}", s.job)
 	mux.HandleFunc("GET /api/jobs/{job}/history", s.history)
+	mux.HandleFunc("GET /api/jobs/{job}/series", s.series)
 	mux.Handle("POST /api/jobs/{job}/pause", s.mutating(s.setJobPause(true)))
 	mux.Handle("POST /api/jobs/{job}/resume", s.mutating(s.setJobPause(false)))
 	mux.Handle("POST /api/jobs/{job}/override-guard", s.mutating(s.overrideGuard(true)))
@@ -277,6 +278,28 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, changes)
+}
+
+// series answers the job's measured points, oldest first (?n=, at most
+// ledger.SeriesKept; default all).
+func (s *Server) series(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	n := ledger.SeriesKept
+	if v := r.URL.Query().Get("n"); v != "" {
+		parsed, err := strconv.Atoi(v)
+		if err != nil || parsed < 1 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n must be a positive number of points"})
+			return
+		}
+		n = min(parsed, ledger.SeriesKept)
+	}
+	points, err := s.ctl.Series(ctx, r.PathValue("job"), n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, points)
 }
 
 // setJobPause pauses or resumes one job and answers with its status, so

@@ -215,6 +215,9 @@
       const res = await fetch(`api/jobs/${encodeURIComponent(job)}/history`, { cache: 'no-store', headers: { 'Accept': 'application/json' } });
       if (!res.ok) throw new Error(await errorText(res));
       renderHistory(card, await res.json());
+      const sres = await fetch(`api/jobs/${encodeURIComponent(job)}/series`, { cache: 'no-store', headers: { 'Accept': 'application/json' } });
+      if (!sres.ok) throw new Error(await errorText(sres));
+      renderSeries(card, await sres.json());
     } catch (e) {
       historyRead.delete(job);
       showError(`cannot read the guard history of ${job}: ${e.message}`);
@@ -225,6 +228,48 @@
   // factor the job's rate was multiplied by.
   function rateOf(c) { return c.rate ? c.rate : c.factor; }
   function fmtRateOf(c) { return c.rate ? `${fmtNum(c.rate)} rows/s` : `×${fmtNum(c.factor)}`; }
+
+  // renderSeries charts the fleet's rows/s over the job's life, as the
+  // guard's leader measured it at its checks, with slowed spans amber and
+  // paused ones red; each point's title holds its signals.
+  function renderSeries(card, points) {
+    const box = $('.series', card);
+    box.hidden = points.length < 2;
+    if (points.length < 2) return;
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = $('.series-chart', card);
+    svg.replaceChildren();
+    const t0 = Date.parse(points[0].at);
+    const t1 = Math.max(Date.parse(points[points.length - 1].at), t0 + 1000);
+    const top = Math.max(...points.map((p) => p.rows_per_sec), 1) * 1.1;
+    const x = (t) => ((t - t0) / (t1 - t0)) * 600;
+    const y = (v) => 90 - (v / top) * 86;
+    let path = '';
+    points.forEach((p, i) => {
+      const at = Date.parse(p.at);
+      path += `${i === 0 ? 'M' : 'L'}${x(at).toFixed(1)},${y(p.rows_per_sec).toFixed(1)} `;
+      if ((p.state === 'slow' || p.state === 'pause') && i + 1 < points.length) {
+        const rect = document.createElementNS(ns, 'rect');
+        rect.setAttribute('class', `span-${p.state}`);
+        rect.setAttribute('x', x(at).toFixed(1));
+        rect.setAttribute('width', Math.max(1, x(Date.parse(points[i + 1].at)) - x(at)).toFixed(1));
+        rect.setAttribute('y', '0');
+        rect.setAttribute('height', '90');
+        const title = document.createElementNS(ns, 'title');
+        title.textContent = `${p.state} at ${new Date(at).toLocaleTimeString()}: ` +
+          Object.entries(p.signals || {}).map(([k, v]) => `${k} ${fmtNum(v)}`).join(', ');
+        rect.appendChild(title);
+        svg.appendChild(rect);
+      }
+    });
+    const line = document.createElementNS(ns, 'path');
+    line.setAttribute('class', 'line');
+    line.setAttribute('d', path);
+    svg.appendChild(line);
+    const last = points[points.length - 1];
+    $('.series-scale', card).textContent =
+      `0 to ${fmtNum(Math.round(top))} rows/s, ${new Date(t0).toLocaleTimeString()} to ${new Date(t1).toLocaleTimeString()}; last ${fmtRate(last.rows_per_sec)} rows/s`;
+  }
 
   function renderHistory(card, changes) {
     const box = $('.history', card);
