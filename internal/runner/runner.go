@@ -120,6 +120,8 @@ type Runner struct {
 	// outages holds, per job, the database outage this worker is waiting
 	// out (*outage); absent while the database answers.
 	outages sync.Map
+	// shared remembers which queues other unfinished jobs use (hold.go).
+	shared queueShared
 }
 
 // New returns a Runner.

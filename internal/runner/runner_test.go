@@ -201,10 +201,17 @@ func (b *testBundle) status() *control.Status {
 // the batch in flight finish), and returns the status then.
 func (b *testBundle) settled() *control.Status {
 	b.t.Helper()
-	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
-	ebbtest.Eventually(b.t, "ranges handed back", func() bool {
-		info, err := insp.GetQueueInfo(b.redis.Queue)
-		return err == nil && info.Active == 0
+	// A paused job's ranges are held in place (hold.go), so the sign that
+	// the batches in flight landed is a batch count that stops moving.
+	last := int64(-1)
+	ebbtest.Eventually(b.t, "the batches in flight landed", func() bool {
+		n := b.status().Batches
+		if n == last {
+			return true
+		}
+		last = n
+		time.Sleep(300 * time.Millisecond)
+		return false
 	})
 	return b.status()
 }
@@ -480,10 +487,11 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestPausedJobLogsOnce: ranges dequeued again and again while their job
-// is paused say so in one "job paused" line, not a "range start" and a
-// hand-back line per bounce.
-func TestPausedJobLogsOnce(t *testing.T) {
+// TestPausedJobLooksPaused: ranges of a paused job are held where they
+// are, not handed back through asynq's retry set, so Asynqmon shows the
+// job's tasks active and pending, never as failing retries; the pause is
+// one "job paused" line, with no range start; resume runs them on.
+func TestPausedJobLooksPaused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.seed(20_000)
@@ -491,12 +499,42 @@ func TestPausedJobLogsOnce(t *testing.T) {
 	require.NoError(t, b.ctl.Pause(context.Background(), b.job, "test"))
 	var log lockedBuffer
 	b.worker(workerOpts{concurrency: 2, noGuard: true, log: &log})
-	ebbtest.Eventually(t, "ranges bounced while paused", func() bool {
-		return strings.Contains(log.String(), "job paused") &&
-			b.redis.Client.ZCard(context.Background(), "asynq:{"+b.redis.Queue+"}:retry").Val() >= 5
+	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
+	t.Cleanup(func() { _ = insp.Close() })
+	ebbtest.Eventually(t, "two ranges held while paused", func() bool {
+		q, err := insp.GetQueueInfo(b.redis.Queue)
+		return err == nil && q.Active == 2 && q.Pending == 8
+	})
+	ebbtest.Never(t, 3*time.Second, "a range handed back to the retry set while paused", func() bool {
+		q, err := insp.GetQueueInfo(b.redis.Queue)
+		return err != nil || q.Retry > 0
 	})
 	out := log.String()
 	require.Equal(t, 1, strings.Count(out, "msg=\"job paused\""), out)
 	require.Zero(t, strings.Count(out, "range start"), "no range started while paused:\n%s", out)
-	require.Zero(t, strings.Count(out, "level=INFO msg=\"range handed back\""), out)
+	require.Zero(t, b.status().RowsDone)
+
+	require.NoError(t, b.ctl.Resume(context.Background(), b.job, "test"))
+	b.waitState(control.StateDone)
+	b.assertFilledOnce()
+}
+
+// TestPausedJobLeavesSharedQueue: while another unfinished job uses the
+// same queue, a paused job's ranges are handed back rather than held, so
+// the other job gets the worker (here the only slot) and finishes.
+func TestPausedJobLeavesSharedQueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.seed(5_000)
+	b.start(b.spec("task_span: 1000\nguard: {rules: []}\n"))
+	require.NoError(t, b.ctl.Pause(context.Background(), b.job, "test"))
+	other := *b.spec("guard: {rules: []}\n")
+	other.Name = b.job + "-other"
+	b.start(&other)
+	b.worker(workerOpts{concurrency: 1, noGuard: true})
+	ebbtest.Eventually(t, "the other job done while the first is paused", func() bool {
+		s, err := b.ctl.Status(context.Background(), other.Name)
+		return err == nil && s.State == control.StateDone
+	})
+	require.Equal(t, control.StatePaused, b.status().State)
 }

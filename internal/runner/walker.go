@@ -78,7 +78,9 @@ func (w *walker) Run(ctx context.Context) error {
 	}
 	for started := false; ; started = true {
 		if err := w.gate(ctx); err != nil {
-			return idle(err, w.batches == 0, w.r.cfg.PauseRecheck)
+			if err = w.hold(ctx, err); err != nil {
+				return idle(err, w.batches == 0, w.r.cfg.PauseRecheck)
+			}
 		}
 		if !started {
 			// Logged once the range may run: a range dequeued while its
@@ -264,7 +266,9 @@ func (w *walker) writeKeys(ctx context.Context, keys []keyspace.Key) error {
 	for i, gated := 0, true; i < len(keys); gated = false {
 		if !gated {
 			if err := w.gate(ctx); err != nil {
-				return err
+				if err = w.hold(ctx, err); err != nil {
+					return err
+				}
 			}
 		}
 		n, err := w.batch(ctx, keys[i:])
