@@ -98,7 +98,7 @@ func TestSecretsAndTLS(t *testing.T) {
 	})
 	enqueuer(true, env, "status", "secrets", "--json")
 	enqueuer(true, env, "verify", "secrets")
-	enqueuer(true, env, "pause", "secrets")
+	enqueuer(false, env, "pause", "secrets") // refused: the job is done
 	enqueuer(true, env, "resume", "secrets")
 	enqueuer(true, env, "set", "secrets", "--rate", "100")
 

@@ -72,13 +72,23 @@ func (c *Control) Cleanup(ctx context.Context, job string, force bool) (*Cleanup
 		if err := c.ledger.SetPause(ctx, job, pause.FlagValue("enqueuer cleanup", time.Now())); err != nil {
 			return nil, err
 		}
-		deadline := time.Now().Add(drainWait)
+		began := time.Now()
+		deadline := began.Add(drainWait)
 		for len(active) > 0 && time.Now().Before(deadline) {
 			if err := clock.Sleep(ctx, 500*time.Millisecond); err != nil {
 				return nil, err
 			}
 			if active, err = c.jobTasks(st.Queue, job, []asynq.TaskState{asynq.TaskStateActive}); err != nil {
 				return nil, err
+			}
+			// A worker holds a paused job's ranges in place between
+			// batches instead of handing them back: once the batches in
+			// flight had a second to land, cancel what is still active
+			// (between batches, or a batch's transaction rolls back).
+			if time.Since(began) >= time.Second {
+				for _, t := range active {
+					_ = c.inspector.CancelProcessing(t.ID)
+				}
 			}
 		}
 		for _, t := range active {

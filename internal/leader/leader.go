@@ -154,8 +154,8 @@ func (g *Leader) drop(job string) {
 	}
 	delete(g.jobs, job)
 	if m := g.cfg.Metrics; m != nil {
-		m.GuardSignal.DeletePartialMatch(prometheus.Labels{"job": job})
-		m.GuardThreshold.DeletePartialMatch(prometheus.Labels{"job": job})
+		m.GuardSignal.DeletePartialMatch(prometheus.Labels{"backfill": job})
+		m.GuardThreshold.DeletePartialMatch(prometheus.Labels{"backfill": job})
 		m.AutoRate.DeleteLabelValues(job)
 	}
 }
