@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -59,7 +60,17 @@ func TestPostgresOutage(t *testing.T) {
 func TestTerminateBackends(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := setup(t, 40_000, "task_span: 10000\nbatch: 100\nsleep: 10ms\nretries: 2\n")
+	// Paced (10 s at the rate) so the rounds land while it writes.
+	b := setup(t, 40_000, "task_span: 10000\nbatch: 100\nsleep: 0s\nrate: 4000\nretries: 2\n")
+	// The workers' sessions carry a name of this test's own, so only they
+	// are ended, not those of other tests sharing the server.
+	app := "ebbtest-" + ebbtest.Suffix()
+	u, err := url.Parse(ebbtest.DatabaseURL())
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	b.env = append(b.env, "EBB_TEST_DSN="+u.String())
 	b.worker(t)
 	b.worker(t)
 	var killed int64
@@ -71,7 +82,7 @@ func TestTerminateBackends(t *testing.T) {
 		})
 		var n int64
 		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE application_name = 'ebb' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, b.db.Schema).Scan(&n))
+WHERE application_name = $1`, app).Scan(&n))
 		killed += n
 	}
 	require.Positive(t, killed, "sessions were ended")

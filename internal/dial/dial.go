@@ -100,7 +100,11 @@ func PostgresDSN(ctx context.Context, env, dsn string) (*pgxpool.Pool, error) {
 		}
 		return nil, fmt.Errorf("%s is not a valid PostgreSQL DSN: %w", env, redactErr(cause, dsn))
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "ebb"
+	// DBAs tell ebb's sessions apart by it; a DSN that names its own
+	// (application_name=…) keeps it, to tell fleets apart.
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "ebb"
+	}
 	// The server drops a session whose client stopped answering on the
 	// network (a partitioned or vanished worker) within about 20 s, below
 	// asynq's 30 s lease, instead of the kernel's two hours: its locks go
