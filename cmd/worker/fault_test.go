@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"net/url"
 	"math/rand/v2"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
