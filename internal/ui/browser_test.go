@@ -15,7 +15,6 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/control"
@@ -144,7 +143,8 @@ func TestBrowser(t *testing.T) {
 	})
 	ebbtest.Eventually(t, "the page charting rows/s with the paused span", func() bool {
 		return strings.Contains(pageText(ctx, card+" .series-scale"), "rows/s") &&
-			strings.Contains(pageText(ctx, card+" .series-chart rect.span-pause title"), "lock_waits 31")
+			strings.Contains(pageText(ctx, card+" .series-chart rect.span-pause title"), "lock_waits 31") &&
+			pageText(ctx, card+` .series-chart path.signal[data-signal="lock_waits"] title`) == "lock_waits: up to 31"
 	})
 	screenshot(t, ctx, "ui.png")
 
@@ -163,13 +163,8 @@ func TestBrowser(t *testing.T) {
 	})
 	screenshot(t, ctx, "ui-paused.png")
 	// The key and the state come from the flag alone; the fleet has
-	// stopped only once every range is handed back and no row moves.
-	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
-	ebbtest.Eventually(t, "ranges handed back", func() bool {
-		info, err := insp.GetQueueInfo(b.redis.Queue)
-		return err == nil && info.Active == 0
-	})
-	settled := b.status().RowsDone
+	// stopped once the batches in flight landed and no row moves.
+	settled := b.settled()
 	require.Less(t, settled, int64(40_000), "paused mid-way, so a stop is observable")
 	ebbtest.Never(t, 2*time.Second, "rows written while the job is paused", func() bool {
 		return b.status().RowsDone != settled

@@ -263,14 +263,9 @@ const historyShown = 200
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	n := historyShown
-	if v := r.URL.Query().Get("n"); v != "" {
-		parsed, err := strconv.Atoi(v)
-		if err != nil || parsed < 1 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n must be a positive number of history entries"})
-			return
-		}
-		n = min(parsed, ledger.HistoryKept)
+	n, ok := countParam(w, r, historyShown, ledger.HistoryKept, "history entries")
+	if !ok {
+		return
 	}
 	changes, err := s.ctl.History(ctx, r.PathValue("job"), n)
 	if err != nil {
@@ -280,19 +275,29 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, changes)
 }
 
+// countParam reads the request's ?n= (def when absent), capped at most;
+// a value that is not a positive number is answered 400, naming what.
+func countParam(w http.ResponseWriter, r *http.Request, def, most int, what string) (int, bool) {
+	v := r.URL.Query().Get("n")
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n must be a positive number of " + what})
+		return 0, false
+	}
+	return min(n, most), true
+}
+
 // series answers the job's measured points, oldest first (?n=, at most
 // ledger.SeriesKept; default all).
 func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	n := ledger.SeriesKept
-	if v := r.URL.Query().Get("n"); v != "" {
-		parsed, err := strconv.Atoi(v)
-		if err != nil || parsed < 1 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n must be a positive number of points"})
-			return
-		}
-		n = min(parsed, ledger.SeriesKept)
+	n, ok := countParam(w, r, ledger.SeriesKept, ledger.SeriesKept, "points")
+	if !ok {
+		return
 	}
 	points, err := s.ctl.Series(ctx, r.PathValue("job"), n)
 	if err != nil {

@@ -262,13 +262,37 @@
         svg.appendChild(rect);
       }
     });
+    // Each rule's signal as a thin line, scaled to its own peak: its shape
+    // next to the rate's, the values in its title.
+    const names = [...new Set(points.flatMap((p) => Object.keys(p.signals || {})))].sort();
+    const peaks = [];
+    for (const name of names) {
+      const vals = points.map((p) => (p.signals || {})[name]);
+      const peak = Math.max(...vals.filter((v) => v != null), 1e-9);
+      let d = '';
+      points.forEach((p, i) => {
+        const v = vals[i];
+        if (v == null) return;
+        d += `${d === '' ? 'M' : 'L'}${x(Date.parse(p.at)).toFixed(1)},${(90 - (v / peak) * 86).toFixed(1)} `;
+      });
+      const sig = document.createElementNS(ns, 'path');
+      sig.setAttribute('class', 'signal');
+      sig.dataset.signal = name;
+      sig.setAttribute('d', d);
+      const title = document.createElementNS(ns, 'title');
+      title.textContent = `${name}: up to ${fmtNum(peak)}`;
+      sig.appendChild(title);
+      svg.appendChild(sig);
+      peaks.push(`${name} up to ${fmtNum(peak)}`);
+    }
     const line = document.createElementNS(ns, 'path');
     line.setAttribute('class', 'line');
     line.setAttribute('d', path);
     svg.appendChild(line);
     const last = points[points.length - 1];
     $('.series-scale', card).textContent =
-      `0 to ${fmtNum(Math.round(top))} rows/s, ${new Date(t0).toLocaleTimeString()} to ${new Date(t1).toLocaleTimeString()}; last ${fmtRate(last.rows_per_sec)} rows/s`;
+      `0 to ${fmtNum(Math.round(top))} rows/s, ${new Date(t0).toLocaleTimeString()} to ${new Date(t1).toLocaleTimeString()}; last ${fmtRate(last.rows_per_sec)} rows/s` +
+      (peaks.length ? `; signals (dashed, each scaled to its peak): ${peaks.join(', ')}` : '');
   }
 
   function renderHistory(card, changes) {
