@@ -98,8 +98,8 @@ const (
 // pauser decides when the demo pauses the running job, as an operator
 // would when on-call asks for room, and when it resumes it: once per run,
 // when atPercent of the rows are written, for hold. It also notes when rows
-// move again after the resume: a handed-back range waits in the queue for
-// its retry, which the demo shows rather than hides. It is pure so the
+// move again after the resume: a held range looks at the pause switches
+// again every couple of seconds, which the demo shows rather than hides. It is pure so the
 // decisions are testable without a job.
 type pauser struct {
 	atPercent float64 // 0 never pauses

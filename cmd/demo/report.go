@@ -68,7 +68,7 @@ func pauseLine(o outcome) string {
 	if o.held == 0 {
 		return ""
 	}
-	return fmt.Sprintf("held %s by enqueuer pause; rows moved again %s after enqueuer resume, once the handed-back ranges' retry came due",
+	return fmt.Sprintf("held %s by enqueuer pause; rows moved again %s after enqueuer resume (workers hold paused ranges and look again every couple of seconds)",
 		o.held.Round(100*time.Millisecond), o.pickup.Round(100*time.Millisecond))
 }
 
