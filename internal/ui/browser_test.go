@@ -250,15 +250,33 @@ func TestBrowserOverrideGuard(t *testing.T) {
 	})
 	screenshot(t, ctx, "ui-guard-paused.png")
 
+	// The fleet held to a trickle, so the override can be seen working
+	// and ended before the job is done.
+	_, err := b.ctl.SetOverrides(context.Background(), b.job, "test", control.OverrideFlags{Rate: ptr(200.0)}, false)
+	require.NoError(t, err)
 	click(t, ctx, override)
-	ebbtest.Eventually(t, "the override shown and the job done despite its guard", func() bool {
+	ebbtest.Eventually(t, "the override shown, End override offered, and rows written despite the guard", func() bool {
 		return strings.HasPrefix(pageText(ctx, card+" .override"), "Guard overridden by on-call page (") &&
-			b.status().State == control.StateDone
+			visible(ctx, card+` button[data-action="end-override"]`) && b.status().RowsDone > 0
 	})
 	st := b.status()
 	require.NotNil(t, st.GuardOverride)
 	require.WithinDuration(t, time.Now().Add(control.DefaultOverrideFor), st.GuardOverride.Until, time.Minute)
 	require.Equal(t, control.ActionOverrideGuard, st.Audit[0].Action)
+
+	// End override: the guard holds the job again.
+	click(t, ctx, card+` button[data-action="end-override"]`)
+	ebbtest.Eventually(t, "the guard holding the job again after End override", func() bool {
+		s := b.status()
+		return s.GuardOverride == nil && s.State == control.StatePaused && s.Audit[0].Action == control.ActionEndOverride &&
+			visible(ctx, override)
+	})
+
+	// Clear overrides from the page, then override again: the job runs to done.
+	click(t, ctx, card+` button[data-knob="clear"]`)
+	ebbtest.Eventually(t, "the rate override cleared from the page", func() bool { return len(b.status().Overrides) == 0 })
+	click(t, ctx, override)
+	ebbtest.Eventually(t, "the job done despite its guard", func() bool { return b.status().State == control.StateDone })
 	ebbtest.Eventually(t, "the page showing the job done, with its duration, rate and verify, and no Pause", func() bool {
 		summary := pageText(ctx, card+" .done-summary")
 		return pageText(ctx, card+" .state") == control.StateDone &&
@@ -283,7 +301,7 @@ func TestBrowserOverrideGuard(t *testing.T) {
 	})
 
 	// Clean up, confirmed: the job goes from Redis and from the page.
-	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`))
+	_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`))
 	require.NoError(t, err)
 	click(t, ctx, card+` button[data-knob="cleanup"]`)
 	ebbtest.Eventually(t, "the job cleaned up and gone from the page", func() bool {
