@@ -26,11 +26,16 @@ type queueView struct {
 const lostGrace = 30 * time.Second
 
 // reconcile compares the ranges the ledger has neither done nor failed
-// with asynq's tasks for them.
+// with asynq's tasks for them. It costs a read per open range (50,000 for
+// the largest job), and status runs on every poll of the on-call page, so
+// it runs only while no worker has committed a batch of the job recently
+// (the ledger's alive mark): that is when a job with ranges nobody will
+// run would otherwise look merely queued. While the fleet writes, asynq's
+// own asynq_tasks_enqueued_total{state="archived"} shows an archived task.
 func (c *Control) reconcile(ctx context.Context, job string, snap ledger.Snapshot, now time.Time) (queueView, error) {
 	var v queueView
 	m := snap.Meta
-	if snap.RangesDone >= m.Ranges || m.Queue == "" {
+	if snap.RangesDone >= m.Ranges || m.Queue == "" || snap.Alive {
 		return v, nil
 	}
 	done, err := c.ledger.DoneRanges(ctx, job)

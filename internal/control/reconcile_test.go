@@ -71,3 +71,37 @@ func TestStatusReconcilesQueue(t *testing.T) {
 	require.Zero(t, s.RangesFailed)
 	require.Equal(t, control.StateQueued, s.State)
 }
+
+// TestStatusSkipsReconcileWhileAlive: while workers commit (the alive
+// mark), status does not read every open range's task from asynq on each
+// poll; a deleted task shows as lost once the fleet goes quiet.
+func TestStatusSkipsReconcileWhileAlive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, rd := ebbtest.Schema(t), ebbtest.Redis(t)
+	orders := db.Table("orders")
+	db.Exec(t, `CREATE TABLE `+orders+` (id bigint PRIMARY KEY, status text)`)
+	db.Exec(t, `INSERT INTO `+orders+` SELECT g, NULL FROM generate_series(1, 200) g`)
+	job := "job-" + ebbtest.Suffix()
+	spec, err := jobspec.Parse([]byte(fmt.Sprintf("name: %s\ntable: %s\nkey: id\npending: status IS NULL\nset: status = 'x'\ntask_span: 100\n", job, orders)))
+	require.NoError(t, err)
+	c := control.New(rd.Client, rd.Prefix, ebbtest.Logger(t))
+	t.Cleanup(func() { _ = c.Close() })
+	_, err = c.Start(ctx, db.Pool, spec, rd.Queue)
+	require.NoError(t, err)
+	l := ledger.New(rd.Client, rd.Prefix)
+	require.NoError(t, rd.Client.HSet(ctx, l.MetaKey(job), "created", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)).Err())
+	insp := asynq.NewInspectorFromRedisClient(rd.Client)
+	t.Cleanup(func() { _ = insp.Close() })
+	require.NoError(t, insp.DeleteTask(rd.Queue, rangetask.TaskID(job, 1)))
+
+	require.NoError(t, l.Touch(ctx, job, time.Minute))
+	s, err := c.Status(ctx, job)
+	require.NoError(t, err)
+	require.Empty(t, s.Lost, "not read while the fleet commits")
+
+	require.NoError(t, rd.Client.Del(ctx, l.AliveKey(job)).Err())
+	s, err = c.Status(ctx, job)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1}, s.Lost)
+}
