@@ -47,12 +47,13 @@ return 1
 `)
 
 // fencedLua is the check the ledger's writing scripts share: with a
-// token (> 0), a newer stored token refuses the write. It expects the
-// fence hash, the range ID and the token in fenceKey, rangeArg, tokenArg.
-func fencedLua(fenceKey, rangeArg, tokenArg string) string {
+// token (> 0), a newer stored token refuses the write, and the script
+// returns refused. It expects the fence hash, the range ID and the token
+// in fenceKey, rangeArg, tokenArg.
+func fencedLua(fenceKey, rangeArg, tokenArg, refused string) string {
 	return `local tok = tonumber(` + tokenArg + `)
 if tok > 0 and tonumber(redis.call('HGET', ` + fenceKey + `, ` + rangeArg + `) or '0') > tok then
-  return -1
+  return ` + refused + `
 end
 `
 }

@@ -429,11 +429,7 @@ func (l *Ledger) Split(ctx context.Context, job string, parent, token int64, hal
 // Returns the halves' IDs: new ones (HINCRBY meta ranges 2), or those of the
 // parent's earlier split, kept in the splits field "parent:ID" as "a,b";
 // {-1} when fenced out.
-var splitScript = redis.NewScript(`
-local tok = tonumber(ARGV[4])
-if tok > 0 and tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0') > tok then
-  return {-1}
-end
+var splitScript = redis.NewScript(fencedLua("KEYS[3]", "ARGV[3]", "ARGV[4]", "{-1}") + `
 local before = redis.call('HGET', KEYS[2], 'parent:' .. ARGV[3])
 if before then
   local a, b = string.match(before, '^(%d+),(%d+)$')

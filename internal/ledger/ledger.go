@@ -345,7 +345,7 @@ func (l *Ledger) Commit(ctx context.Context, job string, rangeID, token int64, k
 //	ARGV[8] trimEvery, ARGV[9] Redis's time in ms as the worker knows it from
 //	its last Controls (0: ask Redis), ARGV[10] fencing token (0: unfenced)
 //	returns 1, or -1 when fenced out (nothing written)
-var commitBatch = redis.NewScript(fencedLua("KEYS[5]", "ARGV[1]", "ARGV[10]") + `
+var commitBatch = redis.NewScript(fencedLua("KEYS[5]", "ARGV[1]", "ARGV[10]", "-1") + `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'rows', ARGV[3])
 local batches = redis.call('HINCRBY', KEYS[2], 'batches', 1)
@@ -398,7 +398,7 @@ func (l *Ledger) Touch(ctx context.Context, job string, ttl time.Duration) error
 // KEYS[1] done set, KEYS[2] failed hash, KEYS[3] meta hash, KEYS[4] fence hash
 // ARGV[1] range ID, ARGV[2] fencing token (0: unfenced)
 // Returns 1 when every range is done, else 0; -1 when fenced out.
-var markDone = redis.NewScript(fencedLua("KEYS[4]", "ARGV[1]", "ARGV[2]") + `
+var markDone = redis.NewScript(fencedLua("KEYS[4]", "ARGV[1]", "ARGV[2]", "-1") + `
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 local ranges = tonumber(redis.call('HGET', KEYS[3], 'ranges'))

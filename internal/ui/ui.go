@@ -310,40 +310,31 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 // setJobPause pauses or resumes one job and answers with its status, so
 // the page shows the effect without waiting for its next poll.
 func (s *Server) setJobPause(pause bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		job := r.PathValue("job")
-		// Resume does not check the name (clearing an absent key is a
-		// no-op); a typo must still say "unknown job", not "resumed".
-		if _, err := s.ctl.Status(ctx, job); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		var err error
+	return s.jobAction(actionMsg(pause, false), func(ctx context.Context, job, by string) error {
 		if pause {
-			err = s.ctl.Pause(ctx, job, pausedBy(r))
-		} else {
-			err = s.ctl.Resume(ctx, job, pausedBy(r))
+			return s.ctl.Pause(ctx, job, by)
 		}
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, actionMsg(pause, false), slog.String("job", job),
-			slog.String("key", s.ctl.Ledger().PauseKey(job)), slog.String("remote", r.RemoteAddr))
-		st, err := s.ctl.Status(ctx, job)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
-	}
+		return s.ctl.Resume(ctx, job, by)
+	})
 }
 
 // overrideGuard starts (for control.DefaultOverrideFor) or ends an
 // operator's override of the job's guard, and answers with its status.
 func (s *Server) overrideGuard(start bool) http.HandlerFunc {
+	if start {
+		return s.jobAction("guard overridden", func(ctx context.Context, job, by string) error {
+			_, err := s.ctl.OverrideGuard(ctx, job, by, 0)
+			return err
+		})
+	}
+	return s.jobAction("guard override ended", s.ctl.EndGuardOverride)
+}
+
+// jobAction runs act on the request's job as the page's caller, logs msg
+// with the caller's address, and answers with the job's status. The job
+// is looked up first: clearing an absent key is a no-op, and a typo must
+// say "unknown job", not "resumed".
+func (s *Server) jobAction(msg string, act func(ctx context.Context, job, by string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
@@ -352,27 +343,13 @@ func (s *Server) overrideGuard(start bool) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		var err error
-		if start {
-			_, err = s.ctl.OverrideGuard(ctx, job, pausedBy(r), 0)
-		} else {
-			err = s.ctl.EndGuardOverride(ctx, job, pausedBy(r))
-		}
-		if err != nil {
+		if err := act(ctx, job, pausedBy(r)); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		msg := "guard override ended"
-		if start {
-			msg = "guard overridden"
-		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, msg, slog.String("job", job), slog.String("remote", r.RemoteAddr))
-		st, err := s.ctl.Status(ctx, job)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
+		s.log.LogAttrs(ctx, slog.LevelInfo, msg, slog.String("job", job),
+			slog.String("key", s.ctl.Ledger().PauseKey(job)), slog.String("remote", r.RemoteAddr))
+		s.answerStatus(ctx, w, r, job)
 	}
 }
 
