@@ -8,31 +8,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ebbhq/ebb/internal/ebbtest"
 )
-
-// syncBuffer is a bytes.Buffer the command writes to while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var pageURL = regexp.MustCompile(`on-call page: (http://\S+/)`)
 
@@ -59,7 +40,7 @@ func testUIServe(t *testing.T, format, logLine string) {
 	env := map[string]string{"REDIS_URL": ebbtest.RedisURL(), "EBB_PREFIX": r.Prefix, "EBB_UI_TOKEN": "env-token"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr ebbtest.Buffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"ui", "-addr", "127.0.0.1:0", "-log-format", format}, &stdout, &stderr, func(k string) string { return env[k] })

@@ -1,14 +1,12 @@
 package runner_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -469,24 +467,6 @@ func TestRedisLoss(t *testing.T) {
 	b.assertFilledOnce()
 }
 
-// lockedBuffer is a log sink goroutines share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestPausedJobLooksPaused: ranges of a paused job are held where they
 // are, not handed back through asynq's retry set, so Asynqmon shows the
 // job's tasks active and pending, never as failing retries; the pause is
@@ -497,7 +477,7 @@ func TestPausedJobLooksPaused(t *testing.T) {
 	b.seed(20_000)
 	b.start(b.spec("task_span: 2000\nguard: {rules: []}\n"))
 	require.NoError(t, b.ctl.Pause(context.Background(), b.job, "test"))
-	var log lockedBuffer
+	var log ebbtest.Buffer
 	b.worker(workerOpts{concurrency: 2, noGuard: true, log: &log})
 	insp := asynq.NewInspectorFromRedisClient(b.redis.Client)
 	t.Cleanup(func() { _ = insp.Close() })
