@@ -70,6 +70,18 @@ func (w *walker) Run(ctx context.Context) error {
 	if err != nil || done {
 		return err
 	}
+	if w.run, err = w.r.cfg.Ledger.Run(ctx, w.p.Job); err != nil {
+		return err
+	}
+	// A range of a paused job does no database work at all until the
+	// pause lifts: no connection, no claim (whose failure on a database
+	// that takes no writes would pause the job again, over an operator's
+	// resume).
+	if err := w.gate(ctx); err != nil {
+		if err = w.hold(ctx, err); err != nil {
+			return idle(err, true, w.r.cfg.PauseRecheck)
+		}
+	}
 	if err := w.open(ctx); err != nil {
 		return err
 	}
@@ -146,9 +158,6 @@ func (w *walker) resume(ctx context.Context) (done bool, err error) {
 // A dry run is not fenced: its batches roll back, so there is nothing a
 // stale worker could apply twice.
 func (w *walker) claim(ctx context.Context) (done bool, err error) {
-	if w.run, err = w.r.cfg.Ledger.Run(ctx, w.p.Job); err != nil {
-		return false, err
-	}
 	if w.spec.DryRun {
 		return false, nil
 	}
